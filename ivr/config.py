@@ -1,0 +1,390 @@
+"""Load and validate config.yaml.
+
+Everything a hotline office may change lives in the file; secrets come only from
+the environment. A bad file fails at start with the file, the key path and the
+reason (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+CONFIG_ENV = "IVR_CONFIG"
+DATABASE_ENV = "DATABASE_URL"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_NUMBER_RE = re.compile(r"^\d{3,20}$")
+
+
+class LineConfig(_Model):
+    number: str
+    name: str
+    greeting: str
+    default_category: str
+    default_department: str
+
+    @field_validator("number")
+    @classmethod
+    def _digits(cls, v: str) -> str:
+        if not _NUMBER_RE.match(v):
+            raise ValueError("must be the bare hotline number, digits only (e.g. 12315)")
+        return v
+
+
+class CategoryConfig(_Model):
+    name: str
+    deadline_workdays: int = Field(ge=0, le=60)
+    keywords: list[str] = []
+
+
+class DepartmentConfig(_Model):
+    name: str
+    keywords: list[str] = []
+
+
+class ScopeRule(_Model):
+    name: str
+    kind: Literal["emergency", "out_of_scope"]
+    keywords: list[str] = Field(min_length=1)
+    advice: str
+
+
+class DeadlineConfig(_Model):
+    contact_workdays: int = Field(default=2, ge=0, le=30)
+    urgent_same_day: bool = True
+
+
+class UrgencyConfig(_Model):
+    keywords: list[str] = Field(min_length=1)
+
+
+class DuplicateConfig(_Model):
+    window_days: int = Field(default=7, ge=0, le=90)
+    min_similarity: float = Field(default=0.6, gt=0, le=1)
+
+
+class CalendarConfig(_Model):
+    """Corrections to the official calendar (e.g. a year chinesecalendar does not know yet)."""
+
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+
+
+class CityConfig(_Model):
+    province: str
+    city: str
+    area_code: str = Field(pattern=r"^0\d{2,3}$")
+
+
+class AsrConfig(_Model):
+    model: str = "vosk-model-small-cn-0.22"
+    models_dir: Path = Path("asr_models")
+    end_of_speech_ms: int = Field(default=1500, ge=200, le=10000)
+    low_confidence: float = Field(default=0.6, ge=0, le=1)
+    vocabulary: list[str] = []
+
+
+class HttpConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_base_url: str | None = None
+
+
+class SipConfig(_Model):
+    """The pyVoIP-based SIP phone (see ivr/sip)."""
+
+    enabled: bool = False
+    # trunk: INVITEs only from trunk_peers, no registration; register: to a PBX/registrar.
+    mode: Literal["trunk", "register"] = "trunk"
+    bind_host: str = "127.0.0.1"
+    # The address written into Via/Contact/SDP; never 0.0.0.0 (pyVoIP defect 9).
+    public_host: str | None = None
+    port: int = Field(default=5060, ge=0, le=65535)
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
+    trunk_peers: list[str] = []
+    registrar: str | None = None  # host:port
+    username: str | None = None
+    # The password comes from this environment variable, never from the file.
+    password_env: str = "IVR_SIP_PASSWORD"
+    register_expires: int = Field(default=300, ge=30, le=86400)
+    # Ring this long before answering; a CANCEL in that time is never answered.
+    answer_delay_ms: int = Field(default=300, ge=0, le=10000)
+    max_calls: int = Field(default=60, ge=1, le=1000)
+    # Outbound: give up (CANCEL) after ringing this long.
+    ring_timeout_s: int = Field(default=30, ge=5, le=180)
+
+    @field_validator("public_host")
+    @classmethod
+    def _not_any(cls, v: str | None) -> str | None:
+        if v == "0.0.0.0":
+            raise ValueError("must be a real address, not 0.0.0.0")
+        return v
+
+    @model_validator(mode="after")
+    def _mode(self) -> SipConfig:
+        if self.rtp_port_max <= self.rtp_port_min:
+            raise ValueError("rtp_port_max must be above rtp_port_min")
+        if self.bind_host == "0.0.0.0" and not self.public_host:
+            raise ValueError("bind_host 0.0.0.0 needs public_host: the address peers reach")
+        if self.mode == "register" and not (self.registrar and self.username):
+            raise ValueError("register mode needs registrar and username")
+        return self
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.bind_host
+
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class SurveyConfig(_Model):
+    """Satisfaction callback campaigns (满意度回访)."""
+
+    # Local calling windows, e.g. "09:00-12:00".
+    windows: list[str] = Field(default=["09:00-12:00", "14:00-20:00"], min_length=1)
+    # Official working days only (holidays never; 调休 Saturdays yes). True adds
+    # ordinary weekends that are not statutory holidays.
+    call_on_weekends: bool = False
+    # Survey within this many working days after completion (办结); later: expired.
+    deadline_workdays: int = Field(default=2, ge=0, le=30)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    # Spacing after busy / no answer / machine / failure.
+    retry_after_minutes: int = Field(default=120, ge=1, le=1440)
+    # Global pace and concurrency (Twilio's defaults: 1 call per second, 10 at once).
+    calls_per_second: float = Field(default=1.0, gt=0, le=100)
+    max_concurrent: int = Field(default=10, ge=1, le=500)
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    # Numbers that opted out; `ivr campaign dnc add` keeps more in the database.
+    do_not_call: list[str] = []
+    # Statements with these words mark the caller as not to be called back.
+    no_callback_keywords: list[str] = ["不要回访", "不需要回访", "不用回访", "不要回电", "别回电话"]
+    dialer: Literal["sip", "twilio"] = "sip"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        for w in v:
+            m = _WINDOW.match(w)
+            if not m or (m.group(3), m.group(4)) <= (m.group(1), m.group(2)):
+                raise ValueError(f"calling window {w!r} is not HH:MM-HH:MM with start < end")
+        return v
+
+    def window_bounds(self) -> list[tuple[time, time]]:
+        out = []
+        for w in self.windows:
+            a, b = w.split("-")
+            end = time(23, 59, 59, 999999) if b == "24:00" else time.fromisoformat(b)
+            out.append((time.fromisoformat(a), end))
+        return sorted(out)
+
+
+_E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class TwilioConfig(_Model):
+    """Twilio voice webhooks and the Twilio survey dialer.
+
+    The public URL Twilio calls is http.public_base_url. The account SID and auth
+    token come only from the environment (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).
+    """
+
+    # play: the same 8 kHz prompt clips the SIP phone plays; say: Twilio's text-to-speech.
+    voice: Literal["play", "say"] = "play"
+    say_language: str = "cmn-CN"
+    say_voice: str | None = None
+    # Ask for call status callbacks (initiated, ringing, answered, completed) on survey calls.
+    status_callback: bool = True
+    # Answering-machine detection on survey calls; machine-answered calls are not surveyed.
+    machine_detection: bool = True
+    # Survey calls: ring this long, and give up waiting for the call to end after max_call_s.
+    ring_timeout_s: int = Field(default=30, ge=5, le=600)
+    max_call_s: int = Field(default=600, ge=30, le=14400)
+    # The Twilio number survey calls come from (E.164, e.g. +8687112345).
+    caller_id: str | None = None
+    # The REST API; point it elsewhere only to test against a local fake.
+    api_base_url: str = "https://api.twilio.com"
+    # HTTP 429 and 5xx from the REST API are retried this often, backing off exponentially.
+    api_retries: int = Field(default=4, ge=0, le=10)
+    api_backoff_s: float = Field(default=0.5, gt=0, le=60)
+    # Recordings are fetched in this format and waited for at most fetch_timeout_s.
+    recording_format: Literal["wav", "mp3"] = "wav"
+    fetch_timeout_s: float = Field(default=10, gt=0, le=60)
+    # Threads per web worker process for recording fetches that failed and transcription.
+    job_workers: int = Field(default=2, ge=1, le=32)
+
+    @field_validator("caller_id")
+    @classmethod
+    def _e164(cls, v: str | None) -> str | None:
+        if v is not None and not _E164_RE.match(v):
+            raise ValueError("must be an E.164 number such as +8687112345")
+        return v
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/]+$", v.rstrip("/")):
+            raise ValueError("must be a scheme and host, e.g. https://api.twilio.com")
+        return v.rstrip("/")
+
+
+class FlowFiles(_Model):
+    dir: Path = Path("callflows")
+    inbound: str = "inbound.yaml"
+    survey: str = "survey.yaml"
+
+
+class Settings(_Model):
+    timezone: str = "Asia/Shanghai"
+    database_url: str = "sqlite:///var/ivr.sqlite3"
+    storage_dir: Path = Path("var")
+    hotline: str = "12345"
+    ticket_prefix: str = "12345"
+    operator_transfer: str = "sip:operator@127.0.0.1"
+    max_events_per_call: int = Field(default=60, ge=10, le=1000)
+    city: CityConfig
+    lines: list[LineConfig] = Field(min_length=1)
+    categories: list[CategoryConfig] = Field(min_length=1)
+    departments: list[DepartmentConfig] = Field(min_length=1)
+    scope_rules: list[ScopeRule] = []
+    urgency: UrgencyConfig
+    deadlines: DeadlineConfig = DeadlineConfig()
+    duplicates: DuplicateConfig = DuplicateConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    asr: AsrConfig = AsrConfig()
+    http: HttpConfig = HttpConfig()
+    sip: SipConfig = SipConfig()
+    twilio: TwilioConfig = TwilioConfig()
+    surveys: SurveyConfig = SurveyConfig()
+    flows: FlowFiles = FlowFiles()
+    # Where the file was loaded from; relative paths resolve against its folder.
+    base_dir: Path = Path(".")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        cats = [c.name for c in self.categories]
+        _unique("categories", cats)
+        depts = [d.name for d in self.departments]
+        _unique("departments", depts)
+        _unique("lines", [ln.number for ln in self.lines])
+        for i, line in enumerate(self.lines):
+            if line.default_category not in cats:
+                raise ValueError(
+                    f"lines[{i}].default_category: {line.default_category!r} is not one of the "
+                    f"configured categories {cats}"
+                )
+            if line.default_department not in depts:
+                raise ValueError(
+                    f"lines[{i}].default_department: {line.default_department!r} is not one of "
+                    f"the configured departments"
+                )
+        if self.hotline not in {ln.number for ln in self.lines}:
+            raise ValueError(f"hotline: {self.hotline!r} must also be listed under lines")
+        return self
+
+    # -- derived helpers -------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def storage_path(self) -> Path:
+        return self.path(self.storage_dir)
+
+    @property
+    def flows_path(self) -> Path:
+        return self.path(self.flows.dir)
+
+    def line(self, number: str) -> LineConfig | None:
+        return next((ln for ln in self.lines if ln.number == number), None)
+
+    def category(self, name: str) -> CategoryConfig | None:
+        return next((c for c in self.categories if c.name == name), None)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL with a relative SQLite path anchored at the config folder."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(Path(url[len(prefix) :])))
+        return url
+
+
+def _unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what}: {v!r} is listed twice")
+        seen.add(v)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read, validate and return the settings; raise ConfigError naming file, key and reason."""
+    env = dict(os.environ) if env is None else env
+    cfg_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    try:
+        raw_text = cfg_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{cfg_path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        data: Any = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{cfg_path}{where}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg_path}: (top level): expected a mapping of settings")
+    if "base_dir" in data:
+        raise ConfigError(f"{cfg_path}: base_dir: is set by the loader, remove it from the file")
+    data["base_dir"] = cfg_path.parent
+    if env.get(DATABASE_ENV):
+        data["database_url"] = env[DATABASE_ENV]
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            loc = _loc(tuple(err["loc"]))
+            # Cross-reference errors already name their key.
+            problems.append(msg if loc == "(top level)" and ": " in msg else f"{loc}: {msg}")
+        raise ConfigError(f"{cfg_path}: " + "; ".join(problems)) from exc

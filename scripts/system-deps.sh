@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs. Installs only what is missing.
+set -euo pipefail
+pkgs=(ffmpeg sip-tester kamailio baresip-core sipvicious wireshark-common)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian enables a kamailio service on 5060; tests start their own instances.
+command -v systemctl >/dev/null && systemctl disable --now kamailio >/dev/null 2>&1 || true
