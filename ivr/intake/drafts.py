@@ -1,0 +1,148 @@
+"""Draft tickets (工单草稿): analysed statement, deadlines and duplicates."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.intake.analyze import Analysis, analyze, similarity
+from ivr.phones import mask_number
+from ivr.store.models import Call, Recording, Ticket, TicketStatus, Transcript
+from ivr.tickets import next_ticket_number
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+log = logging.getLogger(__name__)
+
+
+def deadlines(app: Hotline, day: date, category: str, urgent: bool) -> tuple[date, date]:
+    """(contact the caller by, handle by) in working days from `day`."""
+    rules = app.settings.deadlines
+    if urgent and rules.urgent_same_day:
+        return day, day
+    cat = app.settings.category(category)
+    days = (
+        cat.deadline_workdays if cat else max(c.deadline_workdays for c in app.settings.categories)
+    )
+    return app.calendar.add_workdays(day, rules.contact_workdays), app.calendar.add_workdays(
+        day, days
+    )
+
+
+def latest_transcript(session: Session, call_id: int) -> tuple[Recording | None, Transcript | None]:
+    rec = session.scalars(
+        select(Recording).where(Recording.call_id == call_id).order_by(Recording.id.desc())
+    ).first()
+    return rec, (rec.transcript if rec else None)
+
+
+def find_duplicate(app: Hotline, session: Session, ticket: Ticket) -> Ticket | None:
+    """Same caller, similar statement within the window: the earliest such ticket."""
+    rules = app.settings.duplicates
+    if not ticket.caller_number or not ticket.statement:
+        return None
+    since = ticket.created_at - timedelta(days=rules.window_days)
+    candidates = session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.caller_number == ticket.caller_number,
+            Ticket.created_at >= since,
+            Ticket.status != TicketStatus.REJECTED,
+            Ticket.id != ticket.id if ticket.id else True,
+        )
+        .order_by(Ticket.created_at)
+    ).all()
+    for other in candidates:
+        if other is ticket or not other.statement:
+            continue
+        if similarity(other.statement, ticket.statement) >= rules.min_similarity:
+            return other.duplicate_of or other
+    return None
+
+
+def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
+    ticket.category, ticket.category_source = result.category, result.category_source
+    ticket.department, ticket.department_source = result.department, result.department_source
+    ticket.urgent, ticket.urgency_keywords = result.urgent, list(result.urgency_keywords)
+    ticket.statement, ticket.summary = result.text, result.summary
+    ticket.address = (
+        {
+            "province": result.address.province,
+            "city": result.address.city,
+            "district": result.address.district,
+            "street": result.address.street,
+            "adcode": result.address.adcode,
+            "text": result.address.text,
+        }
+        if result.address
+        else None
+    )
+    ticket.phone_numbers = list(result.phone_numbers)
+    scope = result.scope
+    ticket.out_of_scope = scope is not None
+    ticket.scope_kind = scope.kind if scope else None
+    ticket.scope_rule = scope.rule if scope else None
+    ticket.scope_advice = scope.advice if scope else None
+    ticket.contact_due, ticket.due_date = deadlines(app, day, result.category, result.urgent)
+    ticket.no_callback = any(k in result.text for k in app.settings.surveys.no_callback_keywords)
+
+
+def create_draft(
+    app: Hotline, session: Session, call: Call, menu_category: str | None = None
+) -> Ticket:
+    """The call's draft, created once (retries and replays return the same ticket)."""
+    existing = session.scalars(select(Ticket).where(Ticket.call_id == call.id)).first()
+    if existing is not None:
+        return existing
+    line = app.settings.line(call.line_number) or app.settings.line(app.settings.hotline)
+    assert line is not None
+    recording, transcript = latest_transcript(session, call.id)
+    text = transcript.normalized_text if transcript else ""
+    result = analyze(app.settings, text, line=line, menu_category=menu_category)
+    now = app.clock.now()
+    day = now.astimezone(app.settings.tz).date()
+    ticket = Ticket(
+        number=next_ticket_number(session, app.settings.ticket_prefix, day),
+        call_id=call.id,
+        status=TicketStatus.DRAFT,
+        line_number=call.line_number,
+        caller_number=call.from_number,
+        created_at=now,
+        updated_at=now,
+        transcription="done" if transcript else ("pending" if recording else "none"),
+    )
+    _apply(app, ticket, result, day)
+    session.add(ticket)
+    session.flush()
+    ticket.duplicate_of = find_duplicate(app, session, ticket)
+    log.info(
+        "draft %s created: line %s caller %s category %s department %s urgent %s%s",
+        ticket.number,
+        ticket.line_number,
+        mask_number(ticket.caller_number),
+        ticket.category,
+        ticket.department,
+        ticket.urgent,
+        f" duplicate of {ticket.duplicate_of.number}" if ticket.duplicate_of else "",
+    )
+    return ticket
+
+
+def refresh_draft(app: Hotline, session: Session, ticket: Ticket, transcript: Transcript) -> None:
+    """A transcript that arrived after the draft (Twilio, pending ASR) fills it in."""
+    ticket.transcription = "done"
+    if ticket.status != TicketStatus.DRAFT:
+        return  # an operator owns it now; the transcript is still on the recording
+    line = app.settings.line(ticket.line_number) or app.settings.line(app.settings.hotline)
+    assert line is not None
+    menu = ticket.category if ticket.category_source == "menu" else None
+    result = analyze(app.settings, transcript.normalized_text, line=line, menu_category=menu)
+    day = ticket.created_at.astimezone(app.settings.tz).date()
+    _apply(app, ticket, result, day)
+    ticket.updated_at = app.clock.now()
+    ticket.duplicate_of = find_duplicate(app, session, ticket)

@@ -1,0 +1,119 @@
+"""Recordings on disk (written and fsynced before the row exists) and their transcripts."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.store.models import Call, Recording, RecordingStatus, Ticket, Transcript
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def find_recording(session: Session, provider: str, provider_recording_id: str) -> Recording | None:
+    return session.scalars(
+        select(Recording).where(
+            Recording.provider == provider,
+            Recording.provider_recording_id == provider_recording_id,
+        )
+    ).first()
+
+
+def store_recording(
+    app: Hotline,
+    session: Session,
+    call: Call,
+    provider_recording_id: str,
+    *,
+    data: bytes | None,
+    audio_format: str,
+    duration_s: float | None = None,
+) -> Recording:
+    """Keep the audio (or, for a typed statement, only the row); idempotent per recording id."""
+    existing = find_recording(session, call.provider, provider_recording_id)
+    if existing is not None:
+        return existing
+    now = app.clock.now()
+    path: Path | None = None
+    if data is not None:
+        local = now.astimezone(app.settings.tz)
+        name = _SAFE.sub("_", f"{call.provider}-{call.id}-{provider_recording_id}.{audio_format}")
+        path = app.settings.storage_path / "recordings" / local.strftime("%Y/%m/%d") / name
+        _write_durably(path, data)
+    rec = Recording(
+        call_id=call.id,
+        provider=call.provider,
+        provider_recording_id=provider_recording_id,
+        path=str(path) if path else None,
+        audio_format=audio_format,
+        duration_s=duration_s,
+        status=RecordingStatus.PENDING if data is not None else RecordingStatus.STORED,
+        created_at=now,
+    )
+    session.add(rec)
+    session.flush()
+    return rec
+
+
+def add_transcript(
+    app: Hotline,
+    session: Session,
+    recording: Recording,
+    *,
+    text: str,
+    model: str,
+    words: list[Any] | None = None,
+    confidence: float | None = None,
+    rtf: float | None = None,
+) -> Transcript:
+    """Attach a transcript (once per recording) and fill in the call's draft if it exists.
+
+    The text is normalized here, in one place: spaces removed, the configured domain
+    vocabulary corrected by pinyin, spoken digit strings turned into digits.
+    """
+    from ivr.asr.normalize import normalize_with_vocabulary
+    from ivr.intake.drafts import refresh_draft
+
+    if recording.transcript is not None:
+        return recording.transcript
+    tr = Transcript(
+        recording_id=recording.id,
+        text=text,
+        normalized_text=normalize_with_vocabulary(text, app.settings.asr.vocabulary),
+        words=words or [],
+        confidence=confidence,
+        model=model,
+        rtf=rtf,
+        created_at=app.clock.now(),
+    )
+    session.add(tr)
+    recording.status = RecordingStatus.TRANSCRIBED
+    recording.transcript = tr
+    session.flush()
+    ticket = session.scalars(select(Ticket).where(Ticket.call_id == recording.call_id)).first()
+    if ticket is not None:
+        refresh_draft(app, session, ticket, tr)
+    return tr

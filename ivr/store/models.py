@@ -1,0 +1,252 @@
+"""SQLAlchemy 2.0 models. Timestamps are UTC; natural keys make every step idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class TicketStatus(StrEnum):
+    DRAFT = "draft"
+    REGISTERED = "registered"
+    COMPLETED = "completed"
+    SURVEYED = "surveyed"
+    REHANDLE = "rehandle"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+
+
+class RecordingStatus(StrEnum):
+    STORED = "stored"
+    PENDING = "transcription_pending"
+    TRANSCRIBED = "transcribed"
+    FAILED = "failed"
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (UniqueConstraint("provider", "provider_call_id", name="uq_calls_provider"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))  # sip | twilio | sim
+    provider_call_id: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
+    flow: Mapped[str] = mapped_column(String(32))
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    to_number: Mapped[str | None] = mapped_column(String(32))
+    line_number: Mapped[str] = mapped_column(String(16), index=True)
+    original_number: Mapped[str | None] = mapped_column(String(32))
+    line_source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="in-progress")
+    flow_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"
+    )
+    recordings: Mapped[list[Recording]] = relationship(back_populates="call")
+
+
+class CallEvent(Base):
+    """Audit trail of a call: each event in and each verb out."""
+
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(8))  # event | verb | note
+    name: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_recording_id", name="uq_recordings_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_recording_id: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str | None] = mapped_column(String(512))
+    audio_format: Mapped[str | None] = mapped_column(String(32))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(24), default=RecordingStatus.STORED)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    call: Mapped[Call] = relationship(back_populates="recordings")
+    transcript: Mapped[Transcript | None] = relationship(back_populates="recording")
+
+
+class Transcript(Base):
+    __tablename__ = "transcripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    normalized_text: Mapped[str] = mapped_column(Text)
+    words: Mapped[list[Any]] = mapped_column(default=list)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(64))
+    rtf: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+
+    recording: Mapped[Recording] = relationship(back_populates="transcript")
+
+
+class TicketSequence(Base):
+    """Per-day counter behind human-readable ticket numbers."""
+
+    __tablename__ = "ticket_sequences"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD local
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    # One draft per call, whatever retries happen (natural key).
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.DRAFT, index=True)
+    line_number: Mapped[str] = mapped_column(String(16), index=True)
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(16))
+    category_source: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str] = mapped_column(String(64))
+    department_source: Mapped[str] = mapped_column(String(16))
+    urgent: Mapped[bool] = mapped_column(default=False)
+    urgency_keywords: Mapped[list[Any]] = mapped_column(default=list)
+    statement: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    phone_numbers: Mapped[list[Any]] = mapped_column(default=list)
+    out_of_scope: Mapped[bool] = mapped_column(default=False)
+    scope_kind: Mapped[str | None] = mapped_column(String(16))
+    scope_rule: Mapped[str | None] = mapped_column(String(64))
+    scope_advice: Mapped[str | None] = mapped_column(Text)
+    contact_due: Mapped[date]
+    due_date: Mapped[date]
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    transcription: Mapped[str] = mapped_column(String(24), default="none")
+    result_note: Mapped[str | None] = mapped_column(Text)
+    survey_outcome: Mapped[str | None] = mapped_column(String(24))
+    # The caller asked not to be called back (no satisfaction survey).
+    no_callback: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+    duplicate_of: Mapped[Ticket | None] = relationship(remote_side="Ticket.id")
+    call: Mapped[Call | None] = relationship()
+
+    __table_args__ = (Index("ix_tickets_caller_created", "caller_number", "created_at"),)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The runner holding the campaign (host:pid:nonce) and its last sign of life.
+    runner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SurveyAttempt(Base):
+    __tablename__ = "survey_attempts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "ticket_id", "attempt_no", name="uq_survey_attempts_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    phone: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    score: Mapped[str | None] = mapped_column(String(24))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    # Not to be dialed before this time (retry spacing, next calling window).
+    not_before: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class DoNotCall(Base):
+    """Numbers that opted out of callbacks."""
+
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    added_at: Mapped[datetime]
