@@ -1,0 +1,1 @@
+"""SIP transport: pyVoIP-based media, our own signalling, inbound runner and dialer."""
