@@ -1,0 +1,1 @@
+"""Satisfaction callback campaigns (满意度回访)."""

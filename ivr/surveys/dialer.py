@@ -1,0 +1,46 @@
+"""The dialer interface the survey engine calls; SIP and Twilio implement it.
+
+`dial` places one call, runs the survey flow on it when answered, and returns
+once the call has ended: the campaign runner provides concurrency by calling
+it from several workers, and enforces pacing and call limits itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Outcome = Literal[
+    "answered", "machine", "busy", "no-answer", "rejected", "failed", "unreachable", "cancelled"
+]
+
+
+@dataclass
+class DialResult:
+    outcome: Outcome
+    # The transport's final status: a SIP status code, or Twilio's call status.
+    status: int | str | None = None
+    call_id: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def score(self) -> str | None:
+        value = self.vars.get("score")
+        return str(value) if value else None
+
+    @property
+    def sip_status(self) -> int | None:
+        return self.status if isinstance(self.status, int) else None
+
+
+class Dialer(Protocol):
+    def dial(
+        self,
+        number_or_uri: str,
+        *,
+        flow: str = "survey",
+        variables: Mapping[str, Any] | None = None,
+        ring_timeout: float | None = None,
+    ) -> DialResult: ...

@@ -1,0 +1,42 @@
+"""What a survey answer does to its attempt and its ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ivr.store.models import SurveyAttempt, Ticket, TicketStatus
+from ivr.tickets import transition
+
+SCORES = {
+    "satisfied": "满意",
+    "basically_satisfied": "基本满意",
+    "unsatisfied": "不满意",
+    "no_response": "未评价",
+}
+
+
+def record_score(session: Session, variables: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """Persist the score of one attempt once; 不满意 sends the ticket back for re-handling."""
+    score = str(variables.get("score") or "no_response")
+    if score not in SCORES:
+        score = "no_response"
+    attempt_id = variables.get("attempt_id")
+    attempt = session.get(SurveyAttempt, int(attempt_id)) if attempt_id is not None else None
+    if attempt is None:
+        return {"score": score}
+    if attempt.score is not None:  # a replayed request: the first answer stands
+        return {"score": attempt.score}
+    attempt.score = score
+    attempt.outcome = "no_response" if score == "no_response" else "answered"
+    attempt.finished_at = at
+    ticket = session.get(Ticket, attempt.ticket_id)
+    if ticket is not None and score != "no_response":
+        ticket.survey_outcome = score
+        if ticket.status == TicketStatus.COMPLETED:
+            new = TicketStatus.REHANDLE if score == "unsatisfied" else TicketStatus.SURVEYED
+            transition(ticket, new, at)
+    return {"score": score}
