@@ -1,0 +1,585 @@
+"""The `ivr` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import select
+
+from ivr import logs
+from ivr.config import ConfigError, Settings, load_config
+from ivr.flow import FlowError, Gather, Hangup, Record, Say, Transfer, Verb
+from ivr.store import SchemaNotReady, Ticket
+from ivr.store import upgrade as db_upgrade
+from ivr.tickets import TicketError, complete, find, to_dict
+
+log = logging.getLogger("ivr.cli")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class Ctx:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_config(self.config_path)
+            except ConfigError as exc:
+                fail(str(exc))
+        return self._settings
+
+    def hotline(self) -> Any:
+        from ivr.app import Hotline
+
+        try:
+            return Hotline.open(self.settings)
+        except (SchemaNotReady, FlowError) as exc:
+            fail(str(exc))
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="IVR_CONFIG",
+    help="config.yaml to use (default: the project's).",
+)
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """hotline-ivr: answer 12345 calls, draft tickets, run satisfaction callbacks."""
+    logs.setup(log_level)
+    ctx.obj = Ctx(config_path)
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default: http.host from config).")
+@click.option("--port", type=int, default=None, help="Port (default: http.port from config).")
+@pass_ctx
+def serve(c: Ctx, host: str | None, port: int | None) -> None:
+    """Run the service: HTTP app, SIP phone and campaign scheduler (when configured)."""
+    from waitress import serve as waitress_serve
+
+    from webhooks import create_app
+
+    logs.setup("INFO")
+    app = c.hotline()
+    host = host or c.settings.http.host
+    port = port or c.settings.http.port
+    phone = scheduler = None
+    if c.settings.sip.enabled:
+        from ivr.sip.dialer import SipDialer
+        from ivr.sip.service import build_phone
+        from ivr.surveys.scheduler import CampaignScheduler
+
+        phone = build_phone(app)
+        phone.start()
+        if c.settings.surveys.dialer == "sip":
+            scheduler = CampaignScheduler(app, SipDialer(phone))
+            scheduler.start()
+    log.info(
+        "hotline-ivr serving on http://%s:%d (database %s)",
+        host,
+        port,
+        app.db.engine.url.render_as_string(hide_password=True),
+    )
+    try:
+        waitress_serve(create_app(app), host=host, port=port, threads=8)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        if phone is not None:
+            phone.stop()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade_cmd(c: Ctx) -> None:
+    """Create or migrate the database schema to the latest version."""
+    url = c.settings.resolved_database_url
+    try:
+        db_upgrade(url)
+    except Exception as exc:
+        fail(f"database upgrade failed: {exc}", 1)
+    click.echo("database is up to date")
+
+
+@main.command("check")
+@pass_ctx
+def check(c: Ctx) -> None:
+    """Validate config.yaml and the call flows without starting anything."""
+    from ivr.flows import load_flows
+    from ivr.prompts import PromptLibrary
+
+    try:
+        flows = load_flows(c.settings)
+    except FlowError as exc:
+        fail(str(exc))
+    click.echo(f"config ok: {len(c.settings.lines)} lines, flows: {', '.join(flows)}")
+    missing = PromptLibrary.from_settings(c.settings).missing()
+    if missing:
+        fail(f"{len(missing)} prompt clip(s) missing, e.g. {missing[0]!r}: run `make prompts`", 1)
+    click.echo("prompt audio ok")
+
+
+def _show_verb(verb: Verb) -> str:
+    if isinstance(verb, Say):
+        return f"  IVR: {verb.text}"
+    if isinstance(verb, Gather):
+        return "\n".join(
+            [*(f"  IVR: {p.text}" for p in verb.prompts), f"  [waits for {verb.num_digits} key(s)]"]
+        )
+    if isinstance(verb, Record):
+        return f"  [records up to {verb.max_length_s}s, # ends]"
+    if isinstance(verb, Transfer):
+        return f"  [transfers to {verb.target}]"
+    if isinstance(verb, Hangup):
+        return "  [hangs up]"
+    return f"  [{verb}]"
+
+
+def _ticket_text(t: dict[str, Any]) -> str:
+    addr = (t.get("address") or {}).get("text") or "-"
+    scope = t.get("scope")
+    lines = [
+        f"工单 {t['number']}  [{t['status']}]  line {t['line']}  caller {t['caller']}",
+        f"  category   {t['category']} ({t['category_source']})",
+        f"  department {t['department']} ({t['department_source']})",
+        f"  urgent     {'yes ' + ','.join(t['urgency_keywords']) if t['urgent'] else 'no'}",
+        f"  address    {addr}",
+        f"  contact by {t['contact_due']}   due {t['due_date']}",
+        f"  statement  {t['statement'] or '(none)'}",
+        f"  transcription {t['transcription']}",
+    ]
+    if scope:
+        lines.append(f"  scope      {scope['kind']}: {scope['rule']} — {scope['advice']}")
+    if t.get("duplicate_of"):
+        lines.append(f"  duplicate of {t['duplicate_of']}")
+    if t.get("result_note"):
+        lines.append(f"  result     {t['result_note']}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--line", default="12345", show_default=True, help="The number dialed.")
+@click.option("--from", "caller", required=True, help="The caller's number.")
+@click.option("--digits", default="", help="Keys pressed, one per menu (e.g. 2, or 92).")
+@click.option("--text", default=None, help="What the caller says.")
+@click.option(
+    "--audio",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A recording of what the caller says (transcribed).",
+)
+@click.option("--hangup", is_flag=True, help="The caller hangs up while speaking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
+@pass_ctx
+def simulate(
+    c: Ctx,
+    line: str,
+    caller: str,
+    digits: str,
+    text: str | None,
+    audio: Path | None,
+    hangup: bool,
+    as_json: bool,
+) -> None:
+    """Run the inbound flow offline and print the draft ticket."""
+    from ivr.simulate import SimulationError, check_inputs, simulate_inbound
+
+    app = c.hotline()
+    try:
+        check_inputs(app, line, caller, digits)
+        sim = simulate_inbound(
+            app,
+            line=line,
+            caller=caller,
+            digits=digits,
+            text=text,
+            audio=audio,
+            hangup_during_recording=hangup,
+        )
+    except SimulationError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(sim.ticket, ensure_ascii=False, indent=2))
+        return
+    click.echo("\n".join(_show_verb(v) for v in sim.dialogue))
+    click.echo(_ticket_text(sim.ticket) if sim.ticket else "no ticket was created")
+
+
+@main.command("call")
+@click.argument("uri")
+@click.option("--digits", default="", help="Keys to press after the greeting (e.g. 2).")
+@click.option(
+    "--audio",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="What to say after the keys (any audio ffmpeg reads).",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    default=4.0,
+    show_default=True,
+    help="Seconds to listen before pressing keys.",
+)
+@click.option(
+    "--timeout", "max_s", default=90.0, show_default=True, help="Hang up after this many seconds."
+)
+@pass_ctx
+def call_cmd(
+    c: Ctx, uri: str, digits: str, audio: Path | None, wait_s: float, max_s: float
+) -> None:
+    """Place a test call to a SIP URI and print what happened, with timings."""
+    from ivr.sip.dialer import SipDialer
+    from ivr.sip.phone import SipPhone
+    from ivr.sip.testcall import place_test_call
+
+    if not uri.startswith(("sip:", "sips:")):
+        fail(f"{uri!r}: give a SIP URI such as sip:12345@203.0.113.5:5060")
+    from ivr.app import Hotline
+
+    # The test caller runs no flow and stores nothing: no database is needed.
+    settings = c.settings.model_copy(
+        update={"sip": c.settings.sip.model_copy(update={"port": 0, "mode": "trunk"})}
+    )
+    phone = SipPhone(Hotline.open(settings, check_schema=False))
+    phone.start()
+    try:
+        result = place_test_call(
+            SipDialer(phone), uri, digits=digits, audio=audio, wait_s=wait_s, max_s=max_s
+        )
+    finally:
+        phone.stop()
+    for at, what in result.timeline:
+        click.echo(f"{at:8.3f}s  {what}")
+    click.echo(
+        f"outcome: {result.outcome}" + (f" (SIP {result.sip_status})" if result.sip_status else "")
+    )
+    if result.outcome != "answered":
+        sys.exit(1)
+
+
+@main.group()
+def tickets() -> None:
+    """List, show and complete tickets."""
+
+
+@tickets.command("list")
+@click.option("--status", default=None, help="Only tickets with this status.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_list(c: Ctx, status: str | None, limit: int, as_json: bool) -> None:
+    app = c.hotline()
+    with app.db.session() as s:
+        q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+        if status:
+            q = q.where(Ticket.status == status)
+        rows = [to_dict(t) for t in s.scalars(q)]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for t in rows:
+        flag = "!" if t["urgent"] else " "
+        click.echo(
+            f"{flag} {t['number']}  {t['status']:<10} {t['line']:<6} {t['category']} "
+            f"{t['department']:<14} due {t['due_date']}  {t['summary']}"
+        )
+
+
+@tickets.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_show(c: Ctx, number: str, as_json: bool) -> None:
+    app = c.hotline()
+    with app.db.session() as s:
+        ticket = find(s, number)
+        if ticket is None:
+            fail(f"no ticket {number}", 1)
+        data = to_dict(ticket)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else _ticket_text(data))
+
+
+@tickets.command("complete")
+@click.argument("number")
+@click.option("--note", required=True, help="The result (办结说明).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_complete(c: Ctx, number: str, note: str, as_json: bool) -> None:
+    """Mark a ticket completed (办结) with a result note."""
+    app = c.hotline()
+    try:
+        with app.db.session() as s:
+            ticket = find(s, number)
+            if ticket is None:
+                fail(f"no ticket {number}", 1)
+            complete(ticket, note, app.clock.now())
+            data = to_dict(ticket)
+    except TicketError as exc:
+        fail(str(exc), 1)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else _ticket_text(data))
+
+
+@main.group()
+def campaign() -> None:
+    """Satisfaction callback campaigns (满意度回访)."""
+
+
+@campaign.command("create")
+@click.option("--name", required=True)
+@click.option(
+    "--from",
+    "date_from",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Completed on or after this day.",
+)
+@click.option(
+    "--to",
+    "date_to",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Completed on or before this day.",
+)
+@click.option("--line", default=None)
+@click.option("--department", default=None)
+@click.option("--category", default=None)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Survey these instead: ticket number,phone per line.",
+)
+@pass_ctx
+def campaign_create(
+    c: Ctx,
+    name: str,
+    date_from: Any,
+    date_to: Any,
+    line: str | None,
+    department: str | None,
+    category: str | None,
+    csv_path: Path | None,
+) -> None:
+    """Plan a campaign over completed tickets not yet surveyed (or a CSV)."""
+    from ivr.surveys.campaigns import CampaignError, Filters, create_campaign, import_csv
+
+    app = c.hotline()
+    try:
+        if csv_path is not None:
+            cid, n, problems = import_csv(app, name, csv_path)
+            for p in problems:
+                click.echo(f"skipped: {p}", err=True)
+        else:
+            f = Filters(
+                date_from.date() if date_from else None,
+                date_to.date() if date_to else None,
+                line,
+                department,
+                category,
+            )
+            cid, n = create_campaign(app, name, f)
+    except CampaignError as exc:
+        fail(str(exc), 1)
+    click.echo(f"campaign {cid}: {n} ticket(s) planned")
+
+
+@campaign.command("run")
+@click.argument("campaign_id", type=int)
+@click.option(
+    "--dialer",
+    "dialer_name",
+    type=click.Choice(["sip", "twilio"]),
+    default=None,
+    help="Default: surveys.dialer from config.",
+)
+@click.option("--max-seconds", type=float, default=None, help="Stop after this long.")
+@click.option(
+    "--wait/--no-wait", default=False, help="Keep running through retry spacing and closed windows."
+)
+@pass_ctx
+def campaign_run(
+    c: Ctx, campaign_id: int, dialer_name: str | None, max_seconds: float | None, wait: bool
+) -> None:
+    """Call the campaign's citizens now (within the calling windows)."""
+    from tqdm import tqdm
+
+    from ivr.surveys.campaigns import CampaignError, progress
+    from ivr.surveys.runner import CampaignRunner
+
+    app = c.hotline()
+    with app.db.session() as s:
+        planned = progress(s, campaign_id).get("planned", 0)
+    dialer, stop = _dialer(app, dialer_name or c.settings.surveys.dialer)
+    bar = tqdm(total=planned, unit="call", desc=f"campaign {campaign_id}")
+    try:
+        runner = CampaignRunner(app, dialer, on_progress=lambda sm: bar.update(1))
+        summary = runner.run(campaign_id, max_seconds=max_seconds, stop_when_idle=not wait)
+    except CampaignError as exc:
+        fail(str(exc), 1)
+    finally:
+        bar.close()
+        stop()
+    click.echo(
+        f"{summary.state}: dialed {summary.dialed}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
+    )
+    if summary.next_due:
+        click.echo(f"next attempt due {summary.next_due.astimezone(c.settings.tz):%Y-%m-%d %H:%M}")
+
+
+def _dialer(app: Any, name: str) -> tuple[Any, Any]:
+    if name == "sip":
+        from ivr.sip.dialer import SipDialer
+        from ivr.sip.service import build_phone
+
+        phone = build_phone(app)
+        phone.start()
+        return SipDialer(phone), phone.stop
+    from ivr.twilio.dialer import TwilioDialer
+
+    dialer = TwilioDialer.from_settings(app)
+    return dialer, lambda: None
+
+
+@campaign.command("pause")
+@click.argument("campaign_id", type=int)
+@pass_ctx
+def campaign_pause(c: Ctx, campaign_id: int) -> None:
+    """Stop claiming new calls (calls in progress finish)."""
+    _set_status(c, campaign_id, "paused")
+
+
+@campaign.command("resume")
+@click.argument("campaign_id", type=int)
+@pass_ctx
+def campaign_resume(c: Ctx, campaign_id: int) -> None:
+    _set_status(c, campaign_id, "running")
+
+
+def _set_status(c: Ctx, campaign_id: int, status: str) -> None:
+    from ivr.surveys.campaigns import CampaignError, set_status
+
+    try:
+        set_status(c.hotline(), campaign_id, status)
+    except CampaignError as exc:
+        fail(str(exc), 1)
+    click.echo(f"campaign {campaign_id}: {status}")
+
+
+@campaign.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def campaign_status(c: Ctx, campaign_id: int, as_json: bool) -> None:
+    from ivr.store import Campaign
+    from ivr.surveys.campaigns import progress
+
+    app = c.hotline()
+    with app.db.session() as s:
+        camp = s.get(Campaign, campaign_id)
+        if camp is None:
+            fail(f"no campaign {campaign_id}", 1)
+        counts = progress(s, campaign_id)
+        data = {"id": camp.id, "name": camp.name, "status": camp.status, "counts": counts}
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"campaign {data['id']} {data['name']!r}: {data['status']}")
+    for k, v in sorted(counts.items()):
+        click.echo(f"  {k:<24} {v}")
+
+
+@campaign.command("report")
+@click.option("--campaign", "campaign_id", type=int, default=None)
+@click.option(
+    "--by",
+    type=click.Choice(["department", "line", "category", "week", "campaign"]),
+    default="department",
+    show_default=True,
+)
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report as CSV to this file.",
+)
+@pass_ctx
+def campaign_report(c: Ctx, campaign_id: int | None, by: str, csv_out: Path | None) -> None:
+    """满意率, response rate and attempts."""
+    from ivr.surveys.report import report, to_csv, total
+
+    app = c.hotline()
+    rows = report(app, by, campaign_id)  # type: ignore[arg-type]
+    if csv_out is not None:
+        csv_out.write_text(to_csv(rows), encoding="utf-8-sig")
+    click.echo(f"{by:<22} tickets attempts 满意 基本满意 不满意 未评价  满意率  回复率")
+    for r in [*rows, total(rows)]:
+        sat = "-" if r.satisfaction_rate is None else f"{r.satisfaction_rate:6.1%}"
+        resp = "-" if r.response_rate is None else f"{r.response_rate:6.1%}"
+        click.echo(
+            f"{r.group:<22} {r.tickets:>7} {r.attempts:>8} {r.satisfied:>4} "
+            f"{r.basically_satisfied:>8} {r.unsatisfied:>6} {r.no_response:>6} "
+            f"{sat:>7} {resp:>7}"
+        )
+
+
+@campaign.command("dnc")
+@click.argument("number")
+@click.option("--reason", default="opted out")
+@pass_ctx
+def campaign_dnc(c: Ctx, number: str, reason: str) -> None:
+    """Never call NUMBER for a survey again."""
+    from ivr.phones import PhoneNumberError, mask_number
+    from ivr.surveys.campaigns import add_do_not_call
+
+    try:
+        n = add_do_not_call(c.hotline(), number, reason)
+    except PhoneNumberError:
+        fail(f"{number!r}: not a phone number")
+    click.echo(f"{mask_number(n)} will not be called")
+
+
+def _register_asr_commands() -> None:
+    from ivr.asr.cli import models, transcribe
+
+    main.add_command(models)
+    main.add_command(transcribe)
+
+
+_register_asr_commands()
+
+if __name__ == "__main__":
+    main()
