@@ -2,6 +2,8 @@
 
 from ivr.store.db import Database, SchemaNotReady, upgrade
 from ivr.store.models import (
+    ApiToken,
+    AuditEntry,
     Base,
     Call,
     CallEvent,
@@ -9,13 +11,17 @@ from ivr.store.models import (
     DoNotCall,
     Recording,
     RecordingStatus,
+    Role,
     SurveyAttempt,
     Ticket,
     TicketStatus,
     Transcript,
+    User,
 )
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
     "Base",
     "Call",
     "CallEvent",
@@ -24,10 +30,12 @@ __all__ = [
     "DoNotCall",
     "Recording",
     "RecordingStatus",
+    "Role",
     "SchemaNotReady",
     "SurveyAttempt",
     "Ticket",
     "TicketStatus",
     "Transcript",
+    "User",
     "upgrade",
 ]
