@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,11 @@ def test_baresip_calls_the_registered_ivr_through_kamailio(
             ) as phone:
                 phone.dial(kam.uri("12315"))
                 phone.wait_event("CALL_ESTABLISHED", timeout=30)
+                # A caller presses during the greeting, not in the first milliseconds:
+                # a key sent by baresip at the instant of CALL_ESTABLISHED was lost in
+                # about one run in three (not yet known on which side; SIPp callers'
+                # keys during the greeting are never lost).
+                time.sleep(1.0)
                 phone.send_dtmf("2")
                 # No '#': the caller just stops talking, so end of speech ends the
                 # recording however late the prompts ran on a loaded machine.
