@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs. Installs only what is missing.
 set -euo pipefail
-pkgs=(ffmpeg sip-tester kamailio baresip-core sipvicious wireshark-common)
+pkgs=(ffmpeg sip-tester kamailio baresip-core sipvicious wireshark-common
+  # The operator console: headless browser tests and CJK text in report charts.
+  chromium chromium-driver fonts-wqy-microhei)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
