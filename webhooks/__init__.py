@@ -11,6 +11,7 @@ from ivr.app import Hotline
 
 
 def create_app(hotline: Hotline) -> Flask:
+    from webhooks.api import init_api
     from webhooks.twilio_voice import init_twilio
 
     app = Flask(__name__)
@@ -21,4 +22,5 @@ def create_app(hotline: Hotline) -> Flask:
         return jsonify(status="ok", version=__version__)
 
     init_twilio(app, hotline)
+    init_api(app)
     return app

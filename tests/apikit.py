@@ -1,0 +1,101 @@
+"""The JSON API under test: the real Flask app, users of each role with tokens, seeded tickets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from ivr.accounts import create_user, issue_token
+from ivr.app import Hotline
+from ivr.simulate import simulate_inbound
+from ivr.store import AuditEntry, SurveyAttempt
+from ivr.surveys.campaigns import create_campaign
+from ivr.surveys.outcomes import record_score
+from ivr.tickets import complete, find
+from webhooks import create_app
+
+CALLER = "13800138000"
+NOISE = "我要投诉我们小区楼下的烧烤店每天晚上噪音扰民到凌晨两点"
+EXPIRED_DRUGS = "我要举报一家药店在卖过期的药品"
+GAS_LEAK = "我们这里燃气管道好像漏气了闻到很大的味道"
+
+
+@dataclass
+class ApiRig:
+    hotline: Hotline
+    app: Flask
+    client: FlaskClient
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> bearer token
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def call(
+        self, method: str, path: str, role: str | None = "operator", **kwargs: Any
+    ) -> TestResponse:
+        headers = {**(self.auth(role) if role else {}), **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def draft(self, text: str = NOISE, *, line: str = "12315", digits: str = "2") -> str:
+        """A draft ticket made by a simulated call, as the IVR makes them; its number."""
+        sim = simulate_inbound(self.hotline, line=line, caller=CALLER, digits=digits, text=text)
+        assert sim.ticket is not None
+        return str(sim.ticket["number"])
+
+    def completed(self, text: str = NOISE) -> str:
+        number = self.draft(text)
+        with self.hotline.db.session() as s:
+            ticket = find(s, number)
+            assert ticket is not None
+            complete(ticket, "已协调城管执法", self.hotline.clock.now())
+        return number
+
+    def campaign_with_scores(self, scores: list[str]) -> int:
+        """A campaign over freshly completed tickets whose callees gave `scores`."""
+        for _ in scores:
+            self.completed()
+        campaign_id, planned = create_campaign(self.hotline, "11月回访")
+        assert planned >= len(scores)
+        now = self.hotline.clock.now()
+        with self.hotline.db.session() as s:
+            attempts = s.scalars(
+                select(SurveyAttempt)
+                .where(SurveyAttempt.campaign_id == campaign_id)
+                .order_by(SurveyAttempt.id)
+            ).all()
+            for attempt, score in zip(attempts, scores, strict=False):
+                attempt.status = "done"
+                record_score(s, {"attempt_id": attempt.id, "score": score}, now)
+        return campaign_id
+
+    def audit_log(self) -> list[tuple[str, str, int | None, dict[str, Any]]]:
+        with self.hotline.db.session() as s:
+            return [
+                (e.actor, e.action, e.ticket_id, e.detail)
+                for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            ]
+
+
+ROLES = ("operator", "supervisor", "admin")
+
+
+@contextmanager
+def api_rig(hotline: Hotline) -> Iterator[ApiRig]:
+    app = create_app(hotline)
+    rig = ApiRig(hotline, app, app.test_client())
+    now = hotline.clock.now()
+    with hotline.db.session() as s:
+        for role in ROLES:
+            user = create_user(s, f"{role}-user", "password-123", role, now)
+            rig.tokens[role] = issue_token(s, user, f"platform-{role}", now)
+    try:
+        yield rig
+    finally:
+        app.extensions["twilio"].jobs.close(wait=True, timeout=30)

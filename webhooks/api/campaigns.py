@@ -1,0 +1,65 @@
+"""Campaign endpoints (supervisor): progress and satisfaction results (满意率)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, cast
+
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from ivr.store.models import Campaign, Role
+from ivr.surveys.campaigns import progress
+from ivr.surveys.report import Dimension, Row, report, total
+from webhooks.api.errors import ApiError
+from webhooks.api.params import no_query, report_dimension
+from webhooks.api.unit import Unit, bp, unit
+
+# Campaign ids are 32-bit integers; larger ones cannot exist (and the route refuses them).
+MAX_CAMPAIGN_ID = 2**31 - 1
+
+
+def _campaign(u: Unit, c: Campaign) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "filters": c.filters,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "progress": progress(u.session, c.id),
+    }
+
+
+def _row(row: Row) -> dict[str, Any]:
+    return {
+        **asdict(row),
+        "responses": row.responses,
+        "satisfaction_rate": row.satisfaction_rate,
+        "response_rate": row.response_rate,
+    }
+
+
+@bp.get("/campaigns")
+def list_campaigns() -> ResponseReturnValue:
+    with unit(Role.SUPERVISOR) as u:
+        no_query(request.args)
+        rows = u.session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
+        u.audit("campaign_list", None, {"campaigns": [c.id for c in rows]})
+        return jsonify(items=[_campaign(u, c) for c in rows])
+
+
+@bp.get(f"/campaigns/<int(min=1, max={MAX_CAMPAIGN_ID}):campaign_id>")
+def get_campaign(campaign_id: int) -> ResponseReturnValue:
+    with unit(Role.SUPERVISOR) as u:
+        by = cast(Dimension, report_dimension(request.args))
+        c = u.session.get(Campaign, campaign_id)
+        if c is None:
+            raise ApiError(404, f"no campaign {campaign_id}")
+        rows = report(u.app, by, campaign_id)
+        u.audit("campaign_view", None, {"campaign": campaign_id, "by": by})
+        return jsonify(
+            **_campaign(u, c),
+            report={"by": by, "rows": [_row(r) for r in rows], "total": _row(total(rows))},
+        )

@@ -1,0 +1,446 @@
+"""The OpenAPI 3 document of the JSON API, written as data.
+
+`document(settings)` fills in what the hotline office configures (lines,
+categories, departments) so that the document tells a client which values the
+server accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ivr import __version__
+from ivr.config import Settings
+from ivr.store.models import TicketStatus
+
+JSON = "application/json"
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+SUMMARY_MAX = 200
+ADDRESS_MAX = 200
+NOTE_MAX = 4000
+REPORT_DIMENSIONS = ["department", "line", "category", "week"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(type_: str, **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "nullable": True, **extra}
+
+
+def _all_required(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An object whose properties are all present (null where a value is missing)."""
+    return {"type": "object", **extra, "required": list(properties), "properties": properties}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+_STR = {"type": "string"}
+_STR_LIST = {"type": "array", "items": _STR}
+
+_ERROR_TEXT = {
+    400: "Malformed request: unreadable JSON, a bad query parameter.",
+    401: "No bearer token, or an unknown, revoked or deactivated one.",
+    403: "The token's role may not do this.",
+    404: "No such ticket, campaign or path.",
+    405: "The path does not take this method.",
+    409: "The ticket's status does not allow this change.",
+    413: "The request body is too large.",
+    415: "A request body that is not application/json.",
+    422: "The JSON body is well-formed but its fields are not acceptable.",
+    500: "An unexpected server error (logged).",
+}
+
+ADDRESS = _all_required(
+    {
+        "province": _nullable("string"),
+        "city": _nullable("string"),
+        "district": _nullable("string"),
+        "street": _nullable("string"),
+        "adcode": _nullable("string"),
+        "text": _STR,
+    },
+    nullable=True,
+    description="Where the matter is; parts are null when not known.",
+)
+
+TICKET = _all_required(
+    {
+        "number": {"type": "string", "example": "12345-20261123-00001"},
+        "status": {"type": "string", "enum": [s.value for s in TicketStatus]},
+        "line": {"type": "string", "description": "The hotline the caller dialed."},
+        "caller": {
+            "type": "string",
+            "description": "Caller number; masked (138****8000) unless the role may see it.",
+        },
+        "category": _STR,
+        "category_source": {"type": "string", "description": "menu, text, default or operator."},
+        "department": _STR,
+        "department_source": _STR,
+        "urgent": {"type": "boolean"},
+        "urgency_keywords": _STR_LIST,
+        "statement": {"type": "string", "description": "The caller's statement (transcript)."},
+        "summary": _STR,
+        "address": ADDRESS,
+        "phone_numbers": {
+            **_STR_LIST,
+            "description": "Numbers said in the statement, masked like `caller`.",
+        },
+        "out_of_scope": {"type": "boolean"},
+        "scope": _all_required(
+            {"kind": _STR, "rule": _nullable("string"), "advice": _nullable("string")},
+            nullable=True,
+        ),
+        "contact_due": {"type": "string", "format": "date"},
+        "due_date": {"type": "string", "format": "date"},
+        "duplicate_of": _nullable("string", description="Number of the original ticket."),
+        "transcription": _STR,
+        "result_note": _nullable("string"),
+        "survey_outcome": _nullable("string"),
+        "created_at": {"type": "string", "format": "date-time"},
+        "completed_at": _nullable("string", format="date-time"),
+    }
+)
+
+TICKET_UPDATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "description": "The fields to change; those left out stay as they are.",
+    "properties": {
+        "category": {"type": "string", "description": "One of the configured categories."},
+        "department": {"type": "string", "description": "One of the configured departments."},
+        "address": {
+            "type": "string",
+            "nullable": True,
+            "maxLength": ADDRESS_MAX,
+            "description": "The address as text (its parts are recognized); null clears it.",
+        },
+        "urgent": {"type": "boolean"},
+        "summary": {"type": "string", "maxLength": SUMMARY_MAX},
+        "out_of_scope": {"type": "boolean"},
+    },
+}
+
+COMPLETION = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["note"],
+    "properties": {
+        "note": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": NOTE_MAX,
+            "pattern": r"\S",
+            "description": "The result (办结说明).",
+        },
+    },
+}
+
+REPORT_ROW = _all_required(
+    {
+        "group": _STR,
+        "tickets": {"type": "integer"},
+        "attempts": {"type": "integer", "description": "Calls placed."},
+        "satisfied": {"type": "integer", "description": "满意"},
+        "basically_satisfied": {"type": "integer", "description": "基本满意"},
+        "unsatisfied": {"type": "integer", "description": "不满意"},
+        "no_response": {"type": "integer", "description": "未评价"},
+        "responses": {"type": "integer"},
+        "satisfaction_rate": _nullable(
+            "number", description="满意率: (满意 + 基本满意) / responses."
+        ),
+        "response_rate": _nullable("number", description="responses / tickets."),
+    }
+)
+
+CAMPAIGN = {
+    "type": "object",
+    "required": ["id", "name", "status", "filters", "created_at", "updated_at", "progress"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": _STR,
+        "status": _STR,
+        "filters": {"type": "object"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "progress": {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "Attempts by status, and finished attempts as outcome:<outcome>.",
+        },
+    },
+}
+
+CAMPAIGN_DETAIL = {
+    "allOf": [
+        _ref("Campaign"),
+        {
+            "type": "object",
+            "required": ["report"],
+            "properties": {
+                "report": {
+                    "type": "object",
+                    "required": ["by", "rows", "total"],
+                    "properties": {
+                        "by": {"type": "string", "enum": REPORT_DIMENSIONS},
+                        "rows": {"type": "array", "items": _ref("ReportRow")},
+                        "total": _ref("ReportRow"),
+                    },
+                }
+            },
+        },
+    ]
+}
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": "Machine-readable, e.g. unauthorized, invalid_parameter, "
+                    "invalid_json, validation_failed, illegal_transition.",
+                },
+                "message": {"type": "string", "description": "For a person to read."},
+                "details": {
+                    "type": "array",
+                    "description": "Per-field problems of a 422.",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {"field": _STR, "message": _STR},
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+TICKET_NUMBER = {
+    "name": "number",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Ticket number (12345-20261123-00001).",
+}
+CAMPAIGN_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+}
+
+LIST_PARAMS = [
+    _query("status", {"type": "string", "enum": [s.value for s in TicketStatus]}, "Status."),
+    _query("line", {"type": "string"}, "The hotline dialed (12345, 12315, ...)."),
+    _query("category", {"type": "string"}, "Category."),
+    _query("department", {"type": "string"}, "Department."),
+    _query("urgent", {"type": "boolean"}, "Only urgent (true) or only normal (false) tickets."),
+    _query(
+        "created_from",
+        {"type": "string", "format": "date"},
+        "Created on or after this day (local time zone).",
+    ),
+    _query(
+        "created_to",
+        {"type": "string", "format": "date"},
+        "Created on or before this day (local time zone).",
+    ),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "Page size.",
+    ),
+    _query("cursor", {"type": "string"}, "`next_cursor` of the previous page."),
+]
+
+TICKET_PAGE = {
+    "type": "object",
+    "required": ["items", "next_cursor"],
+    "properties": {
+        "items": {"type": "array", "items": _ref("Ticket")},
+        "next_cursor": _nullable(
+            "string", description="Pass as `cursor` for the next page; null on the last page."
+        ),
+    },
+}
+
+_TICKET_OK = _json(_ref("Ticket"), "The ticket as it is now.")
+
+PATHS: dict[str, Any] = {
+    "/api/openapi.json": {
+        "get": {
+            "operationId": "getOpenApi",
+            "summary": "This document.",
+            "security": [],
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document.")},
+        }
+    },
+    "/api/tickets": {
+        "get": {
+            "operationId": "listTickets",
+            "summary": "Tickets, newest first, one page at a time.",
+            "parameters": LIST_PARAMS,
+            "responses": {
+                "200": _json(_ref("TicketPage"), "A page of tickets."),
+                **_errors(400, 401, 403, 500),
+            },
+        }
+    },
+    "/api/tickets/{number}": {
+        "parameters": [TICKET_NUMBER],
+        "get": {
+            "operationId": "getTicket",
+            "summary": "One ticket.",
+            "responses": {"200": _TICKET_OK, **_errors(400, 401, 403, 404, 500)},
+        },
+        "patch": {
+            "operationId": "updateTicket",
+            "summary": "Correct a draft or registered ticket's fields.",
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("TicketUpdate")}},
+            },
+            "responses": {
+                "200": _TICKET_OK,
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
+            },
+        },
+    },
+    "/api/tickets/{number}/accept": {
+        "parameters": [TICKET_NUMBER],
+        "post": {
+            "operationId": "acceptTicket",
+            "summary": "Accept a draft: it becomes a registered ticket (受理).",
+            "responses": {"200": _TICKET_OK, **_errors(400, 401, 403, 404, 409, 500)},
+        },
+    },
+    "/api/tickets/{number}/complete": {
+        "parameters": [TICKET_NUMBER],
+        "post": {
+            "operationId": "completeTicket",
+            "summary": "Complete a registered or re-handled ticket (办结) with a result note.",
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("Completion")}},
+            },
+            "responses": {
+                "200": _TICKET_OK,
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
+            },
+        },
+    },
+    "/api/campaigns": {
+        "get": {
+            "operationId": "listCampaigns",
+            "summary": "Satisfaction callback campaigns (满意度回访), newest first.",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": _ref("Campaign")}},
+                    },
+                    "All campaigns with their progress.",
+                ),
+                **_errors(401, 403, 500),
+            },
+        }
+    },
+    "/api/campaigns/{id}": {
+        "parameters": [CAMPAIGN_ID],
+        "get": {
+            "operationId": "getCampaign",
+            "summary": "A campaign's progress and results (满意率).",
+            "parameters": [
+                _query(
+                    "by",
+                    {"type": "string", "enum": REPORT_DIMENSIONS, "default": "department"},
+                    "How the results are grouped.",
+                ),
+            ],
+            "responses": {
+                "200": _json(_ref("CampaignDetail"), "The campaign and its results."),
+                **_errors(400, 401, 403, 404, 500),
+            },
+        },
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "hotline-ivr ticket API",
+        "version": __version__,
+        "description": (
+            "Draft tickets (工单草稿) prepared by the IVR, for the province/city ticket "
+            "platform. Authenticate with `Authorization: Bearer <token>` (`ivr users token`). "
+            "Operators may list, read, update and accept tickets; completing tickets and "
+            "reading campaigns needs a supervisor; full phone numbers are shown to "
+            "supervisors and admins only. Every view and change is written to the audit log."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearerAuth": []}],
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API token."}
+        },
+        "schemas": {
+            "Ticket": TICKET,
+            "TicketPage": TICKET_PAGE,
+            "TicketUpdate": TICKET_UPDATE,
+            "Completion": COMPLETION,
+            "Campaign": CAMPAIGN,
+            "CampaignDetail": CAMPAIGN_DETAIL,
+            "ReportRow": REPORT_ROW,
+            "Error": ERROR,
+        },
+        "responses": {
+            f"E{status}": _json(_ref("Error"), text) for status, text in _ERROR_TEXT.items()
+        },
+    },
+}
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    """The document with the configured lines, categories and departments as enums."""
+    doc = copy.deepcopy(DOCUMENT)
+    enums = {
+        "line": [ln.number for ln in settings.lines],
+        "category": [c.name for c in settings.categories],
+        "department": [d.name for d in settings.departments],
+    }
+    update = doc["components"]["schemas"]["TicketUpdate"]["properties"]
+    for field in ("category", "department"):
+        update[field]["enum"] = enums[field]
+    for param in doc["paths"]["/api/tickets"]["get"]["parameters"]:
+        if param["name"] in enums:
+            param["schema"]["enum"] = enums[param["name"]]
+    return doc

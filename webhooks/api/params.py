@@ -1,0 +1,231 @@
+"""Reading a request: query parameters (400 with the reason) and JSON bodies (415/400/422)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+from flask import request
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from werkzeug.datastructures import MultiDict
+
+from ivr.config import Settings
+from ivr.store.models import TicketStatus
+from ivr.ticket_query import TicketQuery
+from webhooks.api.errors import ApiError
+from webhooks.api.openapi import (
+    ADDRESS_MAX,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    NOTE_MAX,
+    REPORT_DIMENSIONS,
+    SUMMARY_MAX,
+)
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_COUNT = re.compile(r"^[0-9]{1,6}$")
+_MAX_ID = 2**62
+
+
+def _bad(name: str, why: str) -> ApiError:
+    return ApiError(400, f"query parameter {name}: {why}", code="invalid_parameter")
+
+
+def _only(args: MultiDict[str, str], allowed: set[str]) -> None:
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise _bad(unknown[0], f"unknown; known are {', '.join(sorted(allowed))}")
+    for name in args:
+        if "\x00" in args[name]:
+            raise _bad(name, "contains a NUL character")
+
+
+def _choice(args: MultiDict[str, str], name: str, choices: list[str]) -> str | None:
+    value = args.get(name)
+    if value is not None and value not in choices:
+        raise _bad(name, f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _day(args: MultiDict[str, str], name: str) -> date | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    try:
+        if not _DAY.match(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _bad(name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _boolean(args: MultiDict[str, str], name: str) -> bool | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise _bad(name, "must be true or false")
+    return value == "true"
+
+
+def _limit(args: MultiDict[str, str]) -> int:
+    value = args.get("limit")
+    if value is None:
+        return DEFAULT_LIMIT
+    if not _COUNT.match(value) or not 1 <= int(value) <= MAX_LIMIT:
+        raise _bad("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def encode_cursor(ticket_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t{ticket_id}".encode()).decode().rstrip("=")
+
+
+def _cursor(args: MultiDict[str, str]) -> int | None:
+    value = args.get("cursor")
+    if value is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+        if not raw.startswith("t") or not raw[1:].isdigit() or not 0 < int(raw[1:]) < _MAX_ID:
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, binascii.Error):
+        raise _bad("cursor", "not a cursor this API handed out") from None
+
+
+LIST_PARAMS = {
+    "status",
+    "line",
+    "category",
+    "department",
+    "urgent",
+    "created_from",
+    "created_to",
+    "limit",
+    "cursor",
+}
+
+
+def ticket_query(args: MultiDict[str, str], settings: Settings) -> tuple[TicketQuery, int]:
+    """The filters and page size of GET /api/tickets."""
+    _only(args, LIST_PARAMS)
+    query = TicketQuery(
+        status=_choice(args, "status", [s.value for s in TicketStatus]),
+        line=_choice(args, "line", [ln.number for ln in settings.lines]),
+        category=_choice(args, "category", [c.name for c in settings.categories]),
+        department=_choice(args, "department", [d.name for d in settings.departments]),
+        urgent=_boolean(args, "urgent"),
+        created_from=_day(args, "created_from"),
+        created_to=_day(args, "created_to"),
+        before_id=_cursor(args),
+    )
+    return query, _limit(args)
+
+
+def report_dimension(args: MultiDict[str, str]) -> str:
+    _only(args, {"by"})
+    return _choice(args, "by", REPORT_DIMENSIONS) or "department"
+
+
+def no_query(args: MultiDict[str, str]) -> None:
+    _only(args, set())
+
+
+# -- JSON bodies -------------------------------------------------------------
+
+
+def _storable(value: str) -> str:
+    """Text every database stores: no NUL characters, no lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TicketUpdate(_Body):
+    """PATCH /api/tickets/{number}: only the fields given are changed."""
+
+    category: Text = ""
+    department: Text = ""
+    address: Annotated[Text, Field(max_length=ADDRESS_MAX)] | None = None
+    urgent: bool = False
+    summary: Annotated[Text, Field(max_length=SUMMARY_MAX)] = ""
+    out_of_scope: bool = False
+
+    @field_validator("category", "department")
+    @classmethod
+    def _configured(cls, value: str, info: ValidationInfo) -> str:
+        known: list[str] = (info.context or {}).get(info.field_name, [])
+        if value not in known:
+            raise ValueError(f"{value!r} is not one of the configured {info.field_name}s")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TicketUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+class Completion(_Body):
+    """POST /api/tickets/{number}/complete."""
+
+    note: Annotated[Text, Field(min_length=1, max_length=NOTE_MAX, pattern=r"\S")]
+
+
+M = TypeVar("M", bound=_Body)
+
+
+def json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "send the body as application/json")
+    try:
+        return json.loads(request.get_data())
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def parse_body(model: type[M], context: dict[str, Any] | None = None) -> M:
+    """The request's JSON body as `model`; 422 lists each field's problem."""
+    try:
+        return model.model_validate(json_body(), context=context)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in exc.errors(include_url=False)
+        ]
+        raise ApiError(422, "the body's fields are not acceptable", details=details) from None
+
+
+def update_context(settings: Settings) -> dict[str, Any]:
+    return {
+        "category": [c.name for c in settings.categories],
+        "department": [d.name for d in settings.departments],
+    }
