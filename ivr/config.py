@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 CONFIG_ENV = "IVR_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
+REDIS_ENV = "REDIS_URL"
+LOG_FORMAT_ENV = "IVR_LOG_FORMAT"
 
 
 class ConfigError(Exception):
@@ -98,6 +100,9 @@ class AsrConfig(_Model):
     models_dir: Path = Path("asr_models")
     end_of_speech_ms: int = Field(default=1500, ge=200, le=10000)
     low_confidence: float = Field(default=0.6, ge=0, le=1)
+    # How long a SIP caller waits after the statement for its live transcript; later
+    # than that the draft is made without it and filled in when the transcript is done.
+    transcript_wait_s: float = Field(default=8.0, ge=0, le=120)
     vocabulary: list[str] = []
 
 
@@ -246,6 +251,40 @@ class TwilioConfig(_Model):
         return v.rstrip("/")
 
 
+class JobsConfig(_Model):
+    """The job queue (transcription, recording fetches, survey calls).
+
+    No broker: an in-process Dramatiq worker (embedded default). With a Redis URL
+    (here or REDIS_URL in the environment) jobs go through Redis and run in every
+    `ivr serve --role worker` process; the survey call limits are then global.
+    """
+
+    broker_url: str | None = None
+    # Prefix of every Redis key the queue and the call limits use.
+    namespace: str = Field(default="ivr", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # Threads per process that run jobs (transcription, survey calls).
+    worker_threads: int = Field(default=8, ge=1, le=256)
+    # A failing job is retried this often, backing off exponentially, then dead-lettered.
+    max_retries: int = Field(default=5, ge=0, le=50)
+    min_backoff_ms: int = Field(default=1000, ge=10, le=3_600_000)
+    max_backoff_ms: int = Field(default=300_000, ge=10, le=86_400_000)
+    # A worker silent this long is dead; its unfinished jobs go to other workers.
+    heartbeat_timeout_ms: int = Field(default=60_000, ge=1000, le=3_600_000)
+    # A concurrent-call slot a crashed worker held frees itself after this long
+    # (longer than any survey call can last).
+    call_slot_ttl_s: int = Field(default=900, ge=5, le=86_400)
+    # Survey calls the scheduler keeps queued per campaign ahead of the dialers.
+    dispatch_backlog: int = Field(default=50, ge=1, le=10_000)
+    # How often the active scheduler looks for due survey attempts.
+    schedule_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class LoggingConfig(_Model):
+    # text: one readable line; json: one JSON object per line (IVR_LOG_FORMAT overrides).
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class FlowFiles(_Model):
     dir: Path = Path("callflows")
     inbound: str = "inbound.yaml"
@@ -274,6 +313,8 @@ class Settings(_Model):
     sip: SipConfig = SipConfig()
     twilio: TwilioConfig = TwilioConfig()
     surveys: SurveyConfig = SurveyConfig()
+    jobs: JobsConfig = JobsConfig()
+    logging: LoggingConfig = LoggingConfig()
     flows: FlowFiles = FlowFiles()
     # Where the file was loaded from; relative paths resolve against its folder.
     base_dir: Path = Path(".")
@@ -378,6 +419,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     data["base_dir"] = cfg_path.parent
     if env.get(DATABASE_ENV):
         data["database_url"] = env[DATABASE_ENV]
+    if env.get(REDIS_ENV):
+        data["jobs"] = {**(data.get("jobs") or {}), "broker_url": env[REDIS_ENV]}
+    if env.get(LOG_FORMAT_ENV):
+        data["logging"] = {**(data.get("logging") or {}), "format": env[LOG_FORMAT_ENV]}
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -22,6 +22,7 @@ from ivr.prompts import PromptLibrary
 from ivr.sip.phone import SipPhone
 from ivr.sip.service import build_phone
 from ivr.store import Call, Recording, Ticket, Transcript, upgrade
+from ivr.store.models import RecordingStatus
 
 from .sipkit import caller_media_pcap, can_play_pcap
 from .sipkit.ports import free_port_block
@@ -81,13 +82,22 @@ class Ivr:
         return f"sip:{user}@127.0.0.1:{self.phone.port}"
 
     def wait_idle(self, timeout: float = 90) -> None:
-        """Until no call is ringing or in progress (the flows finished writing)."""
+        """Until no call is ringing or in progress (the flows finished writing) and, with
+        ASR on, every statement's live transcript is stored (late ones arrive after the call)."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.phone.active_calls == 0:
-                return
+        while self.phone.active_calls and time.monotonic() < end:
             time.sleep(0.1)
-        raise AssertionError(f"{self.phone.active_calls} call(s) still active")
+        if self.phone.active_calls:
+            raise AssertionError(f"{self.phone.active_calls} call(s) still active")
+        while self.phone.asr_enabled and self.untranscribed() and time.monotonic() < end:
+            time.sleep(0.1)
+        if self.phone.asr_enabled and self.untranscribed():
+            raise AssertionError(f"{self.untranscribed()} statement(s) still without transcript")
+
+    def untranscribed(self) -> int:
+        with self.app.db.session() as s:
+            pending = select(Recording).where(Recording.status == RecordingStatus.PENDING)
+            return len(list(s.scalars(pending)))
 
     def rows(self) -> dict[str, list[Any]]:
         with self.app.db.session() as s:

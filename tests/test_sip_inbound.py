@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import wave
 from pathlib import Path
 
@@ -166,3 +167,30 @@ def test_remote_bye_in_the_menu_ends_the_call_without_draft(ivr: Ivr, tmp_path: 
     (call_row,) = rows["calls"]
     assert call_row.status == "completed" and rows["tickets"] == []
     assert ivr.event_names(call_row.id)[-1] == "CallerHangup"
+
+
+def test_a_slow_transcript_fills_in_the_draft_after_the_call(
+    base_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no time to wait for the transcript, the caller still hears the ticket number
+    at once; the draft gets the transcript when the recognizer is done."""
+    need_peers("sipp")
+    settings = sip_settings(base_settings, tmp_path)
+    settings = settings.model_copy(
+        update={"asr": settings.asr.model_copy(update={"transcript_wait_s": 0})}
+    )
+    caplog.set_level(logging.INFO, logger="ivr.sip")
+    with running_ivr(settings) as ivr:
+        result = call(ivr, tmp_path, "12315", n=3)
+        assert result.ok and result.received("BYE"), result.describe()
+        ivr.wait_idle()
+        rows = ivr.rows()
+    logged = caplog.text
+    assert "the draft is made without it" in logged and "late transcript stored" in logged
+    (ticket,) = rows["tickets"]
+    assert ticket.category == "投诉" and ticket.line_number == "12315"
+    (rec,) = rows["recordings"]
+    (tr,) = rows["transcripts"]
+    assert tr.recording_id == rec.id and tr.text and tr.words
+    assert rec.status == "transcribed" and ticket.transcription == "done"
+    assert ticket.statement  # the draft was filled in from the late transcript

@@ -36,8 +36,12 @@ class Recognizer(Protocol):
         """Accept audio; True once the recognizer heard the end of speech."""
         ...
 
-    def finish(self) -> dict[str, object]:
-        """The transcript: text, normalized_text, words, confidence, model, rtf."""
+    def finish(self) -> dict[str, object] | None:
+        """The transcript (text, words, confidence, model, rtf); None if not ready in time."""
+        ...
+
+    def when_late(self, handler: Callable[[dict[str, object]], None]) -> None:
+        """Hand a transcript that `finish` did not wait for to `handler` once it is done."""
         ...
 
 

@@ -133,6 +133,10 @@ class SipPhone:
             log.exception("audio file %s could not be played", url)
             return b""
 
+    @property
+    def asr_enabled(self) -> bool:
+        return self._recognizers is not None
+
     def new_recognizer(self) -> Recognizer | None:
         if self._recognizers is None:
             return None

@@ -50,7 +50,8 @@ def build_phone(app: Hotline, *, load_asr: bool = True) -> SipPhone:
 
         try:
             model = get_model(app.settings.asr, app.settings.base_dir)
-            recognizers = factory(model, app.settings.asr.end_of_speech_ms)
+            asr = app.settings.asr
+            recognizers = factory(model, asr.end_of_speech_ms, asr.transcript_wait_s)
         except ModelError as exc:
             log.warning("%s; statements are recorded and wait for `ivr transcribe --pending`", exc)
     return SipPhone(app, prompt_audio=prompt_player(library), recognizers=recognizers)

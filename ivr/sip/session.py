@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from ivr.calls import StepResult
 from ivr.flow import (
     CallerHangup,
@@ -26,6 +28,7 @@ from ivr.sip.endpoint import T1
 from ivr.sip.media import CallMedia, Recorded
 from ivr.sip.rtp import RtpStream
 from ivr.sip.sdp import MediaOffer
+from ivr.store.models import Recording
 
 if TYPE_CHECKING:
     from ivr.sip.phone import SipPhone
@@ -120,6 +123,9 @@ class CallSession:
         recorded = self.media.record(verb, recognizer)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
         ref = self.store(recorded)
+        if recognizer is not None and recorded.transcript is None:
+            rid = int(ref["recording_id"])  # type: ignore[call-overload]
+            recognizer.when_late(lambda t: self._late_transcript(rid, t))
         reason = "hangup" if recorded.reason == "hangup" else recorded.reason
         return RecordingFinished(ref, reason)  # type: ignore[arg-type]
 
@@ -138,18 +144,27 @@ class CallSession:
                 duration_s=recorded.duration_s,
             )
             if recorded.transcript is not None:
-                t = recorded.transcript
-                add_transcript(
-                    app,
-                    s,
-                    rec,
-                    text=str(t.get("text", "")),
-                    model=str(t.get("model", "")),
-                    words=list(t.get("words", [])),  # type: ignore[call-overload]
-                    confidence=t.get("confidence"),  # type: ignore[arg-type]
-                    rtf=t.get("rtf"),  # type: ignore[arg-type]
-                )
+                self._add_transcript(s, rec, recorded.transcript)
             return {"recording_id": rec.id}
+
+    def _late_transcript(self, recording_id: int, t: dict[str, object]) -> None:
+        with self.phone.app.db.session() as s:
+            rec = s.get(Recording, recording_id)
+            if rec is not None and rec.transcript is None:
+                self._add_transcript(s, rec, t)
+        log.info("late transcript stored for recording %d", recording_id)
+
+    def _add_transcript(self, s: Session, rec: Recording, t: dict[str, object]) -> None:
+        add_transcript(
+            self.phone.app,
+            s,
+            rec,
+            text=str(t.get("text", "")),
+            model=str(t.get("model", "")),
+            words=list(t.get("words", [])),  # type: ignore[call-overload]
+            confidence=t.get("confidence"),  # type: ignore[arg-type]
+            rtf=t.get("rtf"),  # type: ignore[arg-type]
+        )
 
     # -- signalling ------------------------------------------------------------
     def hang_up(self) -> None:
