@@ -8,6 +8,7 @@ server accepts.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ivr import __version__
@@ -20,6 +21,8 @@ DEFAULT_LIMIT = 50
 SUMMARY_MAX = 200
 ADDRESS_MAX = 200
 NOTE_MAX = 4000
+# A page's next cursor: where the next page continues (below this ticket position).
+CURSOR = re.compile(r"^[0-9]{1,18}$")
 REPORT_DIMENSIONS = ["department", "line", "category", "week"]
 
 
@@ -276,7 +279,11 @@ LIST_PARAMS = [
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
         "Page size.",
     ),
-    _query("cursor", {"type": "string"}, "`next_cursor` of the previous page."),
+    _query(
+        "cursor",
+        {"type": "string", "pattern": CURSOR.pattern},
+        "`next_cursor` of the previous page.",
+    ),
 ]
 
 TICKET_PAGE = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from datetime import date
@@ -28,6 +26,7 @@ from ivr.ticket_query import TicketQuery
 from webhooks.api.errors import ApiError
 from webhooks.api.openapi import (
     ADDRESS_MAX,
+    CURSOR,
     DEFAULT_LIMIT,
     MAX_LIMIT,
     NOTE_MAX,
@@ -37,7 +36,6 @@ from webhooks.api.openapi import (
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COUNT = re.compile(r"^[0-9]{1,6}$")
-_MAX_ID = 2**62
 
 
 def _bad(name: str, why: str) -> ApiError:
@@ -91,20 +89,16 @@ def _limit(args: MultiDict[str, str]) -> int:
 
 
 def encode_cursor(ticket_id: int) -> str:
-    return base64.urlsafe_b64encode(f"t{ticket_id}".encode()).decode().rstrip("=")
+    return str(ticket_id)
 
 
 def _cursor(args: MultiDict[str, str]) -> int | None:
     value = args.get("cursor")
     if value is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
-        if not raw.startswith("t") or not raw[1:].isdigit() or not 0 < int(raw[1:]) < _MAX_ID:
-            raise ValueError
-        return int(raw[1:])
-    except (ValueError, binascii.Error):
-        raise _bad("cursor", "not a cursor this API handed out") from None
+    if not CURSOR.match(value):
+        raise _bad("cursor", "not a cursor this API handed out")
+    return int(value)
 
 
 LIST_PARAMS = {

@@ -1,0 +1,88 @@
+"""schemathesis against the real Flask app: no server errors, responses as documented.
+
+Each operation of /api/openapi.json gets schema-valid (positive) and schema-violating
+(negative) requests with a supervisor's token, on a database seeded with drafts, a
+completed ticket and a campaign with results; path parameters are often the numbers
+of those seeded tickets so that updates, accepts and completions really happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.generation.case import Case
+from schemathesis.generation.modes import GenerationMode
+
+from ivr.app import Hotline
+from webhooks.api.openapi import DOCUMENT
+
+from .apikit import EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig
+
+
+def _has_input(item: dict[str, Any], op: dict[str, Any]) -> bool:
+    return bool(item.get("parameters") or op.get("parameters") or op.get("requestBody"))
+
+
+# (path, method, mode): negative requests only where there is an input to get wrong.
+OPERATIONS = [
+    (path, method.upper(), mode)
+    for path, item in DOCUMENT["paths"].items()
+    for method, op in item.items()
+    if method != "parameters"
+    for mode in GenerationMode
+    if mode is GenerationMode.POSITIVE or _has_input(item, op)
+]
+# Path parameter -> values that name seeded tickets and campaigns.
+SEEDED: dict[str, list[Any]] = {}
+
+
+@pytest.fixture
+def rig(hotline: Hotline) -> Iterator[ApiRig]:
+    with api_rig(hotline) as rig:
+        SEEDED["number"] = [
+            rig.draft(),
+            rig.draft(EXPIRED_DRUGS, line="12345", digits=""),
+            rig.draft(GAS_LEAK, line="12345", digits="3"),
+            rig.completed(),
+        ]
+        SEEDED["id"] = [rig.campaign_with_scores(["satisfied", "unsatisfied"])]
+        yield rig
+        SEEDED.clear()
+
+
+@schemathesis.hook
+def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None) -> Any:
+    """Path parameters name seeded tickets and campaigns as often as generated values."""
+    params = path_parameters or {}
+    for name, values in SEEDED.items():
+        if name in params:
+            return st.sampled_from([*values, params[name]]).map(
+                lambda v, name=name: {**params, name: v}
+            )
+    return st.just(path_parameters)
+
+
+@pytest.mark.parametrize(("path", "method", "mode"), OPERATIONS)
+def test_api_conforms_to_its_document(
+    rig: ApiRig, path: str, method: str, mode: GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", rig.app)
+    operation = schema[path][method]
+    auth = rig.auth("supervisor")
+    statuses: set[int] = set()
+
+    @given(case=operation.as_strategy(mode))
+    @settings(
+        max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def check(case: Case) -> None:
+        statuses.add(case.call_and_validate(headers=auth).status_code)
+
+    check()
+    if mode is GenerationMode.POSITIVE:  # the requests reached real tickets and campaigns
+        assert any(200 <= status < 300 for status in statuses), statuses
