@@ -104,6 +104,9 @@ def accept(ticket: Ticket, at: datetime) -> Changes:
             f"ticket {ticket.number} is marked out of scope: clear the mark or reject it"
         )
     changes: Changes = {}
+    if ticket.duplicate_of is not None:  # accepted as a ticket of its own: not a duplicate
+        changes["duplicate_of"] = {"old": ticket.duplicate_of.number, "new": None}
+        ticket.duplicate_of = None
     _move(ticket, S.REGISTERED, at, changes)
     return changes
 

@@ -145,3 +145,14 @@ def test_duplicate_points_at_the_first_ticket(hotline: Hotline) -> None:
         # A duplicate of a duplicate points at the original.
         mark_duplicate(c, b, LATER)
         assert c.duplicate_of is a
+
+
+def test_accepting_a_suspected_duplicate_makes_it_a_ticket_of_its_own(hotline: Hotline) -> None:
+    first = draft(hotline, NOISE)
+    second = draft(hotline, NOISE)  # same caller, same statement: flagged on arrival
+    with hotline.db.session() as s:
+        a, b = s.get(Ticket, first), s.get(Ticket, second)
+        assert a is not None and b is not None and b.duplicate_of is a
+        changes = accept(b, LATER)
+        assert changes["duplicate_of"] == {"old": a.number, "new": None}
+        assert b.duplicate_of is None and b.status == "registered"

@@ -12,6 +12,7 @@ from ivr.app import Hotline
 
 def create_app(hotline: Hotline) -> Flask:
     from webhooks.api import init_api
+    from webhooks.console import init_console
     from webhooks.twilio_voice import init_twilio
 
     app = Flask(__name__)
@@ -23,4 +24,5 @@ def create_app(hotline: Hotline) -> Flask:
 
     init_twilio(app, hotline)
     init_api(app)
+    init_console(app)
     return app

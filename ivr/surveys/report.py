@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -48,26 +50,41 @@ class Row:
         return self.responses / self.tickets if self.tickets else None
 
 
+GroupKey = Callable[[SurveyAttempt, Ticket], str]
+
+
+def week_of(ticket: Ticket, tz: ZoneInfo) -> str:
+    """The ISO week (local time) a ticket was completed in, e.g. 2026-W48."""
+    when = ticket.completed_at or ticket.created_at
+    year, week, _ = when.astimezone(tz).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def group_key(by: Dimension, tz: ZoneInfo) -> GroupKey:
+    if by == "department":
+        return lambda _a, t: t.department
+    if by == "line":
+        return lambda _a, t: t.line_number
+    if by == "category":
+        return lambda _a, t: t.category
+    if by == "campaign":
+        return lambda a, _t: str(a.campaign_id)
+    return lambda _a, t: week_of(t, tz)
+
+
 def report(app: Hotline, by: Dimension = "department", campaign_id: int | None = None) -> list[Row]:
-    tz = app.settings.tz
+    return report_by(app, group_key(by, app.settings.tz), campaign_id)
+
+
+def report_by(app: Hotline, key: GroupKey, campaign_id: int | None = None) -> list[Row]:
+    """Rows grouped by any key of (attempt, ticket), e.g. department and week together."""
     q = select(SurveyAttempt, Ticket).join(Ticket, Ticket.id == SurveyAttempt.ticket_id)
     if campaign_id is not None:
         q = q.where(SurveyAttempt.campaign_id == campaign_id)
     per_ticket: dict[int, tuple[str, int, str | None]] = {}
     with app.db.session() as s:
         for attempt, ticket in s.execute(q.order_by(SurveyAttempt.id)):
-            if by == "department":
-                group = ticket.department
-            elif by == "line":
-                group = ticket.line_number
-            elif by == "category":
-                group = ticket.category
-            elif by == "campaign":
-                group = str(attempt.campaign_id)
-            else:
-                when = ticket.completed_at or ticket.created_at
-                year, week, _ = when.astimezone(tz).isocalendar()
-                group = f"{year}-W{week:02d}"
+            group = key(attempt, ticket)
             _, attempts, result = per_ticket.get(ticket.id, (group, 0, None))
             dialed = attempt.status == "done" and attempt.outcome not in (None, "interrupted")
             if attempt.score in VALID:

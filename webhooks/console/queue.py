@@ -1,0 +1,244 @@
+"""The draft queue: filters, and new or changed tickets pushed live (server-sent events).
+
+The stream polls the database, not an in-process signal, so a draft created by
+any process (a SIP node, a Twilio worker, `ivr simulate`) reaches every console.
+Its cursor is (highest ticket id, latest updated_at) seen; each event carries it
+as the event id, so a reconnecting browser (Last-Event-ID) misses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, render_template, request, stream_with_context
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from ivr.reports import Table
+from ivr.store.models import Ticket, TicketStatus
+from webhooks.console import bp
+from webhooks.console.auth import hotline, record, require, viewer
+from webhooks.console.export import csv_response, xlsx_response
+from webhooks.console.rows import STATUS_LABELS, row
+
+PAGE_SIZE = 200
+POLL_SECONDS = 1.0
+# A stream ends after this long and the browser reconnects (Last-Event-ID): no
+# server thread is held forever by a tab left open.
+STREAM_SECONDS = 30.0
+KEEPALIVE_SECONDS = 10.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str = TicketStatus.DRAFT
+    line: str = ""
+    category: str = ""
+    urgent: str = ""  # "" any, "1" urgent only, "0" not urgent
+
+    @classmethod
+    def from_args(cls, args: Any) -> QueueFilter:
+        status = args.get("status", TicketStatus.DRAFT)
+        return cls(
+            status=status if status in STATUS_LABELS or status == "all" else TicketStatus.DRAFT,
+            line=args.get("line", ""),
+            category=args.get("category", ""),
+            urgent=args.get("urgent", "") if args.get("urgent") in ("1", "0") else "",
+        )
+
+    def as_args(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+    def select(self) -> Select[tuple[Ticket]]:
+        q = select(Ticket)
+        if self.status != "all":
+            q = q.where(Ticket.status == self.status)
+        if self.line:
+            q = q.where(Ticket.line_number == self.line)
+        if self.category:
+            q = q.where(Ticket.category == self.category)
+        if self.urgent:
+            q = q.where(Ticket.urgent.is_(self.urgent == "1"))
+        return q
+
+    def matches(self, t: Ticket) -> bool:
+        return (
+            (self.status == "all" or t.status == self.status)
+            and (not self.line or t.line_number == self.line)
+            and (not self.category or t.category == self.category)
+            and (not self.urgent or t.urgent == (self.urgent == "1"))
+        )
+
+
+@dataclass(frozen=True)
+class Cursor:
+    last_id: int
+    last_updated: datetime
+
+    def __str__(self) -> str:
+        return f"{self.last_id}|{self.last_updated.isoformat()}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor | None:
+        try:
+            last_id, last_updated = (text or "").split("|", 1)
+            at = datetime.fromisoformat(last_updated)
+            return cls(int(last_id), at if at.tzinfo else at.replace(tzinfo=UTC))
+        except ValueError:
+            return None
+
+    @classmethod
+    def now(cls, s: Session) -> Cursor:
+        last_id, last_updated = s.execute(
+            select(func.max(Ticket.id), func.max(Ticket.updated_at))
+        ).one()
+        if isinstance(last_updated, str):  # SQLite aggregates skip the column type
+            last_updated = datetime.fromisoformat(last_updated)
+        if last_updated is not None and last_updated.tzinfo is None:
+            last_updated = last_updated.replace(tzinfo=UTC)
+        return cls(last_id or 0, last_updated or EPOCH)
+
+    def changes(self, s: Session) -> tuple[list[Ticket], Cursor]:
+        tickets = list(
+            s.scalars(
+                select(Ticket)
+                .where(or_(Ticket.id > self.last_id, Ticket.updated_at > self.last_updated))
+                .order_by(Ticket.id)
+            )
+        )
+        if not tickets:
+            return [], self
+        return tickets, Cursor(
+            max(self.last_id, *(t.id for t in tickets)),
+            max(self.last_updated, *(t.updated_at for t in tickets)),
+        )
+
+
+def _options() -> dict[str, Any]:
+    settings = hotline().settings
+    return {
+        "lines": [(ln.number, ln.name) for ln in settings.lines],
+        "categories": [c.name for c in settings.categories],
+        "statuses": STATUS_LABELS,
+    }
+
+
+@bp.get("/")
+@bp.get("/queue")
+@require()
+def queue() -> Any:
+    f = QueueFilter.from_args(request.args)
+    app = hotline()
+    today = app.today()
+    sees = viewer().sees_phone
+    with app.db.session() as s:
+        cursor = Cursor.now(s)
+        tickets = s.scalars(f.select().order_by(Ticket.id.desc()).limit(PAGE_SIZE)).all()
+        rows = [row(app, t, sees, today) for t in tickets]
+    return render_template("console/queue.html", rows=rows, f=f, cursor=str(cursor), **_options())
+
+
+def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\nid: {event_id}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@bp.get("/queue/stream")
+@require()
+def queue_stream() -> Response:
+    f = QueueFilter.from_args(request.args)
+    app = hotline()
+    sees = viewer().sees_phone
+    start = Cursor.parse(request.headers.get("Last-Event-ID")) or Cursor.parse(
+        request.args.get("cursor")
+    )
+
+    def events() -> Iterator[str]:
+        cursor = start
+        if cursor is None:
+            with app.db.session() as s:
+                cursor = Cursor.now(s)
+        yield f"retry: 1000\nid: {cursor}\n\n"
+        ends = time.monotonic() + STREAM_SECONDS
+        quiet_since = time.monotonic()
+        while time.monotonic() < ends:
+            today = app.today()
+            with app.db.session() as s:
+                tickets, cursor = cursor.changes(s)
+                out = [
+                    {
+                        "id": t.id,
+                        "matches": f.matches(t),
+                        "html": render_template("console/_row.html", r=row(app, t, sees, today)),
+                    }
+                    for t in tickets
+                ]
+            for data in out:
+                yield _event("ticket", str(cursor), data)
+            if out:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                quiet_since = time.monotonic()
+            time.sleep(POLL_SECONDS)
+
+    return Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+EXPORT_HEADER = [
+    "工单号",
+    "状态",
+    "热线",
+    "来电号码",
+    "类别",
+    "承办部门",
+    "紧急",
+    "摘要",
+    "来电时间",
+    "办理时限",
+]
+EXPORT_LIMIT = 10_000
+
+
+@bp.get("/queue/export.<any(csv, xlsx):fmt>")
+@require()
+def queue_export(fmt: str) -> Response:
+    """The queue as filtered, as a spreadsheet (phone numbers as the viewer may see them)."""
+    f = QueueFilter.from_args(request.args)
+    app = hotline()
+    today = app.today()
+    sees = viewer().sees_phone
+    with app.db.session() as s:
+        tickets = s.scalars(f.select().order_by(Ticket.id.desc()).limit(EXPORT_LIMIT)).all()
+        rows = [row(app, t, sees, today) for t in tickets]
+        record(s, "tickets.export", None, {"format": fmt, "filter": f.as_args(), "rows": len(rows)})
+    table = Table(
+        "工单",
+        EXPORT_HEADER,
+        [
+            [
+                r["number"],
+                r["status_label"],
+                r["line"],
+                r["caller"],
+                r["category"],
+                r["department"],
+                "是" if r["urgent"] else "否",
+                r["summary"],
+                r["created"],
+                r["due_date"],
+            ]
+            for r in rows
+        ],
+    )
+    name = f"tickets-{today.isoformat()}.{fmt}"
+    return csv_response(table, name) if fmt == "csv" else xlsx_response([table], name)

@@ -1,0 +1,115 @@
+"""Reports for supervisors: charts drawn on the server, CSV and Excel downloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from flask import abort, render_template, request
+from markupsafe import Markup
+
+from ivr.reports import (
+    Period,
+    Table,
+    complaint_keywords,
+    overdue,
+    overdue_by_department,
+    satisfaction_by_department_week,
+    volumes,
+)
+from ivr.store.models import Role
+from webhooks.console import bp
+from webhooks.console.auth import hotline, record, require
+from webhooks.console.charts import bar_chart, satisfaction_chart, volumes_chart
+from webhooks.console.export import csv_response, xlsx_response
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 366
+
+
+@dataclass
+class Reports:
+    period: Period
+    volumes: Table
+    satisfaction: Table
+    overdue: Table
+    keywords: Table
+
+    def tables(self) -> dict[str, Table]:
+        return {
+            "volumes": self.volumes,
+            "satisfaction": self.satisfaction,
+            "overdue": self.overdue,
+            "keywords": self.keywords,
+        }
+
+
+def _period() -> Period:
+    today = hotline().today()
+    try:
+        end = date.fromisoformat(request.args.get("to") or today.isoformat())
+        start = date.fromisoformat(
+            request.args.get("from") or (end - timedelta(days=DEFAULT_DAYS - 1)).isoformat()
+        )
+    except ValueError:
+        abort(400, description="dates are YYYY-MM-DD")
+    if start > end or (end - start).days >= MAX_DAYS:
+        abort(400, description=f"choose a period of 1 to {MAX_DAYS} days, start before end")
+    return Period(start, end)
+
+
+def _reports() -> Reports:
+    app = hotline()
+    period = _period()
+    return Reports(
+        period,
+        volumes(app, period),
+        satisfaction_by_department_week(app),
+        overdue(app, app.today()),
+        complaint_keywords(app, period),
+    )
+
+
+@bp.get("/reports")
+@require(Role.SUPERVISOR)
+def reports() -> Any:
+    r = _reports()
+    days = [d.isoformat() for d in r.period.days()]
+    overdue_counts = overdue_by_department(r.overdue).most_common()
+    charts = {
+        "volumes": volumes_chart(r.volumes, days),
+        "satisfaction": satisfaction_chart(r.satisfaction),
+        "overdue": bar_chart(r.overdue.title + "（按部门）", overdue_counts, "工单数"),
+        "keywords": bar_chart(
+            r.keywords.title, [(w, n) for w, n in r.keywords.rows], "包含该词的投诉工单数"
+        ),
+    }
+    return render_template(
+        "console/reports.html",
+        r=r,
+        charts={k: Markup(v) for k, v in charts.items()},  # our own SVG, from matplotlib
+    )
+
+
+@bp.get("/reports/<name>.csv")
+@require(Role.SUPERVISOR)
+def report_csv(name: str) -> Any:
+    r = _reports()
+    table = r.tables().get(name)
+    if table is None:
+        abort(404)
+    app = hotline()
+    with app.db.session() as s:
+        record(s, "report.export", None, {"table": name, "format": "csv"})
+    return csv_response(table, f"{name}-{r.period.start}-{r.period.end}.csv")
+
+
+@bp.get("/reports/report.xlsx")
+@require(Role.SUPERVISOR)
+def report_xlsx() -> Any:
+    r = _reports()
+    app = hotline()
+    with app.db.session() as s:
+        record(s, "report.export", None, {"table": "all", "format": "xlsx"})
+    return xlsx_response(list(r.tables().values()), f"report-{r.period.start}-{r.period.end}.xlsx")
