@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -79,48 +80,64 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     """hotline-ivr: answer 12345 calls, draft tickets, run satisfaction callbacks."""
-    logs.setup(log_level)
+    try:
+        logs.setup(log_level, os.environ.get("IVR_LOG_FORMAT", "text"))
+    except ValueError as exc:
+        fail(f"IVR_LOG_FORMAT: {exc}")
     ctx.obj = Ctx(config_path)
 
 
 @main.command()
 @click.option("--host", default=None, help="Bind address (default: http.host from config).")
 @click.option("--port", type=int, default=None, help="Port (default: http.port from config).")
+@click.option(
+    "--role",
+    "role",
+    default="all",
+    show_default=True,
+    help="web, sip, worker, scheduler or all; several comma-separated (sip,worker).",
+)
+@click.option(
+    "--web-workers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="gunicorn worker processes (role web alone).",
+)
 @pass_ctx
-def serve(c: Ctx, host: str | None, port: int | None) -> None:
-    """Run the service: HTTP app, SIP phone and campaign scheduler (when configured)."""
-    from waitress import serve as waitress_serve
+def serve(c: Ctx, host: str | None, port: int | None, role: str, web_workers: int) -> None:
+    """Run the service: HTTP app, SIP phone, job worker and campaign scheduler, by role."""
+    from ivr.roles import Node, RoleError, parse_roles
+    from ivr.serving import serve_gunicorn, serve_waitress, wait_for_signal
 
-    from webhooks import create_app
-
-    logs.setup("INFO")
+    logs.setup(c.settings.logging.level, c.settings.logging.format)
+    try:
+        roles = parse_roles(role)
+    except RoleError as exc:
+        fail(str(exc))
     app = c.hotline()
     host = host or c.settings.http.host
     port = port or c.settings.http.port
-    phone = scheduler = None
-    if c.settings.sip.enabled:
-        from ivr.sip.dialer import SipDialer
-        from ivr.sip.service import build_phone
-        from ivr.surveys.scheduler import CampaignScheduler
-
-        phone = build_phone(app)
-        phone.start()
-        if c.settings.surveys.dialer == "sip":
-            scheduler = CampaignScheduler(app, SipDialer(phone))
-            scheduler.start()
+    if roles == {"web"}:
+        serve_gunicorn(c.settings, c.config_path, host, port, web_workers)
+        return
+    try:
+        node = Node(app, roles, explicit=role != "all").start()
+    except RoleError as exc:
+        fail(str(exc))
     log.info(
-        "hotline-ivr serving on http://%s:%d (database %s)",
-        host,
-        port,
+        "hotline-ivr roles %s (database %s, jobs %s)",
+        ",".join(sorted(roles)),
         app.db.engine.url.render_as_string(hide_password=True),
+        "in process" if node.jobs.embedded else "on Redis",
     )
     try:
-        waitress_serve(create_app(app), host=host, port=port, threads=8)
+        if "web" in roles:
+            serve_waitress(app, node.jobs, host, port)
+        else:
+            wait_for_signal()
     finally:
-        if scheduler is not None:
-            scheduler.stop()
-        if phone is not None:
-            phone.stop()
+        node.stop()
 
 
 @main.group()

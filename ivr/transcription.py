@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from ivr import metrics
 from ivr.asr.audio import AudioError
 from ivr.asr.files import transcribe_file
 from ivr.asr.models import LoadedModel
@@ -40,6 +41,8 @@ def transcribe_recording(app: Hotline, recording_id: int, model: LoadedModel) ->
             if rec is not None:
                 rec.status, rec.error = RecordingStatus.FAILED, str(exc)
         return False
+    if result.rtf is not None:
+        metrics.ASR_RTF.observe(result.rtf)
     data = result.to_dict()
     with app.db.session() as s:
         rec = s.get(Recording, recording_id)

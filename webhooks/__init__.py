@@ -8,21 +8,27 @@ from flask import Flask, jsonify
 
 from ivr import __version__
 from ivr.app import Hotline
+from ivr.queue import DramatiqJobs, open_jobs
 
 
-def create_app(hotline: Hotline) -> Flask:
+def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
+    """The app; `jobs` is the process's job queue (default: one from the `jobs:` config)."""
     from webhooks.api import init_api
     from webhooks.console import init_console
+    from webhooks.observability import init_observability
     from webhooks.twilio_voice import init_twilio
 
+    jobs = jobs or open_jobs(hotline.settings)
     app = Flask(__name__)
     app.extensions["hotline"] = hotline
+    app.extensions["jobs"] = jobs
+    init_observability(app, hotline, jobs)
 
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify(status="ok", version=__version__)
 
-    init_twilio(app, hotline)
+    init_twilio(app, hotline, jobs)
     init_api(app)
     init_console(app)
     return app

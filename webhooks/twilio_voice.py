@@ -20,20 +20,14 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from ivr.app import Hotline
 from ivr.flow import Digits, Event, RecordingFinished, Timeout
-from ivr.jobs import JobQueue
 from ivr.phones import mask_number
 from ivr.prompts import PromptLibrary
-from ivr.twilio.media import (
-    FETCH_JOB,
-    TRANSCRIBE_JOB,
-    RecordingEvent,
-    RecordingFetcher,
-    RecordingIntake,
-    transcribe_job,
-)
+from ivr.queue import DramatiqJobs
+from ivr.twilio.media import RecordingEvent, RecordingIntake
 from ivr.twilio.prompts import BadClipList, PromptAudio
 from ivr.twilio.steps import InboundCall, StatusUpdate, TwilioCalls
 from ivr.twilio.twiml import Links, TwimlRenderer
+from ivr.workers import register_jobs
 from webhooks import twilio_params as P
 from webhooks.twilio_security import plain, public_base, signed
 
@@ -62,16 +56,13 @@ class TwilioVoice:
     calls: TwilioCalls
     intake: RecordingIntake
     prompts: PromptAudio
-    jobs: JobQueue
+    jobs: DramatiqJobs
 
 
-def init_twilio(app: Flask, hotline: Hotline) -> TwilioVoice:
+def init_twilio(app: Flask, hotline: Hotline, jobs: DramatiqJobs) -> TwilioVoice:
     cfg = hotline.settings.twilio
     prompts = PromptAudio(PromptLibrary.from_settings(hotline.settings))
-    jobs = JobQueue(cfg.job_workers, name="twilio-jobs")
-    intake = RecordingIntake(hotline, cfg, RecordingFetcher(cfg), jobs)
-    jobs.register(TRANSCRIBE_JOB, transcribe_job(hotline))
-    jobs.register(FETCH_JOB, intake.fetch_job)
+    intake = register_jobs(hotline, jobs)
     voice = TwilioVoice(
         hotline, TwilioCalls(hotline, TwimlRenderer(cfg, prompts)), intake, prompts, jobs
     )

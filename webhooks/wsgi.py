@@ -1,7 +1,8 @@
-"""WSGI entry for a production server: `gunicorn -w 2 'webhooks.wsgi:app'`.
+"""WSGI entry for a production server: `ivr serve --role web` or `gunicorn 'webhooks.wsgi:app'`.
 
-Reads config.yaml (or IVR_CONFIG) and DATABASE_URL from the environment; the
-database must be up to date (`ivr db upgrade`).
+Reads config.yaml (or IVR_CONFIG), DATABASE_URL and REDIS_URL from the
+environment; the database must be up to date (`ivr db upgrade`). With Redis,
+recording jobs go to the worker processes; without, each web worker runs them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ivr.app import Hotline
 from ivr.config import load_config
 from webhooks import create_app
 
-logs.setup("INFO")
-hotline = Hotline.open(load_config())
+settings = load_config()
+logs.setup(settings.logging.level, settings.logging.format)
+hotline = Hotline.open(settings)
 app = create_app(hotline)

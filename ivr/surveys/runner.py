@@ -14,51 +14,23 @@ import os
 import secrets
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
-from ivr.phones import mask_number
-from ivr.spoken import digits_spoken
-from ivr.store.models import Campaign, SurveyAttempt, Ticket, TicketStatus
-from ivr.surveys.campaigns import CampaignError, is_do_not_call, policy_for
+from ivr.store.models import Campaign, SurveyAttempt
+from ivr.surveys.attempts import AttemptBook, Claimed, RunSummary
+from ivr.surveys.campaigns import CampaignError, policy_for
 from ivr.surveys.dialer import Dialer, DialResult
-from ivr.surveys.outcomes import SCORES
-from ivr.surveys.policy import RETRYABLE, Pacer
+from ivr.surveys.policy import Pacer
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
 
 log = logging.getLogger(__name__)
-
-VALID_SCORES = {"satisfied", "basically_satisfied", "unsatisfied"}
-
-
-@dataclass
-class RunSummary:
-    dialed: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    skipped: int = 0
-    expired: int = 0
-    postponed: int = 0
-    recovered: int = 0
-    state: str = "running"  # done | paused | waiting | time-limit
-    next_due: datetime | None = None
-    starts: list[float] = field(default_factory=list)  # monotonic call start times
-
-
-@dataclass(frozen=True)
-class Claimed:
-    attempt_id: int
-    phone: str
-    variables: dict[str, Any]
 
 
 def worker_id() -> str:
@@ -100,6 +72,7 @@ class CampaignRunner:
         self.heartbeat_stale = timedelta(seconds=heartbeat_stale_s)
         self.poll_s = poll_s
         self.on_progress = on_progress
+        self.book = AttemptBook(app, self.worker)
 
     # -- the loop --------------------------------------------------------------
     def run(
@@ -191,16 +164,7 @@ class CampaignRunner:
                 )
             ).all()
             for a in orphans:
-                answered = a.score in VALID_SCORES
-                a.status, a.finished_at = "done", a.finished_at or now
-                a.outcome = "answered" if answered else a.outcome or "interrupted"
-                log.warning(
-                    "attempt %d (%s) was interrupted by a crash; not dialed again",
-                    a.id,
-                    mask_number(a.phone),
-                )
-                if not answered:
-                    self._follow_up(s, a, now)
+                self.book.interrupted(s, a, now)
             return len(orphans)
 
     def _next_due(self, campaign_id: int) -> datetime | None:
@@ -229,74 +193,10 @@ class CampaignRunner:
                 .with_for_update(skip_locked=True)
             ).all()
             for a in candidates:
-                claimed = self._try_claim(s, a, now, summary)
+                claimed = self.book.try_claim(s, a, now, summary)
                 if claimed is not None:
                     return claimed
         return None
-
-    def _try_claim(
-        self, s: Session, a: SurveyAttempt, now: datetime, summary: RunSummary
-    ) -> Claimed | None:
-        ticket = s.get(Ticket, a.ticket_id)
-        assert ticket is not None
-        if ticket.status != TicketStatus.COMPLETED or ticket.survey_outcome is not None:
-            a.status, a.outcome, a.finished_at = "skipped", "already_surveyed", now
-            summary.skipped += 1
-            return None
-        if ticket.no_callback or is_do_not_call(self.app, s, a.phone):
-            a.status, a.outcome, a.finished_at = "skipped", "do_not_call", now
-            summary.skipped += 1
-            return None
-        if ticket.completed_at and now > self.policy.deadline(ticket.completed_at):
-            a.status, a.outcome, a.finished_at = "expired", "deadline", now
-            summary.expired += 1
-            return None
-        if self._called_today(s, a, now):
-            a.not_before = self.policy.next_day(now)
-            summary.postponed += 1
-            return None
-        won = s.execute(
-            update(SurveyAttempt)
-            .where(SurveyAttempt.id == a.id, SurveyAttempt.status == "planned")
-            .values(status="claimed", claimed_by=self.worker, claimed_at=now)
-        ).rowcount
-        if won != 1:
-            return None  # another runner claimed it first
-        line = self.app.settings.line(ticket.line_number) or self.app.settings.line(
-            self.app.settings.hotline
-        )
-        assert line is not None
-        return Claimed(
-            a.id,
-            a.phone,
-            {
-                "attempt_id": a.id,
-                "line_number": line.number,
-                "line_name": line.name,
-                "ticket_no": ticket.number,
-                "ticket_no_spoken": digits_spoken(ticket.number),
-            },
-        )
-
-    def _called_today(self, s: Session, a: SurveyAttempt, now: datetime) -> bool:
-        """One survey call per number per (local) day, across campaigns."""
-        today = self.policy.local_day(now)
-        start = datetime.combine(today, datetime.min.time(), self.app.settings.tz)
-        other = SurveyAttempt.__table__.alias("other")
-        return bool(
-            s.scalar(
-                select(
-                    exists().where(
-                        and_(
-                            other.c.phone == a.phone,
-                            other.c.id != a.id,
-                            other.c.claimed_at >= start,
-                            other.c.claimed_at < start + timedelta(days=1),
-                        )
-                    )
-                )
-            )
-        )
 
     def _call(self, claimed: Claimed, summary: RunSummary) -> None:
         with self.app.db.session() as s:
@@ -317,46 +217,7 @@ class CampaignRunner:
         except Exception:
             log.exception("dialing attempt %d failed", claimed.attempt_id)
             result = DialResult("failed")
-        outcome = self._finish(claimed.attempt_id, result)
+        outcome = self.book.finish(claimed.attempt_id, result)
         summary.outcomes[outcome] += 1
         if self.on_progress is not None:
             self.on_progress(summary)
-
-    def _finish(self, attempt_id: int, result: DialResult) -> str:
-        now = self.app.clock.now()
-        with self.app.db.session() as s:
-            a = s.get(SurveyAttempt, attempt_id)
-            assert a is not None
-            if result.outcome == "answered":
-                # The survey flow already stored the score (record_score) when the key came.
-                score = a.score or result.score
-                outcome = "answered" if score in VALID_SCORES else "no_response"
-                a.score = score if score in SCORES else "no_response"
-            else:
-                outcome = result.outcome
-            a.status, a.outcome, a.finished_at = "done", outcome, now
-            if outcome in RETRYABLE:
-                self._follow_up(s, a, now)
-            return outcome
-
-    def _follow_up(self, s: Session, a: SurveyAttempt, now: datetime) -> None:
-        if a.attempt_no >= self.cfg.max_attempts:
-            return
-        ticket = s.get(Ticket, a.ticket_id)
-        when = self.policy.retry_at(now)
-        if ticket and ticket.completed_at and when > self.policy.deadline(ticket.completed_at):
-            return
-        try:
-            with s.begin_nested():
-                s.add(
-                    SurveyAttempt(
-                        campaign_id=a.campaign_id,
-                        ticket_id=a.ticket_id,
-                        attempt_no=a.attempt_no + 1,
-                        phone=a.phone,
-                        status="planned",
-                        not_before=when,
-                    )
-                )
-        except IntegrityError:
-            pass  # already planned (a replayed finish)

@@ -1,0 +1,62 @@
+"""GET /metrics (Prometheus), GET /readyz, and the latency of every request."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from ivr import metrics
+from ivr.app import Hotline
+from ivr.logs import log_context
+from ivr.queue import DramatiqJobs
+from ivr.readiness import checks
+
+log = logging.getLogger("webhooks.observability")
+
+
+def init_observability(app: Flask, hotline: Hotline, jobs: DramatiqJobs) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+        small = request.method == "POST" and (request.content_length or 0) <= 64 * 1024
+        call_sid = request.form.get("CallSid") if small else None
+        if call_sid:
+            g.log_context = log_context(call_id=call_sid)
+            g.log_context.__enter__()
+
+    @app.teardown_request
+    def _end_context(_exc: BaseException | None) -> None:
+        ctx = g.pop("log_context", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+
+    @app.after_request
+    def _observe(resp: Response) -> Response:
+        started = g.pop("started", None)
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            metrics.WEBHOOK_LATENCY.labels(endpoint=endpoint, method=request.method).observe(
+                time.perf_counter() - started
+            )
+        return resp
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Any:
+        return Response(metrics.render(hotline, jobs), mimetype=metrics.CONTENT_TYPE)
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        results = checks(hotline, jobs.client)
+        ready = all(c.ok for c in results)
+        if not ready:
+            log.warning(
+                "not ready: %s", "; ".join(f"{c.name} {c.detail}" for c in results if not c.ok)
+            )
+        body = {
+            "status": "ready" if ready else "not ready",
+            "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in results},
+        }
+        return jsonify(body), 200 if ready else 503
