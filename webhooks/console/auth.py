@@ -90,6 +90,14 @@ def _template_globals() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "viewer": g.get("viewer"), "Role": Role}
 
 
+def _wants_page() -> bool:
+    """A person's browser (or no preference), not the event stream or a script."""
+    best = request.accept_mimetypes.best_match(
+        ["text/html", "text/event-stream", "application/json"]
+    )
+    return best in (None, "text/html")
+
+
 def require(role: str = Role.OPERATOR) -> Callable[[F], F]:
     """Signed-in users of at least `role`; others go to sign-in (or get 403)."""
 
@@ -97,7 +105,7 @@ def require(role: str = Role.OPERATOR) -> Callable[[F], F]:
         @wraps(view)
         def inner(*args: Any, **kwargs: Any) -> Any:
             if g.get("viewer") is None:
-                if request.method == "GET" and not request.accept_mimetypes.accept_json:
+                if request.method == "GET" and _wants_page():
                     return redirect(url_for("console.login", next=request.full_path))
                 abort(401)
             if not viewer().may(role):

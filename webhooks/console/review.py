@@ -33,14 +33,18 @@ AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "web
 HISTORY = 50
 
 
+def _han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
 def transcript_words(words: list[Any], low: float) -> list[dict[str, Any]]:
     """Words to show, each marked when the recognizer was unsure of it."""
     out = []
     for i, w in enumerate(words):
         text = str(w.get("word", ""))
         prev = str(words[i - 1].get("word", "")) if i else ""
-        # Chinese words run together; Latin words and numbers keep a space between them.
-        space = bool(prev) and prev[-1:].isascii() and text[:1].isascii()
+        # Chinese words run together; other words keep the space between them.
+        space = bool(prev) and not (_han(prev[-1:]) and _han(text[:1]))
         conf = float(w.get("conf", 1.0))
         out.append({"text": text, "conf": conf, "low": conf < low, "space": space})
     return out
