@@ -8,13 +8,16 @@ meanwhile never shift or repeat what a client has already paged through.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ivr.store.models import Ticket
+
+# Row ids are 32-bit integers on every backend (PostgreSQL INTEGER); none is larger.
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,15 @@ class TicketQuery:
     before_id: int | None = None  # keyset: only tickets with a smaller id
 
 
+def _midnight(day: date, days_after: int, tz: ZoneInfo) -> datetime | None:
+    """Local midnight `days_after` days after `day`, in UTC; None beyond the calendar's ends
+    (a bound at year 1 or 9999 bounds nothing)."""
+    try:
+        return datetime.combine(day + timedelta(days=days_after), time(), tz).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def _select(q: TicketQuery, tz: ZoneInfo) -> Select[tuple[Ticket]]:
     stmt = select(Ticket)
     for column, value in (
@@ -40,12 +52,13 @@ def _select(q: TicketQuery, tz: ZoneInfo) -> Select[tuple[Ticket]]:
     ):
         if value is not None:
             stmt = stmt.where(column == value)
-    if q.created_from is not None:
-        stmt = stmt.where(Ticket.created_at >= datetime.combine(q.created_from, time(), tz))
-    if q.created_to is not None:
-        end = datetime.combine(q.created_to + timedelta(days=1), time(), tz)
+    start = _midnight(q.created_from, 0, tz) if q.created_from else None
+    if start is not None:
+        stmt = stmt.where(Ticket.created_at >= start)
+    end = _midnight(q.created_to, 1, tz) if q.created_to else None
+    if end is not None:
         stmt = stmt.where(Ticket.created_at < end)
-    if q.before_id is not None:
+    if q.before_id is not None and q.before_id <= MAX_ID:
         stmt = stmt.where(Ticket.id < q.before_id)
     return stmt.order_by(Ticket.id.desc())
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -15,11 +16,13 @@ from werkzeug.test import TestResponse
 from ivr.accounts import create_user, issue_token
 from ivr.app import Hotline
 from ivr.simulate import simulate_inbound
-from ivr.store import AuditEntry, SurveyAttempt
+from ivr.store import AuditEntry, SurveyAttempt, upgrade
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score
 from ivr.tickets import complete, find
 from webhooks import create_app
+
+from .conftest import settings_for
 
 CALLER = "13800138000"
 NOISE = "我要投诉我们小区楼下的烧烤店每天晚上噪音扰民到凌晨两点"
@@ -99,3 +102,23 @@ def api_rig(hotline: Hotline) -> Iterator[ApiRig]:
         yield rig
     finally:
         app.extensions["twilio"].jobs.close(wait=True, timeout=30)
+
+
+# The API runs on SQLite (embedded default) and on PostgreSQL (production).
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def hotline_on(request: pytest.FixtureRequest, backend: str) -> Iterator[Hotline]:
+    """The `hotline` fixture's app, or the same on a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield request.getfixturevalue("hotline")
+        return
+    url = request.getfixturevalue("postgres_url")
+    base, tmp = request.getfixturevalue("base_settings"), request.getfixturevalue("tmp_path")
+    upgrade(url)
+    app = Hotline.open(settings_for(base, tmp, url), request.getfixturevalue("clock"))
+    try:
+        yield app
+    finally:
+        app.close()

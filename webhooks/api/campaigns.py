@@ -12,12 +12,10 @@ from sqlalchemy import select
 from ivr.store.models import Campaign, Role
 from ivr.surveys.campaigns import progress
 from ivr.surveys.report import Dimension, Row, report, total
+from ivr.ticket_query import MAX_ID
 from webhooks.api.errors import ApiError
 from webhooks.api.params import no_query, report_dimension
 from webhooks.api.unit import Unit, bp, unit
-
-# Campaign ids are 32-bit integers; larger ones cannot exist (and the route refuses them).
-MAX_CAMPAIGN_ID = 2**31 - 1
 
 
 def _campaign(u: Unit, c: Campaign) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def list_campaigns() -> ResponseReturnValue:
         return jsonify(items=[_campaign(u, c) for c in rows])
 
 
-@bp.get(f"/campaigns/<int(min=1, max={MAX_CAMPAIGN_ID}):campaign_id>")
+@bp.get(f"/campaigns/<int(min=1, max={MAX_ID}):campaign_id>")
 def get_campaign(campaign_id: int) -> ResponseReturnValue:
     with unit(Role.SUPERVISOR) as u:
         by = cast(Dimension, report_dimension(request.args))

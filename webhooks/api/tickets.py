@@ -6,7 +6,7 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ivr.store.models import Role, Ticket
-from ivr.ticket_query import search
+from ivr.ticket_query import MAX_ID, search
 from ivr.tickets import Changes, TicketError, accept, complete, find, to_dict, update_fields
 from webhooks.api.errors import ApiError
 from webhooks.api.params import (
@@ -20,15 +20,12 @@ from webhooks.api.params import (
 )
 from webhooks.api.unit import Unit, bp, unit
 
-# Ticket ids are 64-bit at most; a longer run of digits is an id that cannot exist.
-_MAX_ID_DIGITS = 18
-
 
 def _findable(number: str) -> bool:
     """Whether `number` can name a ticket at all (a number, or an id the database can hold)."""
     if "\x00" in number:
         return False
-    return not number.isdigit() or (number.isascii() and len(number) <= _MAX_ID_DIGITS)
+    return not number.isdigit() or (number.isascii() and int(number) <= MAX_ID)
 
 
 def _ticket(u: Unit, number: str, *, lock: bool = False) -> Ticket:
