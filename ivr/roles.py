@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ivr.lease import Lease
-from ivr.queue import DramatiqJobs, open_jobs
-from ivr.surveys.scheduler import DispatchScheduler
-from ivr.workers import register_jobs
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
+    from ivr.queue import DramatiqJobs
     from ivr.surveys.dialer import Dialer
+    from ivr.surveys.scheduler import DispatchScheduler
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,12 @@ class Node:
     scheduler: DispatchScheduler | None = None
 
     def start(self) -> Node:
+        # Imported here: `ivr serve --role web` must not load the metrics before
+        # gunicorn's PROMETHEUS_MULTIPROC_DIR is set.
+        from ivr.queue import open_jobs
+        from ivr.surveys.scheduler import DispatchScheduler
+        from ivr.workers import register_jobs
+
         settings = self.app.settings
         self.jobs = open_jobs(settings)
         if self.jobs.embedded and self.explicit and self.roles != frozenset(ROLES):

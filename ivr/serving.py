@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 from pathlib import Path
@@ -36,14 +35,26 @@ def wait_for_signal() -> None:
 
 
 def metrics_dir(settings: Settings) -> Path:
-    """PROMETHEUS_MULTIPROC_DIR for gunicorn's workers, emptied at start."""
+    """PROMETHEUS_MULTIPROC_DIR for gunicorn's workers; files of dead processes removed."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     path = Path(given) if given else settings.storage_path / "metrics"
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
+    for f in path.glob("*.db"):
+        pid = f.stem.rpartition("_")[2]
+        if not (pid.isdigit() and _alive(int(pid))):
+            f.unlink(missing_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def serve_gunicorn(
@@ -57,6 +68,11 @@ def serve_gunicorn(
     os.environ.setdefault("DATABASE_URL", settings.resolved_database_url)
     metrics_dir(settings)
 
+    def post_fork(_server: Any, _worker: Any) -> None:
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()  # file-backed in every worker
+
     def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
@@ -69,6 +85,7 @@ def serve_gunicorn(
         "threads": 4,
         "timeout": 60,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "post_fork": post_fork,
         "child_exit": child_exit,
         "accesslog": None,
     }
