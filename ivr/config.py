@@ -285,6 +285,21 @@ class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class ConsoleConfig(_Model):
+    """The operator console (webhooks/console)."""
+
+    # A ticket due within this many working days is shown as near its deadline.
+    near_deadline_workdays: int = Field(default=1, ge=0, le=30)
+    # Live queue (server-sent events): how often the database is checked, how long one
+    # stream lasts before the browser reconnects, and how many streams one process
+    # holds open at once (each holds a server thread); tabs beyond that poll every
+    # overflow_retry_s seconds instead.
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    stream_s: float = Field(default=30.0, ge=1, le=600)
+    streams_per_process: int = Field(default=4, ge=0, le=1000)
+    overflow_retry_s: float = Field(default=5.0, ge=1, le=300)
+
+
 class FlowFiles(_Model):
     dir: Path = Path("callflows")
     inbound: str = "inbound.yaml"
@@ -315,6 +330,7 @@ class Settings(_Model):
     surveys: SurveyConfig = SurveyConfig()
     jobs: JobsConfig = JobsConfig()
     logging: LoggingConfig = LoggingConfig()
+    console: ConsoleConfig = ConsoleConfig()
     flows: FlowFiles = FlowFiles()
     # Where the file was loaded from; relative paths resolve against its folder.
     base_dir: Path = Path(".")

@@ -467,3 +467,23 @@ def test_session_key_from_env_or_kept_on_disk(hotline: Hotline) -> None:
     assert len(first) == 64 and secret_key(settings, env={}) == first
     path = settings.storage_path / KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_tabs_beyond_the_stream_limit_poll_instead(hotline: Hotline) -> None:
+    limited = hotline.settings.model_copy(
+        update={"console": hotline.settings.console.model_copy(update={"streams_per_process": 0})}
+    )
+    with console_app(Hotline(limited, hotline.db, hotline.clock)) as app:
+        op = browser(app, "operator")
+        page = op.get("/console/queue").get_data(as_text=True)
+        stream = page.split('data-stream="')[1].split('"')[0].replace("&amp;", "&")
+        new = draft(hotline)
+        r = op.client.get(stream)  # the whole response: it ends after one check
+        body = r.get_data(as_text=True)
+        assert body.startswith("retry: 5000\n")
+        assert json.loads(body.split("data: ")[1].split("\n")[0])["id"] == new
+
+
+def test_signed_out_stream_is_refused_not_redirected(app: Flask) -> None:
+    r = browser(app).client.get("/console/queue/stream", headers={"Accept": "text/event-stream"})
+    assert r.status_code == 401

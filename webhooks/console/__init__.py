@@ -3,6 +3,8 @@ watching the queue live, campaigns and reports. Mounted under /console."""
 
 from __future__ import annotations
 
+import threading
+
 from flask import Blueprint, Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
@@ -36,6 +38,10 @@ def init_console(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=public.startswith("https://"),
+    )
+    # Live queue streams this process holds open at once (each holds a server thread).
+    app.extensions["console_streams"] = threading.BoundedSemaphore(
+        hotline.settings.console.streams_per_process
     )
     app.register_blueprint(bp)
 

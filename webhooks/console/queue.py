@@ -3,19 +3,23 @@
 The stream polls the database, not an in-process signal, so a draft created by
 any process (a SIP node, a Twilio worker, `ivr simulate`) reaches every console.
 Its cursor is (highest ticket id, latest updated_at) seen; each event carries it
-as the event id, so a reconnecting browser (Last-Event-ID) misses nothing.
+as the event id, so a reconnecting browser (Last-Event-ID) misses nothing. A
+stream lasts console.stream_s and the browser reconnects; at most
+console.streams_per_process streams are held open per process, further tabs get
+one check per request and reconnect every console.overflow_retry_s (polling).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, current_app, render_template, request, stream_with_context
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -27,10 +31,6 @@ from webhooks.console.export import csv_response, xlsx_response
 from webhooks.console.rows import STATUS_LABELS, row
 
 PAGE_SIZE = 200
-POLL_SECONDS = 1.0
-# A stream ends after this long and the browser reconnects (Last-Event-ID): no
-# server thread is held forever by a tab left open.
-STREAM_SECONDS = 30.0
 KEEPALIVE_SECONDS = 10.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -158,34 +158,49 @@ def queue_stream() -> Response:
         request.args.get("cursor")
     )
 
+    cfg = app.settings.console
+    slots: threading.BoundedSemaphore = current_app.extensions["console_streams"]
+
     def events() -> Iterator[str]:
         cursor = start
         if cursor is None:
             with app.db.session() as s:
                 cursor = Cursor.now(s)
-        yield f"retry: 1000\nid: {cursor}\n\n"
-        ends = time.monotonic() + STREAM_SECONDS
-        quiet_since = time.monotonic()
-        while time.monotonic() < ends:
-            today = app.today()
-            with app.db.session() as s:
-                tickets, cursor = cursor.changes(s)
-                out = [
-                    {
-                        "id": t.id,
-                        "matches": f.matches(t),
-                        "html": render_template("console/_row.html", r=row(app, t, sees, today)),
-                    }
-                    for t in tickets
-                ]
-            for data in out:
-                yield _event("ticket", str(cursor), data)
-            if out:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-                yield ": keepalive\n\n"
-                quiet_since = time.monotonic()
-            time.sleep(POLL_SECONDS)
+        # Past the per-process limit a tab gets what changed and comes back later,
+        # instead of holding one more server thread.
+        held = slots.acquire(blocking=False)
+        try:
+            retry_s = 1.0 if held else cfg.overflow_retry_s
+            yield f"retry: {int(retry_s * 1000)}\nid: {cursor}\n\n"
+            ends = time.monotonic() + (cfg.stream_s if held else 0.0)
+            quiet_since = time.monotonic()
+            while True:
+                today = app.today()
+                with app.db.session() as s:
+                    tickets, cursor = cursor.changes(s)
+                    out = [
+                        {
+                            "id": t.id,
+                            "matches": f.matches(t),
+                            "html": render_template(
+                                "console/_row.html", r=row(app, t, sees, today)
+                            ),
+                        }
+                        for t in tickets
+                    ]
+                for data in out:
+                    yield _event("ticket", str(cursor), data)
+                if time.monotonic() >= ends:
+                    return
+                if out:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                    yield ": keepalive\n\n"
+                    quiet_since = time.monotonic()
+                time.sleep(cfg.poll_s)
+        finally:
+            if held:
+                slots.release()
 
     return Response(
         stream_with_context(events()),

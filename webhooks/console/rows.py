@@ -20,8 +20,6 @@ STATUS_LABELS = {
     "closed": "已归档",
     "rejected": "不予受理",
 }
-# A deadline this many working days away (or closer) is near.
-NEAR_DEADLINE_WORKDAYS = 1
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Deadline:
 def deadline_state(app: Hotline, ticket: Ticket, today: date) -> Deadline:
     if ticket.status not in OPEN_STATUSES:
         return Deadline(False, False)
-    near_limit = app.calendar.add_workdays(today, NEAR_DEADLINE_WORKDAYS)
+    near_limit = app.calendar.add_workdays(today, app.settings.console.near_deadline_workdays)
     return Deadline(ticket.due_date < today, today <= ticket.due_date <= near_limit)
 
 
