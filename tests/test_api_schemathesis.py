@@ -52,7 +52,7 @@ def rig(request: pytest.FixtureRequest) -> Iterator[ApiRig]:
             rig.draft(GAS_LEAK, line="12345", digits="3"),
             rig.completed(),
         ]
-        SEEDED["id"] = [rig.campaign_with_scores(["satisfied", "unsatisfied"])]
+        SEEDED["campaign_id"] = [rig.campaign_with_scores(["satisfied", "unsatisfied"])]
         yield rig
         SEEDED.clear()
         SWAP.clear()

@@ -252,7 +252,7 @@ TICKET_NUMBER = {
     "description": "Ticket number (12345-20261123-00001).",
 }
 CAMPAIGN_ID = {
-    "name": "id",
+    "name": "campaign_id",
     "in": "path",
     "required": True,
     "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
@@ -379,7 +379,7 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/campaigns/{id}": {
+    "/api/campaigns/{campaign_id}": {
         "parameters": [CAMPAIGN_ID],
         "get": {
             "operationId": "getCampaign",
