@@ -123,9 +123,9 @@ class Cursor:
 def _options() -> dict[str, Any]:
     settings = hotline().settings
     return {
-        "lines": [(ln.number, ln.name) for ln in settings.lines],
-        "categories": [c.name for c in settings.categories],
-        "statuses": STATUS_LABELS,
+        "lines": [(ln.number, f"{ln.number} {ln.name}") for ln in settings.lines],
+        "categories": [(c.name, c.name) for c in settings.categories],
+        "statuses": list(STATUS_LABELS.items()),
     }
 
 
