@@ -110,6 +110,9 @@ class HttpConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_base_url: str | None = None
+    # Reverse proxies in front (nginx: 1) whose X-Forwarded-Proto/Host/Port/For are
+    # trusted; 0 trusts none. Then the public URL Twilio signs comes from them.
+    proxy_hops: int = Field(default=0, ge=0, le=5)
 
 
 class SipConfig(_Model):

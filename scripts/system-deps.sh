@@ -3,7 +3,9 @@
 set -euo pipefail
 pkgs=(ffmpeg sip-tester kamailio baresip-core sipvicious wireshark-common
   # The operator console: headless browser tests and CJK text in report charts.
-  chromium chromium-driver fonts-wqy-microhei)
+  chromium chromium-driver fonts-wqy-microhei
+  # Scale-out: deploy/ checks (the nginx TLS proxy in front of gunicorn).
+  nginx-light openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,3 +20,5 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # Debian enables a kamailio service on 5060; tests start their own instances.
 command -v systemctl >/dev/null && systemctl disable --now kamailio >/dev/null 2>&1 || true
+# Nor does the test suite want Debian's nginx on port 80; tests start their own.
+command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true

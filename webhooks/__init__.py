@@ -23,6 +23,13 @@ def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
     app.extensions["hotline"] = hotline
     app.extensions["jobs"] = jobs
     init_observability(app, hotline, jobs)
+    hops = hotline.settings.http.proxy_hops
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
 
     @app.get("/healthz")
     def healthz() -> Any:
