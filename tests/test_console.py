@@ -487,3 +487,23 @@ def test_tabs_beyond_the_stream_limit_poll_instead(hotline: Hotline) -> None:
 def test_signed_out_stream_is_refused_not_redirected(app: Flask) -> None:
     r = browser(app).client.get("/console/queue/stream", headers={"Accept": "text/event-stream"})
     assert r.status_code == 401
+
+
+def test_transcript_words_join_like_the_language_does() -> None:
+    from webhooks.console.review import transcript_words
+
+    words = transcript_words(
+        [
+            {"word": "我家", "conf": 0.9},
+            {"word": "wifi", "conf": 0.4},
+            {"word": "坏", "conf": 0.8},
+            {"word": "了", "conf": 0.9},
+        ],
+        0.6,
+    )
+    assert [(w["text"], w["space"], w["low"]) for w in words] == [
+        ("我家", False, False),
+        ("wifi", True, True),
+        ("坏", True, False),
+        ("了", False, False),
+    ]
