@@ -73,10 +73,11 @@ class Browser:
         return r
 
 
-def browser(app: Flask, role: str | None = None) -> Browser:
+def browser(app: Flask, role: str | None = None, password: str = PASSWORD) -> Browser:
+    """A client, signed in as the user named `role` (the kit's users are named by role)."""
     b = Browser(app.test_client())
     if role is not None:
-        r = b.sign_in(role)
+        r = b.sign_in(role, password)
         assert r.status_code == 302, r.get_data(as_text=True)
     return b
 

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from ivr.accounts import find_user
 from ivr.app import Hotline
 from ivr.recordings import add_transcript, store_recording
 from ivr.simulate import simulate_inbound
@@ -97,8 +98,6 @@ def test_disabled_account_is_signed_out_at_once(app: Flask, hotline: Hotline) ->
     b = browser(app, "operator")
     assert b.get("/console/queue").status_code == 200
     with hotline.db.session() as s:
-        from ivr.accounts import find_user
-
         user = find_user(s, "operator")
         assert user is not None
         user.active = False
@@ -507,3 +506,45 @@ def test_transcript_words_join_like_the_language_does() -> None:
         ("坏", True, False),
         ("了", False, False),
     ]
+
+
+# ---- accounts ------------------------------------------------------------------------
+
+
+def test_admin_manages_accounts_and_others_cannot(app: Flask, hotline: Hotline) -> None:
+    for role in ("operator", "supervisor"):
+        assert browser(app, role).get("/console/users").status_code == 403
+    admin = browser(app, "admin")
+    assert "operator" in admin.get("/console/users").get_data(as_text=True)
+    r = admin.post(
+        "/console/users",
+        {"username": "zhao", "role": "operator", "password": "zhao-password"},
+        follow_redirects=True,
+    )
+    assert "已添加用户 zhao" in r.get_data(as_text=True)
+    assert browser(app, "zhao", "zhao-password").get("/console/queue").status_code == 200
+    with hotline.db.session() as s:
+        zhao = find_user(s, "zhao")
+        me = find_user(s, "admin")
+        assert zhao is not None and me is not None
+        zhao_id, my_id = zhao.id, me.id
+    admin.post(
+        f"/console/users/{zhao_id}",
+        {"role": "supervisor", "active": "on", "password": "new-password-1"},
+    )
+    assert browser(app, "zhao", "new-password-1").get("/console/reports").status_code == 200
+    admin.post(f"/console/users/{zhao_id}", {"role": "supervisor"})  # unchecked: disabled
+    assert browser(app).sign_in("zhao", "new-password-1").status_code == 401
+    r = admin.post(
+        f"/console/users/{my_id}", {"role": "operator", "active": "on"}, follow_redirects=True
+    )
+    assert "cannot demote or disable your own account" in r.get_data(as_text=True)
+    updates = [d for _, act, _, d in audit_log(hotline) if act.startswith("user.")]
+    assert updates[0] == {"username": "zhao", "role": "operator"}
+    assert updates[1] == {
+        "username": "zhao",
+        "role": {"old": "operator", "new": "supervisor"},
+        "password": "changed",
+    }
+    assert updates[2]["active"] == {"old": True, "new": False}
+    assert "new-password-1" not in json.dumps(updates)

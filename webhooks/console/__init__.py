@@ -28,6 +28,7 @@ def init_console(app: Flask) -> None:
         queue,
         reports,
         review,
+        users,
     )
 
     hotline = app.extensions["hotline"]
