@@ -160,6 +160,19 @@ def test_phone_numbers_are_masked_for_operators_only(app: Flask, hotline: Hotlin
     assert CALLER in sup.get(f"/console/tickets/{tid}").get_data(as_text=True)
 
 
+def test_numbers_said_in_the_statement_are_masked_for_operators(
+    app: Flask, hotline: Hotline
+) -> None:
+    tid = draft(hotline, "小区路灯坏了，请回电13912345678联系我", line="12345", digits="")
+    op = browser(app, "operator")
+    for path in ("/console/queue", f"/console/tickets/{tid}"):
+        text = op.get(path).get_data(as_text=True)
+        assert "13912345678" not in text, path
+    assert "139****5678" in op.get(f"/console/tickets/{tid}").get_data(as_text=True)
+    sup = browser(app, "supervisor")
+    assert "13912345678" in sup.get(f"/console/tickets/{tid}").get_data(as_text=True)
+
+
 # ---- reviewing a draft ---------------------------------------------------------
 
 

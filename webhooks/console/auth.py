@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ivr.accounts import audit, authenticate, can_see_phone, has_role
 from ivr.app import Hotline
+from ivr.phones import mask_text
 from ivr.store.models import Role, Ticket, User
 from webhooks.console import bp
 
@@ -96,6 +97,13 @@ def _wants_page() -> bool:
         ["text/html", "text/event-stream", "application/json"]
     )
     return best in (None, "text/html")
+
+
+@bp.app_template_filter("pii")
+def _pii(text: str | None) -> str:
+    """Free text with the phone numbers in it masked, unless the viewer may see them."""
+    v = g.get("viewer")
+    return (text or "") if v is not None and v.sees_phone else mask_text(text or "")
 
 
 def require(role: str = Role.OPERATOR) -> Callable[[F], F]:

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from ivr.app import Hotline
-from ivr.phones import mask_number
+from ivr.phones import mask_number, mask_text
 from ivr.reports import OPEN_STATUSES
 from ivr.store.models import Ticket
 
@@ -42,6 +42,7 @@ def caller(ticket: Ticket, sees_phone: bool) -> str:
 def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str, Any]:
     d = deadline_state(app, ticket, today)
     line = app.settings.line(ticket.line_number)
+    summary = ticket.summary or ticket.statement[:60]
     return {
         "id": ticket.id,
         "number": ticket.number,
@@ -54,7 +55,7 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
         "department": ticket.department,
         "urgent": ticket.urgent,
         "out_of_scope": ticket.out_of_scope,
-        "summary": ticket.summary or ticket.statement[:60],
+        "summary": summary if sees_phone else mask_text(summary),
         "transcription": ticket.transcription,
         "created": ticket.created_at.astimezone(app.settings.tz).strftime("%m-%d %H:%M"),
         "due_date": ticket.due_date.isoformat(),
