@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -88,6 +88,22 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     if not check_password_hash(user.password_hash, password) or not user.active:
         return None
     return user
+
+
+def recent_failed_logins(session: Session, username: str, since: datetime) -> int:
+    """Failed sign-ins for `username` since then (from the audit log)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(
+                AuditEntry.action == "login.failed",
+                AuditEntry.actor == username,
+                AuditEntry.at >= since,
+            )
+        )
+        or 0
+    )
 
 
 def _token_hash(token: str) -> str:

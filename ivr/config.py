@@ -301,6 +301,11 @@ class ConsoleConfig(_Model):
     stream_s: float = Field(default=30.0, ge=1, le=600)
     streams_per_process: int = Field(default=4, ge=0, le=1000)
     overflow_retry_s: float = Field(default=5.0, ge=1, le=300)
+    # After this many failed sign-ins for one username within lockout_minutes, further
+    # attempts for it are refused until the window has passed (counted in the audit log,
+    # so every process and host agrees).
+    max_failed_logins: int = Field(default=5, ge=1, le=1000)
+    lockout_minutes: int = Field(default=15, ge=1, le=1440)
 
 
 class FlowFiles(_Model):

@@ -84,6 +84,19 @@ def test_sign_in_is_audited_and_returns_to_the_page_asked_for(app: Flask, hotlin
     assert b.get("/console/queue").status_code == 302
 
 
+def test_repeated_failed_sign_ins_lock_the_username_for_a_while(
+    app: Flask, hotline: Hotline
+) -> None:
+    b = browser(app)
+    for _ in range(5):
+        assert b.sign_in("operator", "guessing-123").status_code == 401
+    r = b.sign_in("operator")  # the right password, but too late
+    assert r.status_code == 429 and "登录失败次数过多" in r.get_data(as_text=True)
+    assert browser(app, "supervisor").get("/console/queue").status_code == 200  # others can
+    hotline.clock.advance(minutes=16)  # type: ignore[attr-defined]
+    assert browser(app).sign_in("operator").status_code == 302
+
+
 def test_sign_in_never_redirects_off_site(app: Flask) -> None:
     b = browser(app)
     b.get("/console/login")

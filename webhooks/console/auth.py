@@ -12,13 +12,14 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.orm import Session
 
-from ivr.accounts import audit, authenticate, can_see_phone, has_role
+from ivr.accounts import audit, authenticate, can_see_phone, has_role, recent_failed_logins
 from ivr.app import Hotline
 from ivr.phones import mask_text
 from ivr.store.models import Role, Ticket, User
@@ -136,23 +137,24 @@ def _safe_next(target: str | None) -> str:
 def login() -> Any:
     if request.method == "GET":
         return render_template("console/login.html", next=request.args.get("next", ""))
-    username = request.form.get("username", "").strip()
+    username = request.form.get("username", "").strip()[:64] or "?"
     password = request.form.get("password", "")
     app = hotline()
+    rules = app.settings.console
+    now = app.clock.now()
+    since = now - timedelta(minutes=rules.lockout_minutes)
+    where = {"ip": request.remote_addr}
     with app.db.session() as s:
-        user = authenticate(s, username, password)
+        locked = recent_failed_logins(s, username, since) >= rules.max_failed_logins
+        user = None if locked else authenticate(s, username, password)
         if user is None:
-            audit(
-                s,
-                username[:64] or "?",
-                "login.failed",
-                None,
-                {"ip": request.remote_addr},
-                app.clock.now(),
-            )
+            audit(s, username, "login.failed", None, {**where, "locked": locked}, now)
         else:
-            audit(s, user.username, "login", None, {"ip": request.remote_addr}, app.clock.now())
+            audit(s, user.username, "login", None, where, now)
             uid = user.id
+    if locked:
+        flash(f"登录失败次数过多，请 {rules.lockout_minutes} 分钟后再试", "error")
+        return render_template("console/login.html", next=request.form.get("next", "")), 429
     if user is None:
         flash("用户名或密码错误", "error")
         return render_template("console/login.html", next=request.form.get("next", "")), 401
