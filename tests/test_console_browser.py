@@ -223,6 +223,12 @@ def test_review_a_simulated_call_in_the_browser(
     assert page.locator("section.chart svg").count() == 4
     shot(page, "7-reports")
 
+    # The audit log page lists what was done to the ticket.
+    page.goto(site.base + "/console/audit?actor=lead")
+    expect(page.locator("table.history")).to_contain_text("ticket.complete")
+    expect(page.locator("table.history")).to_contain_text(number)
+    shot(page, "8-audit")
+
     with site.hotline.db.session() as s:
         actions = [
             (e.actor, e.action)
