@@ -82,6 +82,13 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
+def _required(text: str, message: str) -> str:
+    text = text.strip()
+    if not text:
+        raise TicketError(message)
+    return text
+
+
 def _set(ticket: Ticket, name: str, value: Any, changes: Changes) -> None:
     old = getattr(ticket, name)
     if old != value:
@@ -218,9 +225,7 @@ def mark_duplicate(ticket: Ticket, original: Ticket, at: datetime) -> Changes:
 
 def reject_out_of_scope(ticket: Ticket, reason: str, at: datetime) -> Changes:
     """不予受理: the request is not for the hotline (courts, 110/119...); `reason` tells why."""
-    reason = reason.strip()
-    if not reason:
-        raise TicketError("give the reason the request is out of scope")
+    reason = _required(reason, "give the reason the request is out of scope")
     changes: Changes = {}
     if ticket.status not in (S.DRAFT, S.REGISTERED):
         raise TicketError(f"ticket {ticket.number} is {ticket.status}; it cannot be rejected")
@@ -233,9 +238,7 @@ def reject_out_of_scope(ticket: Ticket, reason: str, at: datetime) -> Changes:
 
 def complete(ticket: Ticket, note: str, at: datetime) -> Changes:
     """办结: a registered (or re-handled) ticket is completed with a result note."""
-    note = note.strip()
-    if not note:
-        raise TicketError("a completed ticket needs a result note")
+    note = _required(note, "a completed ticket needs a result note")
     changes: Changes = {}
     old = ticket.status
     if ticket.status == S.DRAFT:
