@@ -194,3 +194,16 @@ def test_a_slow_transcript_fills_in_the_draft_after_the_call(
     assert tr.recording_id == rec.id and tr.text and tr.words
     assert rec.status == "transcribed" and ticket.transcription == "done"
     assert ticket.statement  # the draft was filled in from the late transcript
+
+
+def test_an_invite_without_sdp_gets_our_offer_and_works(ivr: Ivr, tmp_path: Path) -> None:
+    """A late offer (INVITE without SDP, the answer in the ACK) is a normal call."""
+    result = call(ivr, tmp_path, "12369", scenario="uac_late_offer", n=2)
+    assert result.ok and result.received("BYE"), result.describe()
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (ticket,) = rows["tickets"]
+    assert ticket.line_number == "12369" and ticket.category == "投诉"
+    assert ticket.category_source == "menu"  # the key arrived over the answered media
+    (tr,) = rows["transcripts"]
+    assert tr.text

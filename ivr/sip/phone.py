@@ -25,7 +25,8 @@ from ivr.sip.endpoint import T1, USER_AGENT, Addr, SipEndpoint, new_branch, new_
 from ivr.sip.media import Recognizer
 from ivr.sip.message import SipMessage, addr_uri, param, uri_user
 from ivr.sip.rtp import PortPool
-from ivr.sip.sdp import SdpError, answer
+from ivr.sip.sdp import PCMA, PCMU, MediaOffer, SdpError, answer
+from ivr.sip.sdp import offer as sdp_offer
 from ivr.sip.sdp import parse as parse_sdp
 from ivr.sip.session import CallSession
 
@@ -47,6 +48,18 @@ class Ringing:
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
         self.answered = False
+
+
+class Acked:
+    """The ACK for our 200: set once it arrives; carries the SDP answer of a late offer."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.body = b""
+
+    def arrived(self, ack: SipMessage) -> None:
+        self.body = ack.body
+        self.event.set()
 
 
 class SipPhone:
@@ -73,7 +86,7 @@ class SipPhone:
         self._stop = threading.Event()
         self._reg_thread: threading.Thread | None = None
         self.rejected: list[tuple[str, int]] = []  # (source ip, status) of refused INVITEs
-        self._acks: dict[str, threading.Event] = {}
+        self._acks: dict[str, Acked] = {}
 
     @property
     def port(self) -> int:
@@ -184,7 +197,7 @@ class SipPhone:
             with self._lock:
                 acked = self._acks.get(msg.call_id)
             if acked is not None:
-                acked.set()
+                acked.arrived(msg)
 
     def _refuse(self, msg: SipMessage, addr: Addr, status: int, reason: str) -> None:
         self.rejected.append((addr[0], status))
@@ -200,13 +213,14 @@ class SipPhone:
         if self.active_calls >= cfg.max_calls:
             self._refuse(msg, addr, 486, "Busy Here")
             return
-        try:
-            offer = parse_sdp(msg.body)
-            if not offer.codecs:
-                raise SdpError("no PCMU or PCMA in the offer")
-        except SdpError as exc:
-            self._refuse(msg, addr, 488, f"Not Acceptable Here ({exc})")
-            return
+        if msg.body.strip():  # else a late offer: ours goes in the 200, theirs in the ACK
+            try:
+                offer = parse_sdp(msg.body)
+                if not offer.codecs:
+                    raise SdpError("no PCMU or PCMA in the offer")
+            except SdpError as exc:
+                self._refuse(msg, addr, 488, f"Not Acceptable Here ({exc})")
+                return
         ringing = Ringing(msg, addr)
         with self._lock:
             self.ringing[msg.call_id] = ringing
@@ -286,21 +300,30 @@ class SipPhone:
         try:
             if ringing.cancelled.wait(self.settings.sip.answer_delay_ms / 1000):
                 return
-            offer = parse_sdp(invite.body)
             port = self.ports.acquire()
-            body, codec = answer(offer, self.settings.sip.advertised_host, port)
+            host = self.settings.sip.advertised_host
+            late = not invite.body.strip()
+            if late:
+                body, codec, offer = sdp_offer(host, port), PCMU, None
+            else:
+                offer = parse_sdp(invite.body)
+                body, codec = answer(offer, host, port)
             with ringing.lock:
                 if ringing.cancelled.is_set():
                     self.ports.release(port)
                     return
                 ringing.answered = True
             dialog = Dialog.as_uas(invite, ringing.tag, ringing.source)
+            acked = self._answer(ringing, body)
+            if offer is None:
+                offer, codec = self._late_answer(dialog, acked, port)
+                if offer is None:
+                    return
             session = CallSession(self, dialog, offer, codec, port, "inbound")
             with self._lock:
                 self.sessions[call_id] = session
                 self.ringing.pop(call_id, None)
-            self._answer(ringing, body)
-            session.note("answered")
+            session.note("answered" + (" (late offer)" if late else ""))
             step = self._start_flow(invite, call_id)
             session.run(step)
         except Exception:
@@ -309,8 +332,30 @@ class SipPhone:
             with self._lock:
                 self.ringing.pop(call_id, None)
 
-    def _answer(self, ringing: Ringing, sdp: bytes) -> None:
-        acked = threading.Event()
+    def _late_answer(
+        self, dialog: Dialog, acked: Acked, port: int
+    ) -> tuple[MediaOffer | None, int]:
+        """The caller's SDP answer from the ACK of our 200 (it sent an INVITE without SDP)."""
+        call_id = dialog.call_id
+        try:
+            if not acked.event.wait(64 * T1):
+                raise SdpError("no ACK for our 200 OK")
+            theirs = parse_sdp(acked.body)
+            codec = next((c for c in theirs.codecs if c in (PCMU, PCMA)), None)
+            if codec is None:
+                raise SdpError("the ACK has no PCMU or PCMA answer")
+            return theirs, codec
+        except SdpError as exc:
+            log.warning("late-offer call %s dropped: %s", call_id, exc)
+            bye, dest = dialog.request(self.endpoint, "BYE")
+            tx = self.endpoint.request(bye, dest, retransmit_until=8 * T1)
+            tx.final.wait(4)
+            self.endpoint.forget(tx)
+            self.ports.release(port)
+            return None, PCMU
+
+    def _answer(self, ringing: Ringing, sdp: bytes) -> Acked:
+        acked = Acked()
         with self._lock:
             self._acks[ringing.invite.call_id] = acked
         headers = [("Contact", f"<sip:ivr@{self.endpoint.contact_host}>"), ("Allow", ALLOW)]
@@ -328,7 +373,7 @@ class SipPhone:
 
         def retransmit() -> None:
             interval, waited = T1, 0.0
-            while not acked.wait(interval) and waited < 32 * T1:
+            while not acked.event.wait(interval) and waited < 32 * T1:
                 waited += interval
                 send_ok()
                 interval = min(interval * 2, 4.0)
@@ -337,6 +382,7 @@ class SipPhone:
 
         send_ok()
         threading.Thread(target=retransmit, daemon=True, name="sip-200-retx").start()
+        return acked
 
     def _start_flow(self, invite: SipMessage, call_id: str) -> StepResult:
         pai = invite.get("P-Asserted-Identity")
