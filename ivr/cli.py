@@ -493,9 +493,12 @@ def _dialer(app: Any, name: str) -> tuple[Any, Any]:
         phone = build_phone(app)
         phone.start()
         return SipDialer(phone), phone.stop
-    from ivr.twilio.dialer import TwilioDialer
+    from ivr.twilio.dialer import DialerError, TwilioDialer
 
-    dialer = TwilioDialer.from_settings(app)
+    try:
+        dialer = TwilioDialer.from_settings(app)
+    except DialerError as exc:
+        fail(f"cannot dial through Twilio: {exc}", 2)
     return dialer, lambda: None
 
 

@@ -243,3 +243,16 @@ def test_domain_vocabulary_corrects_near_misses_in_statements(hotline: Hotline) 
     assert t is not None
     assert t["statement"] == "我家在盘龙区青年路123号路灯坏了"
     assert (t["address"] or {}).get("district") == "盘龙区"
+
+
+def test_cli_twilio_campaign_without_credentials_says_what_to_set(
+    cli_env: dict[str, str],
+) -> None:
+    r = ivr(cli_env, "simulate", "--line", "12345", "--from", "13800138000", "--text", H01)
+    assert r.exit_code == 0, r.output
+    env = {**cli_env, "TWILIO_ACCOUNT_SID": "", "TWILIO_AUTH_TOKEN": ""}
+    r = ivr(env, "campaign", "create", "--name", "回访")
+    assert r.exit_code == 0, r.output
+    r = ivr(env, "campaign", "run", "1", "--dialer", "twilio")
+    assert r.exit_code == 2
+    assert "TWILIO_ACCOUNT_SID" in r.output and "Traceback" not in r.output
