@@ -45,8 +45,22 @@ def settings_for(base: Settings, tmp: Path, database_url: str | None = None) -> 
     )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default=os.environ.get("IVR_TEST_DATABASE", "sqlite"),
+        help="database of the `settings`/`hotline` fixtures: a temporary SQLite file "
+        "(default) or a temporary PostgreSQL database (also IVR_TEST_DATABASE=postgres)",
+    )
+
+
 @pytest.fixture
-def settings(base_settings: Settings, tmp_path: Path) -> Settings:
+def settings(
+    base_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> Settings:
+    if request.config.getoption("--db") == "postgres":
+        return settings_for(base_settings, tmp_path, request.getfixturevalue("postgres_url"))
     return settings_for(base_settings, tmp_path)
 
 

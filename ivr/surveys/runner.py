@@ -98,7 +98,7 @@ class CampaignRunner:
                     summary.state = "time-limit"
                     break
                 if len(in_flight) < self.cfg.max_concurrent:
-                    claimed = self._claim_next(campaign_id, summary)
+                    claimed = self.claim_next(campaign_id, summary)
                     if claimed is not None:
                         summary.dialed += 1
                         in_flight.add(pool.submit(self._call, claimed, summary))
@@ -176,7 +176,7 @@ class CampaignRunner:
                 .limit(1)
             )
 
-    def _claim_next(self, campaign_id: int, summary: RunSummary) -> Claimed | None:
+    def claim_next(self, campaign_id: int, summary: RunSummary) -> Claimed | None:
         now = self.app.clock.now()
         if not self.policy.may_call(now):
             return None
