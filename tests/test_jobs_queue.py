@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
+from ivr.app import Hotline
 from ivr.cli import main
 from ivr.config import JobsConfig, Settings
 from ivr.jobs import RetryJob, UnknownJob
+from ivr.lease import Lease
 from ivr.queue import DramatiqJobs, dead_letters, requeue_dead
 from ivr.queue.broker import BrokerError
+from ivr.store import Campaign, Ticket
+from ivr.surveys.campaigns import create_campaign, set_status
+from ivr.surveys.scheduler import DispatchScheduler
+from ivr.workers import register_jobs
 
 from .conftest import REDIS_URL, ROOT
+from .surveykit import ScriptedDialer, completed_tickets
 
 
 def quick(**kw: Any) -> JobsConfig:
@@ -132,3 +141,28 @@ def test_cli_lists_dead_jobs_from_redis(
         env=env,
     )
     assert out.exit_code == 1 and "no dead letter 'nope'" in out.output
+
+
+def test_embedded_scheduler_and_in_process_worker_survey_a_campaign(
+    hotline: Hotline, tmp_path: Path
+) -> None:
+    """No Redis: the same dispatch and dial job as production, inside one process."""
+    phones = [f"1390000{i:04d}" for i in range(6)]
+    completed_tickets(hotline, phones, datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    cid, _ = create_campaign(hotline, "embedded")
+    set_status(hotline, cid, "running")
+    jobs = DramatiqJobs(quick())
+    dialer = ScriptedDialer(hotline, dict.fromkeys(phones, "satisfied"), hold_s=0.05)
+    register_jobs(hotline, jobs, dialer)
+    scheduler = DispatchScheduler(hotline, jobs, Lease(hotline.db, "scheduler", tmp_path), 0.1)
+    assert scheduler.tick() == len(phones)
+    assert jobs.wait_idle(30)
+    assert scheduler.tick() == 0  # nothing left: the campaign is done
+    jobs.close(wait=False)
+    scheduler.lease.release()
+    assert sorted(n for n, _ in dialer.calls) == phones
+    assert dialer.max_active <= hotline.settings.surveys.max_concurrent
+    with hotline.db.session() as s:
+        assert s.get(Campaign, cid).status == "done"  # type: ignore[union-attr]
+        outcomes = set(s.scalars(select(Ticket.survey_outcome)))
+    assert outcomes == {"satisfied"}

@@ -22,18 +22,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class CampaignScheduler:
-    def __init__(self, app: Hotline, dialer: Dialer, interval_s: float = 30.0) -> None:
-        self.app, self.dialer, self.interval_s = app, dialer, interval_s
+class _Ticking:
+    """A daemon thread calling `tick()` every `interval_s` until stopped."""
+
+    def __init__(self, interval_s: float, name: str) -> None:
+        self.interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="campaigns", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=10)
+
+    def tick(self) -> int | None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("%s tick failed; trying again", self._thread.name)
+            self._stop.wait(self.interval_s)
+
+
+class CampaignScheduler(_Ticking):
+    """Single-process: runs each running campaign with a CampaignRunner (`ivr campaign run`)."""
+
+    def __init__(self, app: Hotline, dialer: Dialer, interval_s: float = 30.0) -> None:
+        super().__init__(interval_s, "campaigns")
+        self.app, self.dialer = app, dialer
 
     def tick(self) -> int:
         """Run every running campaign until it is idle; the number of calls placed."""
@@ -51,12 +72,8 @@ class CampaignScheduler:
                 log.exception("campaign %d failed; retrying at the next tick", cid)
         return placed
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.tick()
 
-
-class DispatchScheduler:
+class DispatchScheduler(_Ticking):
     """The campaign scheduler of `ivr serve --role scheduler|all`.
 
     Runs only while it holds the scheduler lease (one active scheduler among all
@@ -65,17 +82,12 @@ class DispatchScheduler:
     """
 
     def __init__(self, app: Hotline, jobs: Jobs, lease: Lease, interval_s: float) -> None:
-        self.app, self.lease, self.interval_s = app, lease, interval_s
+        super().__init__(interval_s, "scheduler")
+        self.app, self.lease = app, lease
         self.dispatcher = CampaignDispatcher(app, jobs)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().stop()
         self.lease.release()
 
     def tick(self) -> int | None:
@@ -83,11 +95,3 @@ class DispatchScheduler:
         if not self.lease.try_acquire():
             return None
         return self.dispatcher.tick()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler tick failed; trying again")
-            self._stop.wait(self.interval_s)
