@@ -101,7 +101,7 @@ def api_rig(hotline: Hotline) -> Iterator[ApiRig]:
     try:
         yield rig
     finally:
-        app.extensions["twilio"].jobs.close(wait=True, timeout=30)
+        app.extensions["jobs"].close(wait=True, timeout=30)
 
 
 # The API runs on SQLite (embedded default) and on PostgreSQL (production).

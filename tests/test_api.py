@@ -68,6 +68,8 @@ EVERY_ENDPOINT = [
     ("GET", "/api/tickets/{n}", None),
     ("PATCH", "/api/tickets/{n}", {"urgent": True}),
     ("POST", "/api/tickets/{n}/accept", None),
+    ("POST", "/api/tickets/{n}/duplicate", {"of": "12345-20261123-00001"}),
+    ("POST", "/api/tickets/{n}/reject", {"reason": "属于法院职责"}),
     ("POST", "/api/tickets/{n}/complete", {"note": "已处理"}),
     ("GET", "/api/campaigns", None),
     ("GET", "/api/campaigns/1", None),
@@ -86,7 +88,7 @@ def test_requests_without_a_valid_token_are_refused(rig: ApiRig, authorization: 
         error(resp, 401, "unauthorized")
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert rig.call("GET", f"/api/tickets/{number}").get_json()["status"] == "draft"
-    assert [a for _, a, _, _ in rig.audit_log()] == ["view"]  # refused calls saw nothing
+    assert [a for _, a, _, _ in rig.audit_log()] == ["ticket.view"]  # refused calls saw nothing
 
 
 def test_revoked_tokens_and_deactivated_users_are_refused(rig: ApiRig) -> None:
@@ -255,7 +257,44 @@ def test_illegal_transitions_are_409_and_change_nothing(rig: ApiRig) -> None:
         False,
         "已协调城管执法",
     )
-    assert [a for _, a, _, _ in rig.audit_log()] == ["view"]
+    assert [a for _, a, _, _ in rig.audit_log()] == ["ticket.view"]
+
+
+def test_duplicates_and_out_of_scope_requests_are_closed(rig: ApiRig) -> None:
+    original, repeat, again, court = rig.draft(), rig.draft(), rig.draft(), rig.draft()
+    resp = rig.call("POST", f"/api/tickets/{repeat}/duplicate", json={"of": original})
+    assert resp.status_code == 200, resp.get_json()
+    assert (resp.get_json()["status"], resp.get_json()["duplicate_of"]) == ("rejected", original)
+    # A repeat of a repeat points at the first ticket.
+    chained = rig.call("POST", f"/api/tickets/{again}/duplicate", json={"of": repeat}).get_json()
+    assert chained["duplicate_of"] == original
+    error(
+        rig.call("POST", f"/api/tickets/{original}/duplicate", json={"of": original}),
+        409,
+        "illegal_transition",
+    )
+    missing = error(
+        rig.call("POST", f"/api/tickets/{original}/duplicate", json={"of": "12345-20990101-00009"}),
+        404,
+        "original_not_found",
+    )
+    assert missing["details"][0]["field"] == "of"
+
+    reason = "涉及法院判决执行，请向法院反映"
+    rejected = rig.call("POST", f"/api/tickets/{court}/reject", json={"reason": reason})
+    assert rejected.status_code == 200, rejected.get_json()
+    body = rejected.get_json()
+    assert (body["status"], body["out_of_scope"], body["result_note"]) == (
+        "rejected",
+        True,
+        reason,
+    )
+    error(rig.call("POST", f"/api/tickets/{court}/reject", json={"reason": reason}), 409,
+          "illegal_transition")  # fmt: skip
+    error(rig.call("POST", f"/api/tickets/{original}/reject", json={"reason": " "}), 422,
+          "validation_failed")  # fmt: skip
+    actions = [a for _, a, _, _ in rig.audit_log()]
+    assert actions == ["ticket.duplicate", "ticket.duplicate", "ticket.reject"]
 
 
 @pytest.mark.parametrize(
@@ -348,13 +387,13 @@ def test_every_view_and_change_is_audited_with_the_token_name(rig: ApiRig) -> No
     rig.call("GET", f"/api/campaigns/{campaign_id}", "admin")
     log = rig.audit_log()
     assert [(actor, action) for actor, action, _, _ in log] == [
-        ("api:platform-operator", "list"),
-        ("api:platform-operator", "view"),
-        ("api:platform-operator", "update"),
-        ("api:platform-operator", "accept"),
-        ("api:platform-supervisor", "complete"),
-        ("api:platform-admin", "campaign_list"),
-        ("api:platform-admin", "campaign_view"),
+        ("api:platform-operator", "tickets.list"),
+        ("api:platform-operator", "ticket.view"),
+        ("api:platform-operator", "ticket.update"),
+        ("api:platform-operator", "ticket.accept"),
+        ("api:platform-supervisor", "ticket.complete"),
+        ("api:platform-admin", "campaigns.list"),
+        ("api:platform-admin", "campaign.view"),
     ]
     listed, _, update, accept, complete, _, viewed = (detail for _, _, _, detail in log)
     assert listed["query"] == {"status": "surveyed"} and len(listed["tickets"]) == 1
@@ -363,7 +402,7 @@ def test_every_view_and_change_is_audited_with_the_token_name(rig: ApiRig) -> No
     assert accept["changes"]["status"] == {"old": "draft", "new": "registered"}
     assert complete["changes"]["result_note"] == {"old": None, "new": "已处理"}
     assert viewed == {"campaign": campaign_id, "by": "department"}
-    ticket_ids = {ticket_id for _, action, ticket_id, _ in log if action != "list"}
+    ticket_ids = {ticket_id for _, action, ticket_id, _ in log if action.startswith("ticket.")}
     assert len({i for i in ticket_ids if i is not None}) == 1
 
 
@@ -377,6 +416,19 @@ def test_api_errors_are_json_and_other_paths_keep_their_own(rig: ApiRig) -> None
     assert set(resp.headers["Allow"].split(", ")) >= {"GET"}
     outside = rig.client.get("/no-such-page")
     assert outside.status_code == 404 and outside.mimetype != "application/json"
+
+
+def test_unexpected_failures_are_a_json_500_and_logged(
+    rig: ApiRig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("webhooks.api.tickets.search", broken)
+    body = error(rig.call("GET", "/api/tickets"), 500, "internal_error")
+    assert "fire" not in body["message"]  # no internals to the caller
+    assert "database on fire" in caplog.text and "GET /api/tickets" in caplog.text
+    assert rig.audit_log() == []  # the failed request's transaction was rolled back
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
@@ -396,5 +448,5 @@ def test_review_flow_on_each_database(request: pytest.FixtureRequest, backend: s
         page = rig.call("GET", "/api/tickets?urgent=true&created_from=2026-11-23").get_json()
         assert [t["number"] for t in page["items"]] == [number]
         assert [a for _, a, _, _ in rig.audit_log()] == [
-            "update", "accept", "complete", "list"
+            "ticket.update", "ticket.accept", "ticket.complete", "tickets.list"
         ]  # fmt: skip

@@ -1,7 +1,8 @@
 """Bearer tokens: who is calling, and whether their role may do what they ask.
 
 Role rules of the API (a higher role may do everything a lower one may):
-    operator    list and read tickets, correct their fields, accept drafts
+    operator    list and read tickets, correct their fields, accept drafts, mark
+                duplicates, reject out-of-scope requests; phone numbers masked
     supervisor  also complete tickets (办结) and read campaigns and their results;
                 sees full phone numbers
     admin       everything a supervisor may

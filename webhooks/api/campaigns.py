@@ -44,7 +44,7 @@ def list_campaigns() -> ResponseReturnValue:
     with unit(Role.SUPERVISOR) as u:
         no_query(request.args)
         rows = u.session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
-        u.audit("campaign_list", None, {"campaigns": [c.id for c in rows]})
+        u.audit("campaigns.list", None, {"campaigns": [c.id for c in rows]})
         return jsonify(items=[_campaign(u, c) for c in rows])
 
 
@@ -56,7 +56,7 @@ def get_campaign(campaign_id: int) -> ResponseReturnValue:
         if c is None:
             raise ApiError(404, f"no campaign {campaign_id}")
         rows = report(u.app, by, campaign_id)
-        u.audit("campaign_view", None, {"campaign": campaign_id, "by": by})
+        u.audit("campaign.view", None, {"campaign": campaign_id, "by": by})
         return jsonify(
             **_campaign(u, c),
             report={"by": by, "rows": [_row(r) for r in rows], "total": _row(total(rows))},

@@ -21,8 +21,12 @@ DEFAULT_LIMIT = 50
 SUMMARY_MAX = 200
 ADDRESS_MAX = 200
 NOTE_MAX = 4000
+NUMBER_MAX = 32
 # A page's next cursor: where the next page continues (below this ticket position).
 CURSOR = re.compile(r"^[0-9]{1,18}$")
+# Text the databases store has no NUL characters; an explanation is not only spaces.
+PLAIN_TEXT = r"^[^\u0000]*$"
+SOME_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 REPORT_DIMENSIONS = ["department", "line", "category", "week"]
 
 
@@ -126,28 +130,48 @@ TICKET_UPDATE = {
             "type": "string",
             "nullable": True,
             "maxLength": ADDRESS_MAX,
+            "pattern": PLAIN_TEXT,
             "description": "The address as text (its parts are recognized); null clears it.",
         },
         "urgent": {"type": "boolean"},
-        "summary": {"type": "string", "maxLength": SUMMARY_MAX},
+        "summary": {"type": "string", "maxLength": SUMMARY_MAX, "pattern": PLAIN_TEXT},
         "out_of_scope": {"type": "boolean"},
     },
 }
 
-COMPLETION = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["note"],
-    "properties": {
-        "note": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": NOTE_MAX,
-            "pattern": r"\S",
-            "description": "The result (办结说明).",
-        },
+
+def _one_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name],
+        "properties": {name: schema},
+    }
+
+
+def _explanation(description: str) -> dict[str, Any]:
+    """Text for a person to read, not only spaces."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NOTE_MAX,
+        "pattern": SOME_TEXT,
+        "description": description,
+    }
+
+
+COMPLETION = _one_field("note", _explanation("The result (办结说明)."))
+REJECTION = _one_field("reason", _explanation("Why the hotline does not take it (不予受理)."))
+DUPLICATE = _one_field(
+    "of",
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NUMBER_MAX,
+        "pattern": PLAIN_TEXT,
+        "description": "Number of the ticket this one repeats (or of one that repeats it).",
     },
-}
+)
 
 REPORT_ROW = _all_required(
     {
@@ -299,6 +323,23 @@ TICKET_PAGE = {
 
 _TICKET_OK = _json(_ref("Ticket"), "The ticket as it is now.")
 
+
+def _ticket_action(operation_id: str, summary: str, body: str) -> dict[str, Any]:
+    """POST /api/tickets/{number}/<action> with a JSON body."""
+    return {
+        "parameters": [TICKET_NUMBER],
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
+            "responses": {
+                "200": _TICKET_OK,
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
+            },
+        },
+    }
+
+
 PATHS: dict[str, Any] = {
     "/api/openapi.json": {
         "get": {
@@ -328,7 +369,7 @@ PATHS: dict[str, Any] = {
         },
         "patch": {
             "operationId": "updateTicket",
-            "summary": "Correct a draft or registered ticket's fields.",
+            "summary": "Correct a ticket's fields until it is completed; deadlines follow.",
             "requestBody": {
                 "required": True,
                 "content": {JSON: {"schema": _ref("TicketUpdate")}},
@@ -347,21 +388,21 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _TICKET_OK, **_errors(400, 401, 403, 404, 409, 500)},
         },
     },
-    "/api/tickets/{number}/complete": {
-        "parameters": [TICKET_NUMBER],
-        "post": {
-            "operationId": "completeTicket",
-            "summary": "Complete a registered or re-handled ticket (办结) with a result note.",
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": _ref("Completion")}},
-            },
-            "responses": {
-                "200": _TICKET_OK,
-                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
-            },
-        },
-    },
+    "/api/tickets/{number}/duplicate": _ticket_action(
+        "markDuplicate",
+        "Mark a draft as a duplicate (重复件) of another ticket; it is closed as rejected.",
+        "Duplicate",
+    ),
+    "/api/tickets/{number}/reject": _ticket_action(
+        "rejectTicket",
+        "Reject a draft or registered ticket as out of scope (不予受理), saying why.",
+        "Rejection",
+    ),
+    "/api/tickets/{number}/complete": _ticket_action(
+        "completeTicket",
+        "Complete a registered or re-handled ticket (办结) with a result note. Supervisor.",
+        "Completion",
+    ),
     "/api/campaigns": {
         "get": {
             "operationId": "listCampaigns",
@@ -407,9 +448,12 @@ DOCUMENT: dict[str, Any] = {
         "description": (
             "Draft tickets (工单草稿) prepared by the IVR, for the province/city ticket "
             "platform. Authenticate with `Authorization: Bearer <token>` (`ivr users token`). "
-            "Operators may list, read, update and accept tickets; completing tickets and "
-            "reading campaigns needs a supervisor; full phone numbers are shown to "
-            "supervisors and admins only. Every view and change is written to the audit log."
+            "Operators may list, read, update and accept tickets, mark duplicates and reject "
+            "out-of-scope requests; completing tickets and reading campaigns needs a "
+            "supervisor (or admin); full phone numbers are shown to supervisors and admins "
+            "only, masked (138****8000) for operators. Every view and change is written to "
+            "the audit log as api:<token name>. Errors have one shape (Error) whose `code` "
+            "a program can test."
         ),
     },
     "servers": [{"url": "/"}],
@@ -424,6 +468,8 @@ DOCUMENT: dict[str, Any] = {
             "TicketPage": TICKET_PAGE,
             "TicketUpdate": TICKET_UPDATE,
             "Completion": COMPLETION,
+            "Rejection": REJECTION,
+            "Duplicate": DUPLICATE,
             "Campaign": CAMPAIGN,
             "CampaignDetail": CAMPAIGN_DETAIL,
             "ReportRow": REPORT_ROW,

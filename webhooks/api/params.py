@@ -30,6 +30,7 @@ from webhooks.api.openapi import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     NOTE_MAX,
+    NUMBER_MAX,
     REPORT_DIMENSIONS,
     SUMMARY_MAX,
 )
@@ -153,6 +154,7 @@ def _storable(value: str) -> str:
     return value
 
 
+# Any text field (openapi.PLAIN_TEXT).
 Text = Annotated[str, AfterValidator(_storable)]
 
 
@@ -188,10 +190,32 @@ class TicketUpdate(_Body):
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only spaces")
+    return value
+
+
+# A person's explanation (openapi.SOME_TEXT): text that is not only spaces.
+Explanation = Annotated[Text, Field(min_length=1, max_length=NOTE_MAX), AfterValidator(_not_blank)]
+
+
 class Completion(_Body):
     """POST /api/tickets/{number}/complete."""
 
-    note: Annotated[Text, Field(min_length=1, max_length=NOTE_MAX, pattern=r"\S")]
+    note: Explanation
+
+
+class Rejection(_Body):
+    """POST /api/tickets/{number}/reject."""
+
+    reason: Explanation
+
+
+class Duplicate(_Body):
+    """POST /api/tickets/{number}/duplicate."""
+
+    of: Annotated[Text, Field(min_length=1, max_length=NUMBER_MAX)]
 
 
 M = TypeVar("M", bound=_Body)

@@ -1,16 +1,30 @@
-"""Ticket endpoints: list, get, update, accept, complete. Each view and change is audited."""
+"""Ticket endpoints: list, get, update, accept, mark duplicate, reject, complete; all audited."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ivr.store.models import Role, Ticket
 from ivr.ticket_query import MAX_ID, search
-from ivr.tickets import Changes, TicketError, accept, complete, find, to_dict, update_fields
+from ivr.tickets import (
+    Changes,
+    TicketError,
+    accept,
+    complete,
+    find,
+    mark_duplicate,
+    reject_out_of_scope,
+    to_dict,
+    update_fields,
+)
 from webhooks.api.errors import ApiError
 from webhooks.api.params import (
     Completion,
+    Duplicate,
+    Rejection,
     TicketUpdate,
     encode_cursor,
     no_query,
@@ -41,13 +55,17 @@ def _shown(u: Unit, ticket: Ticket) -> ResponseReturnValue:
     return jsonify(to_dict(ticket, show_phone=u.caller.sees_phone))
 
 
-def _changed(u: Unit, action: str, ticket: Ticket, changes: Changes) -> ResponseReturnValue:
+def _act(
+    u: Unit, number: str, action: str, change: Callable[[Ticket], Changes]
+) -> ResponseReturnValue:
+    """Change one ticket under a row lock; a change its status does not allow is a 409."""
+    ticket = _ticket(u, number, lock=True)
+    try:
+        changes = change(ticket)
+    except TicketError as exc:
+        raise ApiError(409, str(exc), code="illegal_transition") from None
     u.audit(action, ticket, {"changes": changes})
     return _shown(u, ticket)
-
-
-def _conflict(exc: TicketError) -> ApiError:
-    return ApiError(409, str(exc), code="illegal_transition")
 
 
 @bp.get("/tickets")
@@ -55,9 +73,8 @@ def list_tickets() -> ResponseReturnValue:
     with unit() as u:
         query, limit = ticket_query(request.args, u.app.settings)
         rows, next_id = search(u.session, query, u.app.settings.tz, limit)
-        u.audit(
-            "list", None, {"query": request.args.to_dict(), "tickets": [t.number for t in rows]}
-        )
+        detail = {"query": request.args.to_dict(), "tickets": [t.number for t in rows]}
+        u.audit("tickets.list", None, detail)
         return jsonify(
             items=[to_dict(t, show_phone=u.caller.sees_phone) for t in rows],
             next_cursor=encode_cursor(next_id) if next_id is not None else None,
@@ -69,7 +86,7 @@ def get_ticket(number: str) -> ResponseReturnValue:
     with unit() as u:
         no_query(request.args)
         ticket = _ticket(u, number)
-        u.audit("view", ticket, {})
+        u.audit("ticket.view", ticket, {})
         return _shown(u, ticket)
 
 
@@ -77,38 +94,43 @@ def get_ticket(number: str) -> ResponseReturnValue:
 def update_ticket(number: str) -> ResponseReturnValue:
     with unit() as u:
         no_query(request.args)
-        body = parse_body(TicketUpdate, update_context(u.app.settings))
-        fields = body.changes()
+        fields = parse_body(TicketUpdate, update_context(u.app.settings)).changes()
         if "address" in fields and fields["address"] is None:
             fields["address"] = ""  # null clears the address
-        ticket = _ticket(u, number, lock=True)
-        try:
-            changes = update_fields(u.app, ticket, fields, u.now)
-        except TicketError as exc:
-            raise _conflict(exc) from None
-        return _changed(u, "update", ticket, changes)
+        return _act(u, number, "ticket.update", lambda t: update_fields(u.app, t, fields, u.now))
 
 
 @bp.post("/tickets/<number>/accept")
 def accept_ticket(number: str) -> ResponseReturnValue:
     with unit() as u:
         no_query(request.args)
-        ticket = _ticket(u, number, lock=True)
-        try:
-            changes = accept(ticket, u.now)
-        except TicketError as exc:
-            raise _conflict(exc) from None
-        return _changed(u, "accept", ticket, changes)
+        return _act(u, number, "ticket.accept", lambda t: accept(t, u.now))
+
+
+@bp.post("/tickets/<number>/duplicate")
+def mark_ticket_duplicate(number: str) -> ResponseReturnValue:
+    with unit() as u:
+        no_query(request.args)
+        of = parse_body(Duplicate).of
+        original = find(u.session, of) if _findable(of) else None
+        if original is None:
+            detail = [{"field": "of", "message": f"no ticket {of}"}]
+            raise ApiError(404, f"no ticket {of} to be the original", code="original_not_found",
+                           details=detail)  # fmt: skip
+        return _act(u, number, "ticket.duplicate", lambda t: mark_duplicate(t, original, u.now))
+
+
+@bp.post("/tickets/<number>/reject")
+def reject_ticket(number: str) -> ResponseReturnValue:
+    with unit() as u:
+        no_query(request.args)
+        reason = parse_body(Rejection).reason
+        return _act(u, number, "ticket.reject", lambda t: reject_out_of_scope(t, reason, u.now))
 
 
 @bp.post("/tickets/<number>/complete")
 def complete_ticket(number: str) -> ResponseReturnValue:
     with unit(Role.SUPERVISOR) as u:
         no_query(request.args)
-        body = parse_body(Completion)
-        ticket = _ticket(u, number, lock=True)
-        try:
-            changes = complete(ticket, body.note, u.now)
-        except TicketError as exc:
-            raise _conflict(exc) from None
-        return _changed(u, "complete", ticket, changes)
+        note = parse_body(Completion).note
+        return _act(u, number, "ticket.complete", lambda t: complete(t, note, u.now))
