@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 Transcript = dict[str, object]
 
+BATCH_BYTES = 8000 * 2 // 5  # 200 ms of 8 kHz 16-bit audio
+
 
 class CallRecognizer:
     def __init__(self, recognizer: StreamingRecognizer, wait_s: float = 10.0) -> None:
@@ -32,16 +34,19 @@ class CallRecognizer:
         self._lock = threading.Lock()
         self._result: Transcript | None = None
         self._late: Callable[[Transcript], None] | None = None
+        self._finishing = False
         self._thread = threading.Thread(target=self._work, name="asr-call", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
-        while (chunk := self._audio.get()) is not None:
+        while (batch := self._next_batch()) is not None:
             try:
-                if any(isinstance(e, EndOfSpeech) for e in self._rec.feed(chunk)):
+                if any(isinstance(e, EndOfSpeech) for e in self._rec.feed(batch)):
                     self._eos.set()
             except Exception:
                 log.exception("recognizer failed on a chunk")
+            if self._finishing:
+                break
         result: Transcript | None = None
         try:
             result = self._rec.finish().to_dict()
@@ -53,6 +58,22 @@ class CallRecognizer:
             self._done.set()
         if late is not None and result is not None:
             self._hand_over(late, result)
+
+    def _next_batch(self) -> bytes | None:
+        """Queued audio in batches of BATCH_BYTES: the resampler and VAD are Python code
+        holding the GIL, and calling them per 20 ms packet starved the RTP pacer."""
+        first = self._audio.get()
+        if first is None:
+            return None
+        parts, size = [first], len(first)
+        while size < BATCH_BYTES:
+            nxt = self._audio.get()
+            if nxt is None:
+                self._finishing = True
+                break
+            parts.append(nxt)
+            size += len(nxt)
+        return b"".join(parts)
 
     @staticmethod
     def _hand_over(late: Callable[[Transcript], None], result: Transcript) -> None:
