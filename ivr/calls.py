@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ivr import metrics
 from ivr.flow import Action, CallState, Engine, Event, Start, Verb
 from ivr.flow.verbs import event_to_dict, verb_from_dict, verb_to_dict
 from ivr.intake.drafts import create_draft
@@ -188,6 +189,7 @@ class CallService:
         if result.state.ended and call.ended_at is None:
             call.status = "completed"
             call.ended_at = now
+            metrics.CALLS.labels(direction=call.direction, outcome="completed").inc()
             if call.answered_at:
                 call.duration_s = (now - call.answered_at).total_seconds()
         session.flush()
@@ -210,6 +212,8 @@ class CallService:
             if status == "answered":
                 call.answered_at = call.answered_at or now
             else:
+                if call.ended_at is None:
+                    metrics.CALLS.labels(direction=call.direction, outcome=status).inc()
                 call.status = status
                 call.ended_at = call.ended_at or now
                 if duration_s is not None:

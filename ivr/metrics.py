@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
@@ -27,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from ivr.store.models import SurveyAttempt
+from ivr.store.models import Call, SurveyAttempt
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
@@ -40,7 +41,11 @@ CALLS_IN_PROGRESS = Gauge(
     ["direction"],
     multiprocess_mode="livesum",
 )
-CALLS = Counter("ivr_calls", "Finished calls by direction and outcome.", ["direction", "outcome"])
+CALLS = Counter(
+    "ivr_calls",
+    "Finished calls: inbound/outbound by telephony outcome, survey by survey outcome.",
+    ["direction", "outcome"],
+)
 ASR_RTF = Histogram(
     "ivr_asr_real_time_factor",
     "Transcription time divided by audio duration.",
@@ -83,6 +88,21 @@ class _ScrapeTime(Collector):
             for queue, n in self.jobs.depth().items():
                 depth.add_metric([queue], n)
             yield depth
+        open_calls = GaugeMetricFamily(
+            "ivr_calls_open",
+            "Calls started in the last hour and not ended, on every node (from the database).",
+            labels=["direction"],
+        )
+        since = datetime.now(UTC) - timedelta(hours=1)
+        with self.app.db.session() as s:
+            rows = s.execute(
+                select(Call.direction, func.count())
+                .where(Call.ended_at.is_(None), Call.started_at >= since)
+                .group_by(Call.direction)
+            ).all()
+        for direction, n in rows:
+            open_calls.add_metric([str(direction)], n)
+        yield open_calls
         results = GaugeMetricFamily(
             "ivr_survey_results", "Survey attempts answered, by score.", labels=["score"]
         )

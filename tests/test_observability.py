@@ -56,6 +56,23 @@ def test_metrics_show_survey_results_queue_depth_and_request_latency(hotline: Ho
     assert "ivr_calls_in_progress" in text and "ivr_asr_real_time_factor" in text
 
 
+def test_metrics_count_finished_calls(hotline: Hotline) -> None:
+    from ivr.simulate import simulate_inbound
+
+    client = create_app(hotline).test_client()
+    series = 'ivr_calls_total{direction="inbound",outcome="completed"}'
+    before = client.get("/metrics").get_data(as_text=True)
+    done = (
+        _metric(before, "ivr_calls_total", direction="inbound", outcome="completed")
+        if (series in before)
+        else 0.0
+    )
+    simulate_inbound(hotline, line="12315", caller="13800138000", digits="2", text="商家不退款")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert _metric(text, "ivr_calls_total", direction="inbound", outcome="completed") == done + 1
+    assert "ivr_calls_open" in text
+
+
 def test_readyz_checks_database_and_migrations(settings: Settings) -> None:
     fresh = Hotline.open(settings, check_schema=False)  # nothing migrated yet
     client = create_app(fresh).test_client()

@@ -51,7 +51,7 @@ class CampaignDispatcher:
 
     def __init__(self, app: Hotline, jobs: Jobs, worker: str | None = None) -> None:
         self.app, self.jobs = app, jobs
-        self.book = AttemptBook(app, worker or f"dispatch:{worker_id()}")
+        self.book = AttemptBook(app, worker or f"{worker_id()}:dispatch")
         self.backlog = app.settings.jobs.dispatch_backlog
 
     def tick(self) -> int:
@@ -67,6 +67,8 @@ class CampaignDispatcher:
             c = s.get(Campaign, campaign_id, with_for_update=True)
             if c is None or c.status != "running":
                 return 0
+            # The runner lease: `ivr campaign run` refuses a campaign being dispatched.
+            c.runner, c.heartbeat_at = self.book.worker, now
             of_campaign = SurveyAttempt.campaign_id == campaign_id
             claimed = list(
                 s.scalars(
