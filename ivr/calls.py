@@ -20,6 +20,7 @@ from ivr.flow import Action, CallState, Engine, Event, Start, Verb
 from ivr.flow.verbs import event_to_dict, verb_from_dict, verb_to_dict
 from ivr.intake.drafts import create_draft
 from ivr.lines import LineMatch, resolve_line
+from ivr.logs import log_context
 from ivr.phones import PhoneNumberError, mask_number, normalize_number
 from ivr.spoken import date_spoken, digits_spoken
 from ivr.store.models import Call, CallEvent
@@ -165,7 +166,7 @@ class CallService:
 
     def handle(self, provider: str, provider_call_id: str, event: Event) -> StepResult:
         """Feed one event to a call's flow; raises UnknownCall for a call never started."""
-        with self.app.db.session() as session:
+        with log_context(call_id=provider_call_id), self.app.db.session() as session:
             call = self.find(session, provider, provider_call_id)
             if call is None:
                 raise UnknownCall(f"no call {provider}/{provider_call_id}")
