@@ -213,9 +213,7 @@ def claim_seconds(url: str, n: int, procs: int, reps: int) -> dict[str, Any]:
                 )
             out = in_processes(procs, _claim_worker, url, cid)
             with app.db.session() as s:
-                claimed = s.scalar(
-                    select(func.count()).where(SurveyAttempt.status == "claimed")
-                )
+                claimed = s.scalar(select(func.count()).where(SurveyAttempt.status == "claimed"))
             assert claimed == planned == sum(c for c, _ in out), (claimed, planned, out)
             times.append(max(sec for _, sec in out))
             shares.append(sorted(c for c, _ in out))

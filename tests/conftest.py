@@ -56,9 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture
-def settings(
-    base_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
-) -> Settings:
+def settings(base_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     if request.config.getoption("--db") == "postgres":
         return settings_for(base_settings, tmp_path, request.getfixturevalue("postgres_url"))
     return settings_for(base_settings, tmp_path)
