@@ -13,6 +13,7 @@ from ivr.accounts import revoke_token
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.store import User
+from webhooks.api.openapi import SPACES
 
 from .apikit import BACKENDS, CALLER, EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig, hotline_on
 
@@ -59,6 +60,13 @@ def test_openapi_document_is_valid_and_describes_every_route(rig: ApiRig) -> Non
     assert "城市管理综合执法局" in update["department"]["enum"]
     assert update["category"]["enum"] == ["咨询", "投诉", "求助", "建议", "举报"]
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_the_documents_blank_notes_are_the_ones_the_server_refuses() -> None:
+    """SOME_TEXT's spaces are exactly str.isspace(): what the document calls blank is
+    what the server refuses (ivr.tickets strips notes with str.strip())."""
+    spaces = re.compile(f"[{SPACES}]")
+    assert all(bool(spaces.fullmatch(chr(c))) == chr(c).isspace() for c in range(0x110000))
 
 
 # -- who may call ---------------------------------------------------------------

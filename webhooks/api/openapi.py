@@ -25,8 +25,14 @@ NUMBER_MAX = 32
 # A page's next cursor: where the next page continues (below this ticket position).
 CURSOR = re.compile(r"^[0-9]{1,18}$")
 # Text the databases store has no NUL characters; an explanation is not only spaces.
+# "Spaces" are the characters Python's str.isspace() and str.strip() take for spaces
+# (tests check the list), spelled out because regex engines disagree on \s.
+SPACES = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+    r"\u202f\u205f\u3000"
+)
 PLAIN_TEXT = r"^[^\u0000]*$"
-SOME_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+SOME_TEXT = rf"^[^\u0000]*[^\u0000{SPACES}][^\u0000]*$"
 REPORT_DIMENSIONS = ["department", "line", "category", "week"]
 
 

@@ -197,7 +197,7 @@ def _not_blank(value: str) -> str:
 
 
 # A person's explanation (openapi.SOME_TEXT): text that is not only spaces.
-Explanation = Annotated[Text, Field(min_length=1, max_length=NOTE_MAX), AfterValidator(_not_blank)]
+Explanation = Annotated[Text, Field(max_length=NOTE_MAX), AfterValidator(_not_blank)]
 
 
 class Completion(_Body):
