@@ -256,16 +256,23 @@ def main() -> None:
         "webhooks_per_second": {},
     }  # fmt: skip
     for n in procs:
+        load = os.getloadavg()[0]
         rates = measured(lambda url, n=n: tickets_per_second(url, n, args.seconds))
-        results["tickets_per_second"][n] = {"median": median(rates), "runs": rates}
+        results["tickets_per_second"][n] = {
+            "median": median(rates),
+            "runs": [round(r, 1) for r in rates],
+            "load_average_before": round(load, 1),
+        }
         print(f"tickets, {n} process(es): {median(rates)}/s", flush=True)
     for n in procs:
+        load = os.getloadavg()[0]
         runs = measured(lambda url, n=n: webhooks_per_second(url, n, args.seconds))
         rates = [r for r, _ in runs]
         results["webhooks_per_second"][n] = {
             "median": median(rates),
             "runs": [round(r, 1) for r in rates],
             "errors": sum(e for _, e in runs),
+            "load_average_before": round(load, 1),
         }
         print(f"webhooks, {n} gunicorn worker(s): {median(rates)}/s", flush=True)
     results["claim"] = []

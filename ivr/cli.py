@@ -121,9 +121,12 @@ def serve(c: Ctx, host: str | None, port: int | None, role: str, web_workers: in
     if roles == {"web"}:
         serve_gunicorn(c.settings, c.config_path, host, port, web_workers)
         return
+    from ivr.queue.broker import BrokerError
+
     try:
         node = Node(app, roles, explicit=role != "all").start()
-    except RoleError as exc:
+    except (RoleError, BrokerError) as exc:
+        log.error("not started: %s", exc)
         fail(str(exc))
     log.info(
         "hotline-ivr roles %s (database %s, jobs %s)",

@@ -129,6 +129,12 @@ def test_bad_log_format_and_role_are_clear_errors(tmp_path: Path) -> None:
     upgrade(url)
     out = runner.invoke(main, ["serve", "--role", "web,dialer"], env={"DATABASE_URL": url})
     assert out.exit_code == 2 and "unknown role(s) dialer" in out.output
+    out = runner.invoke(
+        main,
+        ["serve", "--role", "worker"],
+        env={"DATABASE_URL": url, "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert out.exit_code == 2 and "Redis is not reachable" in out.output
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
