@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -458,3 +459,25 @@ def test_review_flow_on_each_database(request: pytest.FixtureRequest, backend: s
         assert [a for _, a, _, _ in rig.audit_log()] == [
             "ticket.update", "ticket.accept", "ticket.complete", "tickets.list"
         ]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_accepts_register_a_draft_once(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    with hotline_on(request, backend) as hotline, api_rig(hotline) as rig:
+        number = rig.draft()
+        statuses: list[int] = []
+
+        def platform_worker() -> None:
+            client = rig.app.test_client()  # one connection per worker, as under gunicorn
+            resp = client.post(f"/api/tickets/{number}/accept", headers=rig.auth("operator"))
+            statuses.append(resp.status_code)
+
+        workers = [threading.Thread(target=platform_worker) for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=60)
+        assert sorted(statuses) == [200, 409, 409, 409, 409, 409]
+        assert [a for _, a, _, _ in rig.audit_log()] == ["ticket.accept"]

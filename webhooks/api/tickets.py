@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy import update
 
 from ivr.store.models import Role, Ticket
 from ivr.ticket_query import MAX_ID, search
@@ -46,8 +47,12 @@ def _ticket(u: Unit, number: str, *, lock: bool = False) -> Ticket:
     ticket = find(u.session, number) if _findable(number) else None
     if ticket is None:
         raise ApiError(404, f"no ticket {number}")
-    if lock:  # one writer at a time per ticket (SELECT ... FOR UPDATE where supported)
-        u.session.refresh(ticket, with_for_update=True)
+    if lock:
+        # One writer at a time per ticket, deciding on its latest state: a no-op UPDATE
+        # takes the row lock on PostgreSQL and the database's write lock on SQLite
+        # (which has no SELECT ... FOR UPDATE); then the ticket is read again.
+        u.session.execute(update(Ticket).where(Ticket.id == ticket.id).values(number=Ticket.number))
+        u.session.refresh(ticket)
     return ticket
 
 
