@@ -420,6 +420,7 @@ def test_every_view_and_change_is_audited_with_the_token_name(rig: ApiRig) -> No
 
 def test_api_errors_are_json_and_other_paths_keep_their_own(rig: ApiRig) -> None:
     error(rig.call("GET", "/api/no-such-thing"), 404, "not_found")
+    error(rig.call("GET", "/api"), 404, "not_found")
     resp = rig.call("DELETE", "/api/tickets")
     error(resp, 405, "method_not_allowed")
     assert set(resp.headers["Allow"].split(", ")) >= {"GET"}

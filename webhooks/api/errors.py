@@ -75,7 +75,7 @@ def http_error(exc: HTTPException) -> Response:
 def routing_error() -> Response | None:
     """Unknown /api/ paths and wrong methods, before Flask dispatches them."""
     exc = request.routing_exception
-    if exc is None or not request.path.startswith(PREFIX):
+    if exc is None or not (request.path + "/").startswith(PREFIX):
         return None
     if isinstance(exc, HTTPException) and (exc.code or 500) >= 400:
         return http_error(exc)
