@@ -306,6 +306,36 @@ def test_duplicates_and_out_of_scope_requests_are_closed(rig: ApiRig) -> None:
     assert actions == ["ticket.duplicate", "ticket.duplicate", "ticket.reject"]
 
 
+def test_changes_based_on_an_outdated_copy_are_refused(rig: ApiRig) -> None:
+    number = rig.draft()
+    seen = rig.call("GET", f"/api/tickets/{number}")
+    version = seen.headers["ETag"]
+    # Someone else changes the ticket meanwhile (with the version they read).
+    first = rig.call(
+        "PATCH", f"/api/tickets/{number}", json={"urgent": True}, headers={"If-Match": version}
+    )
+    assert first.status_code == 200 and first.headers["ETag"] != version
+    stale = rig.call(
+        "PATCH", f"/api/tickets/{number}", json={"summary": "旧"}, headers={"If-Match": version}
+    )
+    assert "changed" in error(stale, 412, "precondition_failed")["message"]
+    error(
+        rig.call("POST", f"/api/tickets/{number}/accept", headers={"If-Match": version}),
+        412,
+        "precondition_failed",
+    )
+    now = rig.call("GET", f"/api/tickets/{number}")
+    unchanged = (now.get_json()["status"], now.get_json()["summary"])
+    assert unchanged == ("draft", seen.get_json()["summary"])
+    fresh = rig.call(
+        "POST", f"/api/tickets/{number}/accept", headers={"If-Match": now.headers["ETag"]}
+    )
+    assert fresh.status_code == 200
+    anyway = rig.call("PATCH", f"/api/tickets/{number}", json={"urgent": False},
+                      headers={"If-Match": "*"})  # fmt: skip
+    assert anyway.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "code", "field"),
     [

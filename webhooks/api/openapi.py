@@ -67,6 +67,7 @@ _ERROR_TEXT = {
     404: "No such ticket, campaign or path.",
     405: "The path does not take this method.",
     409: "The ticket's status does not allow this change.",
+    412: "The ticket has changed since the copy named by If-Match; nothing was changed.",
     413: "The request body is too large.",
     415: "A request body that is not application/json.",
     422: "The JSON body is well-formed but its fields are not acceptable.",
@@ -327,23 +328,44 @@ TICKET_PAGE = {
     },
 }
 
-_TICKET_OK = _json(_ref("Ticket"), "The ticket as it is now.")
+_TICKET_OK = {
+    **_json(_ref("Ticket"), "The ticket as it is now."),
+    "headers": {
+        "ETag": {
+            "description": "The ticket's version; send it back as If-Match to change it safely.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag of the copy the change is based on: if the ticket has changed "
+    "since, nothing is changed and the answer is 412.",
+}
 
 
-def _ticket_action(operation_id: str, summary: str, body: str) -> dict[str, Any]:
-    """POST /api/tickets/{number}/<action> with a JSON body."""
-    return {
-        "parameters": [TICKET_NUMBER],
-        "post": {
-            "operationId": operation_id,
-            "summary": summary,
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(body)}}},
-            "responses": {
-                "200": _TICKET_OK,
-                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
-            },
-        },
+def _change(operation_id: str, summary: str, body: str | None) -> dict[str, Any]:
+    """An operation that changes one ticket, with a JSON body named `body` (if any)."""
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [IF_MATCH],
     }
+    errors = [400, 401, 403, 404, 409, 412, 500]
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+        errors += [413, 415, 422]
+    op["responses"] = {"200": _TICKET_OK, **_errors(*sorted(errors))}
+    return op
+
+
+def _ticket_action(operation_id: str, summary: str, body: str | None) -> dict[str, Any]:
+    """POST /api/tickets/{number}/<action>."""
+    return {"parameters": [TICKET_NUMBER], "post": _change(operation_id, summary, body)}
 
 
 PATHS: dict[str, Any] = {
@@ -373,27 +395,15 @@ PATHS: dict[str, Any] = {
             "summary": "One ticket.",
             "responses": {"200": _TICKET_OK, **_errors(400, 401, 403, 404, 500)},
         },
-        "patch": {
-            "operationId": "updateTicket",
-            "summary": "Correct a ticket's fields until it is completed; deadlines follow.",
-            "requestBody": {
-                "required": True,
-                "content": {JSON: {"schema": _ref("TicketUpdate")}},
-            },
-            "responses": {
-                "200": _TICKET_OK,
-                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
-            },
-        },
+        "patch": _change(
+            "updateTicket",
+            "Correct a ticket's fields until it is completed; deadlines follow.",
+            "TicketUpdate",
+        ),
     },
-    "/api/tickets/{number}/accept": {
-        "parameters": [TICKET_NUMBER],
-        "post": {
-            "operationId": "acceptTicket",
-            "summary": "Accept a draft: it becomes a registered ticket (受理).",
-            "responses": {"200": _TICKET_OK, **_errors(400, 401, 403, 404, 409, 500)},
-        },
-    },
+    "/api/tickets/{number}/accept": _ticket_action(
+        "acceptTicket", "Accept a draft: it becomes a registered ticket (受理).", None
+    ),
     "/api/tickets/{number}/duplicate": _ticket_action(
         "markDuplicate",
         "Mark a draft as a duplicate (重复件) of another ticket; it is closed as rejected.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import update
 
@@ -56,8 +58,16 @@ def _ticket(u: Unit, number: str, *, lock: bool = False) -> Ticket:
     return ticket
 
 
-def _shown(u: Unit, ticket: Ticket) -> ResponseReturnValue:
-    return jsonify(to_dict(ticket, show_phone=u.caller.sees_phone))
+def _etag(ticket: Ticket) -> str:
+    """The ticket's version: a digest of all it shows (whoever asks)."""
+    shown = json.dumps(to_dict(ticket, show_phone=True), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(shown.encode()).hexdigest()[:20]
+
+
+def _shown(u: Unit, ticket: Ticket) -> Response:
+    resp = jsonify(to_dict(ticket, show_phone=u.caller.sees_phone))
+    resp.set_etag(_etag(ticket))
+    return resp
 
 
 def _act(
@@ -65,6 +75,13 @@ def _act(
 ) -> ResponseReturnValue:
     """Change one ticket under a row lock; a change its status does not allow is a 409."""
     ticket = _ticket(u, number, lock=True)
+    if request.if_match and not request.if_match.contains(_etag(ticket)):
+        raise ApiError(
+            412,
+            f"ticket {ticket.number} has changed since the copy you sent If-Match for: "
+            "read it again and decide again",
+            code="precondition_failed",
+        )
     try:
         changes = change(ticket)
     except TicketError as exc:
