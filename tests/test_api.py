@@ -404,6 +404,7 @@ def test_campaign_results_for_supervisors(rig: ApiRig) -> None:
     by_line = rig.call("GET", f"/api/campaigns/{campaign_id}?by=line", "admin").get_json()
     assert [r["group"] for r in by_line["report"]["rows"]] == ["12315"]
 
+    error(rig.call("GET", "/api/campaigns?page=2", "supervisor"), 400, "invalid_parameter")
     error(rig.call("GET", "/api/campaigns/999", "supervisor"), 404, "not_found")
     error(rig.call("GET", "/api/campaigns/0", "supervisor"), 404, "not_found")
     bad = error(rig.call("GET", f"/api/campaigns/{campaign_id}?by=mood", "supervisor"), 400,

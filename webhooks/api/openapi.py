@@ -432,7 +432,7 @@ PATHS: dict[str, Any] = {
                     },
                     "All campaigns with their progress.",
                 ),
-                **_errors(401, 403, 500),
+                **_errors(400, 401, 403, 500),
             },
         }
     },
