@@ -228,7 +228,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--campaign", type=int, default=10_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "scaleout.json")
+    ap.add_argument(
+        "--parts", default="tickets,webhooks,claim", help="which to run; others kept from --out"
+    )
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     procs = [int(p) for p in args.procs.split(",")]
 
     def fresh() -> tuple[str, Callable[[], None]]:
@@ -247,42 +251,44 @@ def main() -> None:
                 drop()
         return values
 
-    results: dict[str, Any] = {
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results: dict[str, Any] = {**old, **{
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "note": "2 shared cores; the load generators run on them too"},
         "seconds_per_run": args.seconds,
         "reps": args.reps,
-        "tickets_per_second": {},
-        "webhooks_per_second": {},
-    }  # fmt: skip
-    for n in procs:
+    }}  # fmt: skip
+    for n in procs if "tickets" in parts else []:
+        results.setdefault("tickets_per_second", {})
         load = os.getloadavg()[0]
         rates = measured(lambda url, n=n: tickets_per_second(url, n, args.seconds))
-        results["tickets_per_second"][n] = {
+        results["tickets_per_second"][str(n)] = {
             "median": median(rates),
             "runs": [round(r, 1) for r in rates],
             "load_average_before": round(load, 1),
         }
         print(f"tickets, {n} process(es): {median(rates)}/s", flush=True)
-    for n in procs:
+    for n in procs if "webhooks" in parts else []:
+        results.setdefault("webhooks_per_second", {})
         load = os.getloadavg()[0]
         runs = measured(lambda url, n=n: webhooks_per_second(url, n, args.seconds))
         rates = [r for r, _ in runs]
-        results["webhooks_per_second"][n] = {
+        results["webhooks_per_second"][str(n)] = {
             "median": median(rates),
             "runs": [round(r, 1) for r in rates],
             "errors": sum(e for _, e in runs),
             "load_average_before": round(load, 1),
         }
         print(f"webhooks, {n} gunicorn worker(s): {median(rates)}/s", flush=True)
-    results["claim"] = []
-    for p in (1, 2):
+    for p in (1, 2) if "claim" in parts else []:
+        if p == 1:
+            results["claim"] = []
         url, drop = fresh()
         try:
             results["claim"].append(claim_seconds(url, args.campaign, p, args.reps))
         finally:
             drop()
-    print(f"claim {args.campaign}: {results['claim']}", flush=True)
+        print(f"claim {args.campaign}: {results['claim'][-1]}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")

@@ -224,6 +224,8 @@ class SurveyAttempt(Base):
     __tablename__ = "survey_attempts"
     __table_args__ = (
         UniqueConstraint("campaign_id", "ticket_id", "attempt_no", name="uq_survey_attempts_key"),
+        # "One survey call per number per day" is asked before every claim.
+        Index("ix_survey_attempts_phone_claimed_at", "phone", "claimed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
