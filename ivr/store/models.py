@@ -226,6 +226,8 @@ class SurveyAttempt(Base):
         UniqueConstraint("campaign_id", "ticket_id", "attempt_no", name="uq_survey_attempts_key"),
         # "One survey call per number per day" is asked before every claim.
         Index("ix_survey_attempts_phone_claimed_at", "phone", "claimed_at"),
+        # The next due attempts of a campaign, in claim order, without reading the rest.
+        Index("ix_survey_attempts_due", "campaign_id", "status", "not_before", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
