@@ -103,6 +103,8 @@ class AsrConfig(_Model):
     # How long a SIP caller waits after the statement for its live transcript; later
     # than that the draft is made without it and filled in when the transcript is done.
     transcript_wait_s: float = Field(default=8.0, ge=0, le=120)
+    # ASR worker processes beside a SIP phone (each loads the model); 0: one per CPU.
+    sip_processes: int = Field(default=0, ge=0, le=64)
     vocabulary: list[str] = []
 
 

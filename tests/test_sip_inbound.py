@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import wave
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from .sipfix import (
     sip_settings,
 )
 from .sipkit import run_sipp
+from .sipkit.procs import wait_until
 
 LINES = ["12345", "12315", "12331", "12319", "12320", "12333", "12369", "12358", "96128"]
 
@@ -207,3 +211,37 @@ def test_an_invite_without_sdp_gets_our_offer_and_works(ivr: Ivr, tmp_path: Path
     assert ticket.category_source == "menu"  # the key arrived over the answered media
     (tr,) = rows["transcripts"]
     assert tr.text
+
+
+def test_a_killed_asr_worker_costs_no_call_and_is_replaced(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """kill -9 of the ASR process while a caller speaks: the call still ends with a
+    draft (its statement waits for `ivr transcribe --pending`); the next call is
+    transcribed by a new worker."""
+    need_peers("sipp")
+    settings = sip_settings(base_settings, tmp_path)
+    settings = settings.model_copy(
+        update={"asr": settings.asr.model_copy(update={"sip_processes": 1})}
+    )
+    with running_ivr(settings) as ivr:
+        assert ivr.phone.asr is not None
+        first = ivr.phone.asr.workers[0]
+        killer = threading.Thread(
+            target=lambda: (
+                wait_until(lambda: first.load > 0, 60) and os.kill(first.proc.pid, signal.SIGKILL)
+            )
+        )
+        killer.start()
+        result = call(ivr, tmp_path, "12315", n=4)
+        killer.join()
+        assert result.ok and result.received("BYE"), result.describe()
+        assert not first.proc.is_alive()
+        second = call(ivr, tmp_path, "12331", n=5)
+        assert second.ok and second.received("BYE"), second.describe()
+        wait_until(lambda: ivr.phone.active_calls == 0 and ivr.untranscribed() <= 1, 90)
+        rows = ivr.rows()
+    assert [t.line_number for t in rows["tickets"]] == ["12315", "12331"]
+    assert [t.transcription for t in rows["tickets"]] == ["pending", "done"]
+    assert [r.status for r in rows["recordings"]] == ["transcription_pending", "transcribed"]
+    assert ivr.phone.asr.workers[0] is not first

@@ -24,6 +24,7 @@ from ivr.sip.dialog import Dialog
 from ivr.sip.endpoint import T1, USER_AGENT, Addr, SipEndpoint, new_branch, new_call_id, new_tag
 from ivr.sip.media import Recognizer
 from ivr.sip.message import SipMessage, addr_uri, param, uri_user
+from ivr.sip.recognizer import AsrPool
 from ivr.sip.rtp import PortPool
 from ivr.sip.sdp import PCMA, PCMU, MediaOffer, SdpError, answer
 from ivr.sip.sdp import offer as sdp_offer
@@ -48,6 +49,7 @@ class Ringing:
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
         self.answered = False
+        self.bye = threading.Event()  # a BYE came after our 200 but before the session
 
 
 class Acked:
@@ -68,7 +70,7 @@ class SipPhone:
         app: Hotline,
         *,
         prompt_audio: PromptAudio | None = None,
-        recognizers: Callable[[], Recognizer | None] | None = None,
+        asr: AsrPool | None = None,
     ) -> None:
         self.app = app
         self.settings = app.settings
@@ -76,7 +78,7 @@ class SipPhone:
         self.endpoint = SipEndpoint(cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request)
         self.ports = PortPool(cfg.bind_host, cfg.rtp_port_min, cfg.rtp_port_max)
         self._prompt_audio = prompt_audio
-        self._recognizers = recognizers
+        self.asr = asr
         self.ringing: dict[str, Ringing] = {}
         self.sessions: dict[str, CallSession] = {}
         self.finished: list[CallSession] = []
@@ -115,6 +117,8 @@ class SipPhone:
         if self.settings.sip.mode == "register" and self.registered.is_set():
             self._register(expires=0)
         self.endpoint.stop()
+        if self.asr is not None:
+            self.asr.close()
 
     @property
     def active_calls(self) -> int:
@@ -148,13 +152,13 @@ class SipPhone:
 
     @property
     def asr_enabled(self) -> bool:
-        return self._recognizers is not None
+        return self.asr is not None
 
     def new_recognizer(self) -> Recognizer | None:
-        if self._recognizers is None:
+        if self.asr is None:
             return None
         try:
-            return self._recognizers()
+            return self.asr.recognizer()
         except Exception:
             log.exception("no recognizer for this call; its recording waits for transcription")
             return None
@@ -265,6 +269,11 @@ class SipPhone:
     def _bye(self, msg: SipMessage, addr: Addr) -> None:
         with self._lock:
             session = self.sessions.get(msg.call_id)
+            ringing = self.ringing.get(msg.call_id)
+        if session is None and ringing is not None and ringing.answered:
+            self.endpoint.respond(msg, addr, 200, "OK")  # answered, session not yet made
+            ringing.bye.set()
+            return
         if session is None:
             self.endpoint.respond(msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -314,15 +323,22 @@ class SipPhone:
                     return
                 ringing.answered = True
             dialog = Dialog.as_uas(invite, ringing.tag, ringing.source)
-            acked = self._answer(ringing, body)
             if offer is None:
+                # The session needs the caller's answer, in the ACK: a BYE before then
+                # is noted on `ringing` (see _bye).
+                acked = self._answer(ringing, body)
                 offer, codec = self._late_answer(dialog, acked, port)
                 if offer is None:
                     return
             session = CallSession(self, dialog, offer, codec, port, "inbound")
-            with self._lock:
+            with self._lock:  # before the 200, so that a quick BYE finds the session
                 self.sessions[call_id] = session
                 self.ringing.pop(call_id, None)
+            if late:
+                if ringing.bye.is_set():
+                    session.caller_hung_up()
+            else:
+                self._answer(ringing, body)
             session.note("answered" + (" (late offer)" if late else ""))
             step = self._start_flow(invite, call_id)
             session.run(step)

@@ -1,94 +1,71 @@
-"""A call's streaming recognizer on its own worker thread.
+"""Live transcription of SIP statements in separate ASR processes.
 
-RTP arrives every 20 ms on the receiver thread; decoding there would delay the
-next packets, so audio is queued and a worker feeds Vosk. Only that worker ever
-touches the Vosk recognizer, finishing included: finishing it from another thread
-while the worker still fed it crashed the process (Vosk assertion, then SIGSEGV)
-under load. A caller waits at most `wait_s` for the transcript; after that the
-draft is made without it and the worker hands the late transcript on when done.
+The RTP pacer needs the GIL every 20 ms. Vosk itself releases it, but the
+resampler and the speech detector around it are Python, and with them in the
+SIP process the pacer's packets went out late (p99 gap 30-60 ms at 5-20 calls).
+So recognizers live in worker processes (`asr.sip_processes`), each loading the
+model once; a call's audio goes there in 200 ms batches through a queue and a
+sender thread, so the RTP receiver never blocks on a slow worker.
+
+A caller waits at most `wait_s` for the transcript; a later one is handed to
+`when_late` (the draft is filled in then). A worker that dies loses the
+transcripts of its calls in progress: their recordings stay "transcription
+pending" (`ivr transcribe --pending`), and the next call starts a new worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
-from ivr.asr.stream import EndOfSpeech, StreamingRecognizer
+from ivr.asr.models import ModelError, locate
+from ivr.config import AsrConfig
 
 log = logging.getLogger(__name__)
 
 Transcript = dict[str, object]
 
-BATCH_BYTES = 8000 * 2 // 5  # 200 ms of 8 kHz 16-bit audio
+RATE = 8000
+BATCH_BYTES = RATE * 2 // 5  # 200 ms of 8 kHz 16-bit audio
+START_TIMEOUT_S = 120.0
 
 
 class CallRecognizer:
-    def __init__(self, recognizer: StreamingRecognizer, wait_s: float = 10.0) -> None:
-        self._rec = recognizer
-        self.wait_s = wait_s
-        self._audio: queue.Queue[bytes | None] = queue.Queue()
+    """One call's recognizer, running in an ASR worker process."""
+
+    def __init__(self, worker: _Worker, key: int, wait_s: float) -> None:
+        self._worker, self._key, self.wait_s = worker, key, wait_s
+        self._buf = bytearray()
         self._eos = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._result: Transcript | None = None
         self._late: Callable[[Transcript], None] | None = None
-        self._finishing = False
-        self._thread = threading.Thread(target=self._work, name="asr-call", daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            try:
-                if any(isinstance(e, EndOfSpeech) for e in self._rec.feed(batch)):
-                    self._eos.set()
-            except Exception:
-                log.exception("recognizer failed on a chunk")
-            if self._finishing:
-                break
-        result: Transcript | None = None
-        try:
-            result = self._rec.finish().to_dict()
-        except Exception:
-            log.exception("recognizer failed to finish; the statement stays pending")
-        with self._lock:
-            self._result = result
-            late = self._late
-            self._done.set()
-        if late is not None and result is not None:
-            self._hand_over(late, result)
-
-    def _next_batch(self) -> bytes | None:
-        """Queued audio in batches of BATCH_BYTES: the resampler and VAD are Python code
-        holding the GIL, and calling them per 20 ms packet starved the RTP pacer."""
-        first = self._audio.get()
-        if first is None:
-            return None
-        parts, size = [first], len(first)
-        while size < BATCH_BYTES:
-            nxt = self._audio.get()
-            if nxt is None:
-                self._finishing = True
-                break
-            parts.append(nxt)
-            size += len(nxt)
-        return b"".join(parts)
-
-    @staticmethod
-    def _hand_over(late: Callable[[Transcript], None], result: Transcript) -> None:
-        try:
-            late(result)
-        except Exception:
-            log.exception("a late transcript could not be stored; the statement stays pending")
 
     def feed(self, pcm16: bytes) -> bool:
-        self._audio.put(pcm16)
+        """Accept 8 kHz 16-bit audio; True once the worker heard the end of speech."""
+        self._buf += pcm16
+        if len(self._buf) >= BATCH_BYTES:
+            self._worker.post(("audio", self._key, bytes(self._buf)))
+            self._buf.clear()
         return self._eos.is_set()
 
     def finish(self) -> Transcript | None:
         """The transcript, or None if it is not ready within `wait_s` (see `when_late`)."""
-        self._audio.put(None)
+        if self._buf:
+            self._worker.post(("audio", self._key, bytes(self._buf)))
+            self._buf.clear()
+        self._worker.post(("finish", self._key))
         if not self._done.wait(self.wait_s):
             log.info("transcript not ready after %.0f s; the draft is made without it", self.wait_s)
             return None
@@ -102,16 +79,201 @@ class CallRecognizer:
                 return
             result = self._result
         if result is not None:
-            self._hand_over(handler, result)
+            _hand_over(handler, result)
+
+    # from the worker's reader thread
+    def end_of_speech(self) -> None:
+        self._eos.set()
+
+    def deliver(self, result: Transcript | None) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._result = result
+            late = self._late
+            self._done.set()
+        if late is not None and result is not None:
+            _hand_over(late, result)
 
 
-def factory(
-    model: object, end_of_speech_ms: int, wait_s: float = 10.0
-) -> Callable[[], CallRecognizer]:
-    """Recognizers for 8 kHz 16-bit telephone audio sharing one loaded model."""
+def _hand_over(handler: Callable[[Transcript], None], result: Transcript) -> None:
+    try:
+        handler(result)
+    except Exception:
+        log.exception("a late transcript could not be stored; the statement stays pending")
 
-    def make() -> CallRecognizer:
-        rec = StreamingRecognizer(model, "s16le", 8000, end_of_speech_ms)  # type: ignore[arg-type]
-        return CallRecognizer(rec, wait_s)
 
-    return make
+class _Worker:
+    """The parent's end of one ASR process: a sender thread, a reader thread."""
+
+    def __init__(self, asr: AsrConfig, base_dir: Path | None, index: int) -> None:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process full of threads
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=serve,
+            args=(child, asr.model_dump(mode="json"), base_dir, asr.end_of_speech_ms),
+            name=f"ivr-asr-{index}",
+            daemon=True,
+        )
+        self.proc.start()
+        child.close()
+        self._calls: dict[int, CallRecognizer] = {}
+        self._lock = threading.Lock()
+        self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.alive = True
+        if not self._conn.poll(START_TIMEOUT_S):
+            self.stop()
+            raise ModelError(f"ASR worker did not start in {START_TIMEOUT_S:.0f} s")
+        try:
+            kind, detail = self._conn.recv()
+        except (EOFError, OSError):
+            kind, detail = "error", f"ASR worker exited with code {self.proc.exitcode}"
+        if kind != "ready":
+            self.stop()
+            raise ModelError(str(detail))
+        self.model = str(detail)
+        threading.Thread(target=self._send, name=f"asr-send-{index}", daemon=True).start()
+        threading.Thread(target=self._read, name=f"asr-read-{index}", daemon=True).start()
+
+    @property
+    def load(self) -> int:
+        return len(self._calls)
+
+    def open(self, key: int, wait_s: float) -> CallRecognizer:
+        rec = CallRecognizer(self, key, wait_s)
+        with self._lock:
+            self._calls[key] = rec
+        self.post(("open", key))
+        return rec
+
+    def post(self, msg: tuple[Any, ...]) -> None:
+        self._out.put(msg)
+
+    def _send(self) -> None:
+        while (msg := self._out.get()) is not None:
+            try:
+                self._conn.send(msg)
+            except (OSError, ValueError):
+                self._died("cannot write to it")
+                return
+
+    def _read(self) -> None:
+        while True:
+            try:
+                kind, key, *rest = self._conn.recv()
+            except (EOFError, OSError):
+                self._died("it exited")
+                return
+            with self._lock:
+                rec = self._calls.get(key) if kind == "eos" else self._calls.pop(key, None)
+            if rec is None:
+                continue
+            if kind == "eos":
+                rec.end_of_speech()
+            else:
+                rec.deliver(rest[0])
+
+    def _died(self, how: str) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        with self._lock:
+            orphans, self._calls = list(self._calls.values()), {}
+        if orphans:
+            log.error(
+                "ASR worker %s (pid %s) lost, %s: %d statement(s) stay transcription pending",
+                self.proc.name,
+                self.proc.pid,
+                how,
+                len(orphans),
+            )
+        for rec in orphans:
+            rec.deliver(None)
+
+    def stop(self) -> None:
+        self.alive = False
+        self._out.put(None)
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        with self._lock:
+            orphans, self._calls = list(self._calls.values()), {}
+        for rec in orphans:
+            rec.deliver(None)
+
+
+class AsrPool:
+    """ASR worker processes for a SIP phone; `recognizer()` gives each call its own."""
+
+    def __init__(
+        self, asr: AsrConfig, base_dir: Path | None = None, processes: int | None = None
+    ) -> None:
+        self.asr, self.base_dir = asr, base_dir
+        locate(asr, base_dir)  # a missing model: ModelError at once, no process started
+        n = processes or asr.sip_processes or os.cpu_count() or 1
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+        self.workers = [_Worker(asr, base_dir, i + 1) for i in range(n)]
+        self.model = self.workers[0].model
+        log.info("%d ASR worker process(es) with model %s", n, self.model)
+
+    def recognizer(self) -> CallRecognizer:
+        with self._lock:
+            for i, w in enumerate(self.workers):
+                if not w.alive:
+                    w.stop()
+                    self.workers[i] = _Worker(self.asr, self.base_dir, i + 1)
+                    log.warning("ASR worker %d restarted", i + 1)
+            worker = min(self.workers, key=lambda w: w.load)
+            return worker.open(next(self._keys), self.asr.transcript_wait_s)
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self.workers:
+                w.stop()
+
+
+def serve(conn: Connection, asr: dict[str, Any], base_dir: Path | None, eos_ms: int) -> None:
+    """An ASR worker process: recognizers by call key, one model."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    from ivr.asr.models import get_model
+    from ivr.asr.stream import EndOfSpeech, StreamingRecognizer
+
+    try:
+        model = get_model(AsrConfig.model_validate(asr), base_dir)
+    except Exception as exc:  # reported to the parent, which logs it
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready", model.name))
+    recs: dict[int, StreamingRecognizer] = {}
+    heard_end: set[int] = set()
+    while True:
+        try:
+            kind, key, *rest = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if kind == "open":
+                # No "no speech" end: the call decides how long to wait for a caller who
+                # has not started talking; a recognizer that gave up would drop the speech.
+                recs[key] = StreamingRecognizer(
+                    model, "s16le", RATE, eos_ms, no_speech_timeout_ms=None
+                )
+            elif kind == "audio" and key in recs:
+                events = recs[key].feed(rest[0])
+                if key not in heard_end and any(isinstance(e, EndOfSpeech) for e in events):
+                    heard_end.add(key)
+                    conn.send(("eos", key))
+            elif kind == "finish":
+                rec = recs.pop(key, None)
+                heard_end.discard(key)
+                conn.send(("result", key, rec.finish().to_dict() if rec else None))
+        except (EOFError, OSError):
+            return
+        except Exception:
+            log.exception("ASR worker: call %d failed; its statement stays pending", key)
+            recs.pop(key, None)
+            conn.send(("result", key, None))

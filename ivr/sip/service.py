@@ -43,15 +43,13 @@ def build_phone(app: Hotline, *, load_asr: bool = True) -> SipPhone:
             library.dir,
             missing[0],
         )
-    recognizers = None
+    pool = None
     if load_asr:
-        from ivr.asr.models import ModelError, get_model
-        from ivr.sip.recognizer import factory
+        from ivr.asr.models import ModelError
+        from ivr.sip.recognizer import AsrPool
 
         try:
-            model = get_model(app.settings.asr, app.settings.base_dir)
-            asr = app.settings.asr
-            recognizers = factory(model, asr.end_of_speech_ms, asr.transcript_wait_s)
+            pool = AsrPool(app.settings.asr, app.settings.base_dir)
         except ModelError as exc:
             log.warning("%s; statements are recorded and wait for `ivr transcribe --pending`", exc)
-    return SipPhone(app, prompt_audio=prompt_player(library), recognizers=recognizers)
+    return SipPhone(app, prompt_audio=prompt_player(library), asr=pool)

@@ -56,6 +56,7 @@ class ScenarioSpec:
 
 SCENARIOS: dict[str, ScenarioSpec] = {
     "uac_call": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
+    "uac_late_offer": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
     "uac_hangup_mid": ScenarioSpec(_CALLER_KEYS, {"hangup_after_ms": "2000"}, ("media.pcap",)),
     "uac_cancel": ScenarioSpec(_CALLER_KEYS, {"cancel_after_ms": "500"}),
     "uac_options": ScenarioSpec(_CALLER_KEYS),
