@@ -1,7 +1,7 @@
 """The job queue on Dramatiq: Redis in production, an in-process worker when embedded.
 
 `open_jobs(settings)` gives an object with the same `submit(name, payload, key=,
-delay_s=)` and `register(name, handler)` as `ivr.jobs.JobQueue`, so callers do
+delay_s=)` and `register(name, handler)` as the in-process queue it replaced, so callers do
 not know which one runs their jobs.
 """
 

@@ -1,4 +1,4 @@
-"""`submit()` / `register()` on Dramatiq: the same interface as the in-process JobQueue."""
+"""`submit()` / `register()` on Dramatiq: one interface for Redis and in-process workers."""
 
 from __future__ import annotations
 
