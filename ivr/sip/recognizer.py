@@ -106,7 +106,14 @@ def _hand_over(handler: Callable[[Transcript], None], result: Transcript) -> Non
 class _Worker:
     """The parent's end of one ASR process: a sender thread, a reader thread."""
 
-    def __init__(self, asr: AsrConfig, base_dir: Path | None, index: int) -> None:
+    def __init__(
+        self,
+        asr: AsrConfig,
+        base_dir: Path | None,
+        index: int,
+        on_death: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.index, self._on_death = index, on_death
         ctx = multiprocessing.get_context("spawn")  # no fork of a process full of threads
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(
@@ -121,6 +128,10 @@ class _Worker:
         self._lock = threading.Lock()
         self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.alive = True
+        self.model = ""
+
+    def wait_ready(self) -> None:
+        """Wait for the process to load its model (started in __init__, so several load at once)."""
         if not self._conn.poll(START_TIMEOUT_S):
             self.stop()
             raise ModelError(f"ASR worker did not start in {START_TIMEOUT_S:.0f} s")
@@ -132,8 +143,8 @@ class _Worker:
             self.stop()
             raise ModelError(str(detail))
         self.model = str(detail)
-        threading.Thread(target=self._send, name=f"asr-send-{index}", daemon=True).start()
-        threading.Thread(target=self._read, name=f"asr-read-{index}", daemon=True).start()
+        for job, name in ((self._send, "send"), (self._read, "read")):
+            threading.Thread(target=job, name=f"asr-{name}-{self.index}", daemon=True).start()
 
     @property
     def load(self) -> int:
@@ -175,20 +186,25 @@ class _Worker:
 
     def _died(self, how: str) -> None:
         if not self.alive:
-            return
+            return  # stopped on purpose
         self.alive = False
+        orphans = self._orphans()
+        log.error(
+            "ASR worker %s (pid %s) lost, %s: %d statement(s) stay transcription pending",
+            self.proc.name,
+            self.proc.pid,
+            how,
+            orphans,
+        )
+        self._on_death()
+
+    def _orphans(self) -> int:
+        """Calls in progress get no transcript (their statements stay pending)."""
         with self._lock:
             orphans, self._calls = list(self._calls.values()), {}
-        if orphans:
-            log.error(
-                "ASR worker %s (pid %s) lost, %s: %d statement(s) stay transcription pending",
-                self.proc.name,
-                self.proc.pid,
-                how,
-                len(orphans),
-            )
         for rec in orphans:
             rec.deliver(None)
+        return len(orphans)
 
     def stop(self) -> None:
         self.alive = False
@@ -199,10 +215,7 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
-        with self._lock:
-            orphans, self._calls = list(self._calls.values()), {}
-        for rec in orphans:
-            rec.deliver(None)
+        self._orphans()
 
 
 class AsrPool:
@@ -216,22 +229,48 @@ class AsrPool:
         n = processes or asr.sip_processes or os.cpu_count() or 1
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
-        self.workers = [_Worker(asr, base_dir, i + 1) for i in range(n)]
+        self._closed = False
+        self.workers = [self._start(i) for i in range(n)]
+        for w in self.workers:
+            w.wait_ready()
         self.model = self.workers[0].model
         log.info("%d ASR worker process(es) with model %s", n, self.model)
 
-    def recognizer(self) -> CallRecognizer:
+    def _start(self, i: int) -> _Worker:
+        return _Worker(self.asr, self.base_dir, i + 1, lambda: self._replace(i))
+
+    def _replace(self, i: int) -> None:
+        """A dead worker's replacement loads in the background, not in a caller's call."""
+
+        def load() -> None:
+            try:
+                fresh = self._start(i)
+                fresh.wait_ready()
+            except ModelError:
+                log.exception("ASR worker %d could not be restarted", i + 1)
+                return
+            with self._lock:
+                dead, self.workers[i] = self.workers[i], fresh
+            dead.stop()
+            if self._closed:
+                fresh.stop()
+            else:
+                log.warning("ASR worker %d restarted", i + 1)
+
+        threading.Thread(target=load, name=f"asr-restart-{i + 1}", daemon=True).start()
+
+    def recognizer(self) -> CallRecognizer | None:
+        """A recognizer on the least busy live worker; None while every worker is down."""
         with self._lock:
-            for i, w in enumerate(self.workers):
-                if not w.alive:
-                    w.stop()
-                    self.workers[i] = _Worker(self.asr, self.base_dir, i + 1)
-                    log.warning("ASR worker %d restarted", i + 1)
-            worker = min(self.workers, key=lambda w: w.load)
+            alive = [w for w in self.workers if w.alive]
+            if not alive:
+                return None
+            worker = min(alive, key=lambda w: w.load)
             return worker.open(next(self._keys), self.asr.transcript_wait_s)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for w in self.workers:
                 w.stop()
 
