@@ -192,14 +192,14 @@ class TwilioDialer:
 def call_result(app: Hotline, sid: str) -> DialResult | None:
     """The outcome of a Twilio call once its final status is stored; None before."""
     with app.db.session() as s:
-        call = s.scalars(
-            select(Call).where(Call.provider == PROVIDER, Call.provider_call_id == sid)
-        ).first()
-        if call is None:
-            return None
+        # The notes first, then the call: on PostgreSQL each statement sees what was
+        # committed when it began, and the final status commits after the call's last
+        # step, so a call row read after the final status is seen carries that step.
         notes = s.scalars(
             select(CallEvent)
-            .where(CallEvent.call_id == call.id, CallEvent.kind == "note")
+            .join(Call, CallEvent.call_id == Call.id)
+            .where(Call.provider == PROVIDER, Call.provider_call_id == sid)
+            .where(CallEvent.kind == "note")
             .order_by(CallEvent.id)
         ).all()
         statuses = [
@@ -210,6 +210,9 @@ def call_result(app: Hotline, sid: str) -> DialResult | None:
         final = next((st for st in statuses if st in FINAL_STATUSES), None)
         if final is None:
             return None
+        call = s.scalars(
+            select(Call).where(Call.provider == PROVIDER, Call.provider_call_id == sid)
+        ).one()
         answered_by = next(
             (n.data.get("answered_by") for n in notes if n.name == ANSWERED_BY_NOTE), None
         )
