@@ -33,18 +33,13 @@ run: $(STAMP)
 	$(BIN)/ivr db upgrade
 	$(BIN)/ivr serve
 
-# The modules whose tests go through the database most, run a second time on a
-# temporary PostgreSQL database per test (tests/test_scaleout.py and the API tests
-# are on PostgreSQL in the first run already). Any module runs so with --db=postgres.
-PG_TESTS ?= tests/test_store.py tests/test_survey_policy.py tests/test_transcription_wiring.py \
-	tests/test_twilio_recordings.py tests/test_twilio_inbound.py tests/test_simulate.py
-
-## Install test dependencies (system and Python) and run the whole suite, then the
-## database-heavy modules again on PostgreSQL.
+## Install test dependencies (system and Python) and run the whole suite twice: on SQLite
+## files, then with a temporary PostgreSQL database per test (tests/test_scaleout.py and the
+## API tests are on PostgreSQL in both runs).
 test: system-deps $(TSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --db=postgres $(PG_TESTS)
+	$(BIN)/python -m pytest --db=postgres
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check .
