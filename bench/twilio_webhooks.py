@@ -12,7 +12,8 @@ each call's requests are --call-seconds/6 apart, in order, so at 10 req/s about
 (precomputed before the run). The load generator sends only to 127.0.0.1 and
 stops after --duration + --call-seconds seconds or --max-requests requests.
 Transcription is off (no ASR model is configured for the run): the figures are
-the webhooks' own. Results: bench/results/twilio-webhooks.{json,md}.
+the webhooks' own. Results: bench/results/twilio-webhooks-<start>.json, one file a
+run, and bench/results/twilio-webhooks.md over them all.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Sample:
     latency_ms: float
     late_ms: float
     at: float  # scheduled, seconds after the start
+    app_ms: float | None  # the app's own time (Server-Timing), without server and client
 
 
 @dataclass
@@ -180,8 +182,9 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
                     timeout=15,  # what Twilio allows before it gives up
                 )
                 status = resp.status_code
+                app_ms = server_timing(resp.headers.get("Server-Timing"))
             except requests.RequestException as exc:
-                status = 0
+                status, app_ms = 0, None
                 with lock:
                     failures.append(f"{r.path}: {type(exc).__name__}: {str(exc)[:200]}")
             got = time.monotonic()
@@ -194,6 +197,7 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
                         (got - sent) * 1000,
                         (sent - t0 - r.at) * 1000,
                         r.at,
+                        app_ms,
                     )
                 )
 
@@ -210,6 +214,14 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
     for t in pool:
         t.join(60)
     return samples, time.monotonic() - t0, failures
+
+
+def server_timing(header: str | None) -> float | None:
+    """The `app;dur=` of a Server-Timing header, in ms."""
+    for part in (header or "").split(";"):
+        if part.strip().startswith("dur="):
+            return float(part.strip()[4:])
+    return None
 
 
 def pct(values: list[float], p: float) -> float:
@@ -232,6 +244,7 @@ def summarize(
     steady_from, steady_to = (call_s, duration) if duration > call_s else (0.0, duration + call_s)
     steady = [s for s in samples if steady_from <= s.at < steady_to]
     ok = [s.latency_ms for s in steady if s.status in (200, 204)]
+    app = [s.app_ms for s in steady if s.status in (200, 204) and s.app_ms is not None]
     per_step = {
         step: {
             "p50_ms": round(pct(lat, 50), 1),
@@ -254,6 +267,8 @@ def summarize(
         "p99_ms": round(pct(ok, 99), 1),
         "max_ms": round(max(ok), 1) if ok else None,
         "mean_ms": round(statistics.fmean(ok), 1) if ok else None,
+        "app_p50_ms": round(pct(app, 50), 1),
+        "app_p99_ms": round(pct(app, 99), 1),
         "generator_late_p99_ms": round(pct([s.late_ms for s in samples], 99), 1),
         "per_step": per_step,
         "server_cpu_s": cpu,
@@ -421,13 +436,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "transcription is off. Latency: from sending a request to its full response. "
         "Goal: p99 < 50 ms and no errors. `in-call steps p99` is the worst p99 of the "
         "requests a caller waits on (voice, keys, the end of the statement); the recording "
-        "and status callbacks are off the call's path. The machine is shared: `load avg` "
-        "shows how busy it was, and the notes say what else ran.",
+        "and status callbacks are off the call's path. `app` is the Flask app's own time "
+        "(its Server-Timing header): the rest is gunicorn, TCP and the load generator. "
+        "The machine is shared: `load avg` shows how busy it was, and the notes say what else ran.",
         "",
         "| run | server | database | req/s target | achieved (steady) | calls in progress "
         "| requests | errors | p50 ms | p90 ms | p99 ms | max ms | slowest step p99 "
-        "| in-call steps p99 | server CPU s / wall s | load avg | goal |",
-        "| --- " * 17 + "|",
+        "| in-call steps p99 | app p50 / p99 ms | server CPU s / wall s | load avg | goal |",
+        "| --- " * 18 + "|",
     ]
     notes = []
     for n, result in enumerate(results, start=1):
@@ -446,6 +462,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
                     f"| {lv['rate_achieved']} | {lv['calls_in_progress']} | {lv['requests']} "
                     f"| {lv['errors']} | {lv['p50_ms']} | {lv['p90_ms']} | {lv['p99_ms']} "
                     f"| {lv['max_ms']} | {slowest[0]} {slowest[1]['p99_ms']} | {in_call} "
+                    f"| {lv.get('app_p50_ms', '-')} / {lv.get('app_p99_ms', '-')} "
                     f"| {cpu['gunicorn']} / {cpu['wall_s']} "
                     f"| {cpu['loadavg_before']} -> {cpu['loadavg_after']} "
                     f"| {'yes' if lv['goal_met'] else 'no'} |"
@@ -467,15 +484,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=64, help="load generator threads")
     ap.add_argument("--max-requests", type=int, default=20000)
     ap.add_argument("--db", default="sqlite,postgres")
-    ap.add_argument("--out", type=Path, default=RESULTS / "twilio-webhooks.json")
+    ap.add_argument("--out", type=Path, help="default: bench/results/twilio-webhooks-<start>.json")
     ap.add_argument("--note", default="", help="what else ran on the machine, say")
     ap.add_argument("--md-only", action="store_true", help="only rebuild the .md from the JSON")
     args = ap.parse_args()
     if args.md_only:
-        runs = sorted(RESULTS.glob("twilio-webhooks*.json"))
-        md = markdown([json.loads(f.read_text(encoding="utf-8")) for f in runs])
-        (RESULTS / "twilio-webhooks.md").write_text(md, encoding="utf-8")
-        print(md)
+        print(write_markdown())
         return
     args.rates = [float(r) for r in args.rates.split(",")]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake API's access log
@@ -501,14 +515,20 @@ def main() -> None:
         db = bench_db(kind.strip(), args)
         if db is not None:
             result["databases"].append(db)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    runs = sorted(RESULTS.glob("twilio-webhooks*.json"))
-    if args.out.resolve() not in [r.resolve() for r in runs]:
-        runs.append(args.out)
-    md = markdown([json.loads(f.read_text(encoding="utf-8")) for f in runs])
+    out = args.out or RESULTS / f"twilio-webhooks-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(write_markdown())
+
+
+def write_markdown() -> str:
+    """bench/results/twilio-webhooks.md over every run there, oldest first."""
+    runs = [
+        json.loads(f.read_text(encoding="utf-8")) for f in RESULTS.glob("twilio-webhooks*.json")
+    ]
+    md = markdown(sorted(runs, key=lambda r: r["started"]))
     (RESULTS / "twilio-webhooks.md").write_text(md, encoding="utf-8")
-    print(md)
+    return md
 
 
 if __name__ == "__main__":
