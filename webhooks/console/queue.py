@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ivr.reports import Table
 from ivr.store.models import Ticket, TicketStatus
+from ivr.ticket_query import TicketQuery, search
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require, viewer
 from webhooks.console.export import csv_response, xlsx_response
@@ -55,17 +56,16 @@ class QueueFilter:
     def as_args(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v}
 
-    def select(self) -> Select[tuple[Ticket]]:
-        q = select(Ticket)
-        if self.status != "all":
-            q = q.where(Ticket.status == self.status)
-        if self.line:
-            q = q.where(Ticket.line_number == self.line)
-        if self.category:
-            q = q.where(Ticket.category == self.category)
-        if self.urgent:
-            q = q.where(Ticket.urgent.is_(self.urgent == "1"))
-        return q
+    def query(self) -> TicketQuery:
+        return TicketQuery(
+            status=None if self.status == "all" else self.status,
+            line=self.line or None,
+            category=self.category or None,
+            urgent=(self.urgent == "1") if self.urgent else None,
+        )
+
+    def newest(self, s: Session, limit: int) -> list[Ticket]:
+        return search(s, self.query(), hotline().settings.tz, limit)[0]
 
     def matches(self, t: Ticket) -> bool:
         return (
@@ -139,7 +139,7 @@ def queue() -> Any:
     sees = viewer().sees_phone
     with app.db.session() as s:
         cursor = Cursor.now(s)
-        tickets = s.scalars(f.select().order_by(Ticket.id.desc()).limit(PAGE_SIZE)).all()
+        tickets = f.newest(s, PAGE_SIZE)
         rows = [row(app, t, sees, today) for t in tickets]
     return render_template("console/queue.html", rows=rows, f=f, cursor=str(cursor), **_options())
 
@@ -233,7 +233,7 @@ def queue_export(fmt: str) -> Response:
     today = app.today()
     sees = viewer().sees_phone
     with app.db.session() as s:
-        tickets = s.scalars(f.select().order_by(Ticket.id.desc()).limit(EXPORT_LIMIT)).all()
+        tickets = f.newest(s, EXPORT_LIMIT)
         rows = [row(app, t, sees, today) for t in tickets]
         record(s, "tickets.export", None, {"format": fmt, "filter": f.as_args(), "rows": len(rows)})
     table = Table(
