@@ -35,11 +35,11 @@ from bench.pg import fresh_postgres
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import load_config
-from ivr.sip.dialer import SipDialer
-from ivr.sip.service import build_phone
 from ivr.store import Ticket, TicketStatus, upgrade
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.runner import CampaignRunner
+from ivr.transports.sip.dialer import SipDialer
+from ivr.transports.sip.service import build_phone
 
 ROOT = Path(__file__).resolve().parents[1]
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -22,11 +22,11 @@ from typing import Any
 
 from bench.pg import fresh_postgres
 from ivr.app import Hotline
+from ivr.calls.simulate import simulate_inbound
 from ivr.config import load_config
 from ivr.flow import Digits, Engine, RecordingFinished
-from ivr.flows import load_flows
+from ivr.flow.configured import load_flows
 from ivr.intake.analyze import analyze
-from ivr.simulate import simulate_inbound
 from ivr.store import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,8 +53,8 @@ from bench.twilio_webhooks import (
     start_gunicorn,
 )
 from ivr.app import Hotline
+from ivr.calls.simulate import simulate_inbound
 from ivr.clock import FixedClock
-from ivr.simulate import simulate_inbound
 from ivr.store import SurveyAttempt, Ticket, upgrade
 from ivr.surveys.attempts import RunSummary
 from ivr.surveys.campaigns import create_campaign, set_status

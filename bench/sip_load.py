@@ -58,10 +58,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-import ivr.sip.session as sip_session  # noqa: E402
+import ivr.transports.sip.session as sip_session  # noqa: E402
 from ivr.config import Settings, load_config  # noqa: E402
-from ivr.sip import rtp as working_rtp  # noqa: E402
 from ivr.store import Call, Recording, Ticket  # noqa: E402
+from ivr.transports.sip import rtp as working_rtp  # noqa: E402
 from tests.sipfix import caller_pcap, in_threads, running_ivr, sip_settings  # noqa: E402
 from tests.sipkit import can_play_pcap, run_sipp  # noqa: E402
 from tests.sipkit.ports import free_port_block  # noqa: E402
@@ -106,14 +106,14 @@ def rtp_source(rev: str | None) -> str:
 
 
 def rtp_from_git(rev: str) -> ModuleType:
-    """ivr/sip/rtp.py as it is in git revision `rev`, loaded as ivr.sip.rtp (for before/after)."""
+    """ivr/sip/rtp.py as of git revision `rev`, loaded as ivr.transports.sip.rtp."""
     src = rtp_source(rev)
     path = Path(tempfile.mkdtemp(prefix="rtp-rev-")) / "rtp.py"
     path.write_text(src, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("ivr.sip.rtp", path)
+    spec = importlib.util.spec_from_file_location("ivr.transports.sip.rtp", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["ivr.sip.rtp"] = module
+    sys.modules["ivr.transports.sip.rtp"] = module
     spec.loader.exec_module(module)
     return module
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from ivr.clock import Clock, SystemClock
 from ivr.config import Settings
 from ivr.flow import Flow
-from ivr.flows import load_flows
+from ivr.flow.configured import load_flows
 from ivr.store import Database
 from ivr.workdays import WorkCalendar
 
 if TYPE_CHECKING:
-    from ivr.calls import CallService
+    from ivr.calls.service import CallService
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Hotline:
 
     @cached_property
     def calls(self) -> CallService:
-        from ivr.calls import CallService
+        from ivr.calls.service import CallService
 
         return CallService(self)
 

@@ -118,7 +118,7 @@ class HttpConfig(_Model):
 
 
 class SipConfig(_Model):
-    """The pyVoIP-based SIP phone (see ivr/sip)."""
+    """The pyVoIP-based SIP phone (see ivr/transports/sip)."""
 
     enabled: bool = False
     # trunk: INVITEs only from trunk_peers, no registration; register: to a PBX/registrar.

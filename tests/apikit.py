@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 
 from ivr.accounts import create_user, issue_token
 from ivr.app import Hotline
-from ivr.simulate import simulate_inbound
+from ivr.calls.simulate import simulate_inbound
 from ivr.store import AuditEntry, SurveyAttempt, upgrade
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score

@@ -14,9 +14,9 @@ from pathlib import Path
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import Settings
-from ivr.sip.dialer import SipDialer
-from ivr.sip.service import build_phone
 from ivr.surveys.runner import CampaignRunner
+from ivr.transports.sip.dialer import SipDialer
+from ivr.transports.sip.service import build_phone
 
 
 class RoutedSipDialer(SipDialer):

@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 
 from ivr.accounts import create_user
 from ivr.app import Hotline
-from ivr.simulate import simulate_inbound
+from ivr.calls.simulate import simulate_inbound
 from ivr.store import AuditEntry, Ticket
 from webhooks import create_app
 

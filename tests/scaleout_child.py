@@ -3,7 +3,7 @@
 argv: role (worker | scheduler), settings JSON file, ISO time (the fixed clock),
 calls log (JSON lines the dialer appends), seconds each call lasts.
 
-It runs the same `ivr.roles.Node` as `ivr serve --role ...`; only the dialer is
+It runs the same `ivr.runtime.roles.Node` as `ivr serve --role ...`; only the dialer is
 a recording stand-in for the transport: it writes a line when a call starts and
 one when it ends (so a killed call shows a start without an end) and answers
 "satisfied" through the survey flow's own `record_score`.
@@ -24,8 +24,8 @@ from typing import Any
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import Settings
-from ivr.roles import Node
-from ivr.serving import wait_for_signal
+from ivr.runtime.roles import Node
+from ivr.runtime.serving import wait_for_signal
 from ivr.surveys.dialer import DialResult
 from ivr.surveys.outcomes import record_score
 

@@ -19,10 +19,10 @@ from ivr.app import Hotline
 from ivr.clock import Clock
 from ivr.config import Settings
 from ivr.prompts import PromptLibrary
-from ivr.sip.phone import SipPhone
-from ivr.sip.service import build_phone
 from ivr.store import Call, Recording, Ticket, Transcript, upgrade
 from ivr.store.models import RecordingStatus
+from ivr.transports.sip.phone import SipPhone
+from ivr.transports.sip.service import build_phone
 
 from .sipkit import caller_media_pcap, can_play_pcap
 from .sipkit.ports import free_port_block
@@ -144,7 +144,7 @@ def clip_seconds(settings: Settings, text: str) -> float:
 
 
 def flow_prompt(settings: Settings, flow: str, prompt: str) -> str:
-    from ivr.flows import load_flows
+    from ivr.flow.configured import load_flows
 
     return load_flows(settings)[flow].prompts[prompt]
 

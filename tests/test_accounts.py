@@ -22,9 +22,9 @@ from ivr.accounts import (
     user_for_token,
 )
 from ivr.app import Hotline
+from ivr.calls.simulate import simulate_inbound
 from ivr.cli import main
 from ivr.config import load_config
-from ivr.simulate import simulate_inbound
 from ivr.store import ApiToken, AuditEntry, Ticket, upgrade
 
 from .conftest import ROOT

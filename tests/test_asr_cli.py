@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ivr.asr.cli import models, transcribe
+from ivr.cli.asr import models, transcribe
 from ivr.config import Settings, load_config
 
 from .asr_fixtures import fake_model_zip, fake_spec, ko_asr_config, speech_file

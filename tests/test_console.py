@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from ivr.accounts import find_user
 from ivr.app import Hotline
-from ivr.recordings import add_transcript, store_recording
-from ivr.simulate import simulate_inbound
+from ivr.calls.recordings import add_transcript, store_recording
+from ivr.calls.simulate import simulate_inbound
 from ivr.store import Call, SurveyAttempt, Ticket
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score

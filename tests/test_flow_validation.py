@@ -9,8 +9,8 @@ import yaml
 
 from ivr.config import Settings
 from ivr.flow import FlowError, load_flow
+from ivr.flow.configured import load_flows
 from ivr.flow.engine import Engine
-from ivr.flows import load_flows
 
 from .flowkit import ROOT
 

@@ -16,14 +16,14 @@ from sqlalchemy import select
 from ivr.app import Hotline
 from ivr.cli import main
 from ivr.config import JobsConfig, Settings
-from ivr.jobs import RetryJob, UnknownJob
-from ivr.lease import Lease
-from ivr.queue import DramatiqJobs, dead_letters, requeue_dead
-from ivr.queue.broker import BrokerError
+from ivr.jobs import DramatiqJobs, dead_letters, requeue_dead
+from ivr.jobs.broker import BrokerError
+from ivr.jobs.protocol import RetryJob, UnknownJob
+from ivr.jobs.registry import register_jobs
+from ivr.runtime.lease import Lease
 from ivr.store import Campaign, Ticket
 from ivr.surveys.campaigns import create_campaign, set_status
 from ivr.surveys.scheduler import DispatchScheduler
-from ivr.workers import register_jobs
 
 from .conftest import REDIS_URL, ROOT
 from .surveykit import ScriptedDialer, completed_tickets

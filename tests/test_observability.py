@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr import logs
 from ivr.app import Hotline
 from ivr.cli import main
 from ivr.config import Settings
-from ivr.lease import Lease
+from ivr.runtime import logs
+from ivr.runtime.lease import Lease
 from ivr.store import Database, upgrade
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score
@@ -61,7 +61,7 @@ def test_metrics_show_survey_results_queue_depth_and_request_latency(hotline: Ho
 
 
 def test_metrics_count_finished_calls(hotline: Hotline) -> None:
-    from ivr.simulate import simulate_inbound
+    from ivr.calls.simulate import simulate_inbound
 
     client = create_app(hotline).test_client()
     series = 'ivr_calls_total{direction="inbound",outcome="completed"}'

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from ivr.app import Hotline
-from ivr.calls import UnknownCall
+from ivr.calls.service import UnknownCall
+from ivr.calls.simulate import SimulationError, simulate_inbound
 from ivr.cli import main
 from ivr.clock import SystemClock
 from ivr.flow import Digits, Transfer
-from ivr.simulate import SimulationError, simulate_inbound
 from ivr.store import Call, CallEvent, Recording, Ticket, Transcript, upgrade
 from ivr.workdays import WorkCalendar
 

@@ -1,6 +1,6 @@
 """One regression test per pyVoIP 1.6.8 defect (shared/notes/telephony.md), plus bad input.
 
-Every test talks to the IVR's SIP phone (ivr/sip) through a real peer: SIPp as
+Every test talks to the IVR's SIP phone (ivr/transports/sip) through a real peer: SIPp as
 caller, callee or registrar, Kamailio as registrar and Record-Routing proxy,
 sipvicious scanners and raw UDP datagrams. Assertions are about what a caller,
 a callee or an operator would notice (answers, call rows, recordings, audio),
@@ -27,10 +27,10 @@ import yaml
 from pydantic import ValidationError
 
 from ivr.config import ConfigError, Settings, SipConfig, load_config
-from ivr.flows import load_flows
+from ivr.flow.configured import load_flows
 from ivr.prompts import PromptLibrary, concat_pcm
-from ivr.sip.dialer import DialResult, SipDialer
-from ivr.sip.endpoint import SipEndpoint
+from ivr.transports.sip.dialer import DialResult, SipDialer
+from ivr.transports.sip.endpoint import SipEndpoint
 
 from .sipfix import (
     Ivr,
@@ -66,7 +66,7 @@ from .sipkit.sipmsg import build_request, pcmu_sdp
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # stdlib up to 3.12, as ivr.sip.rtp uses it
+    import audioop  # stdlib up to 3.12, as ivr.transports.sip.rtp uses it
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLER = "13800138000"
@@ -771,7 +771,7 @@ def test_bad_input_unknown_peers_and_scans_then_real_calls_nothing_leaks(
     assert not phone.sessions and not phone.ringing
 
     # Threads: everything started for the calls and scans ended. The one allowed
-    # newcomer is the process-wide RTP pacer (ivr.sip.rtp.PACER), started by the
+    # newcomer is the process-wide RTP pacer (ivr.transports.sip.rtp.PACER), started by the
     # first call in this process and kept for the next ones.
     def new_threads() -> list[str]:
         return [t.name for t in threading.enumerate() if t.ident not in before_threads]

@@ -183,7 +183,7 @@ def test_a_slow_transcript_fills_in_the_draft_after_the_call(
     settings = settings.model_copy(
         update={"asr": settings.asr.model_copy(update={"transcript_wait_s": 0})}
     )
-    caplog.set_level(logging.INFO, logger="ivr.sip")
+    caplog.set_level(logging.INFO, logger="ivr.transports.sip")
     with running_ivr(settings) as ivr:
         result = call(ivr, tmp_path, "12315", n=3)
         assert result.ok and result.received("BYE"), result.describe()

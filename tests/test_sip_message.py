@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ivr.sip.auth import authorization, challenge_params
-from ivr.sip.message import (
+from ivr.transports.sip.auth import authorization, challenge_params
+from ivr.transports.sip.message import (
     SipParseError,
     addr_uri,
     param,
@@ -17,8 +17,8 @@ from ivr.sip.message import (
     uri_user,
     via_sent_by,
 )
-from ivr.sip.sdp import PCMA, PCMU, SdpError, answer, offer
-from ivr.sip.sdp import parse as parse_sdp
+from ivr.transports.sip.sdp import PCMA, PCMU, SdpError, answer, offer
+from ivr.transports.sip.sdp import parse as parse_sdp
 
 INVITE = (
     "INVITE sip:12345@127.0.0.1:5070 SIP/2.0\r\n"
@@ -139,9 +139,9 @@ def test_dialer_acks_a_retransmitted_200_again(tmp_path) -> None:  # type: ignor
 
     from ivr.app import Hotline
     from ivr.config import load_config
-    from ivr.sip.dialer import SipDialer
-    from ivr.sip.message import parse as parse_sip
-    from ivr.sip.phone import SipPhone
+    from ivr.transports.sip.dialer import SipDialer
+    from ivr.transports.sip.message import parse as parse_sip
+    from ivr.transports.sip.phone import SipPhone
 
     base = load_config(env={})
     settings = base.model_copy(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ivr.config import Settings
-from ivr.sip.dialer import SipDialer
 from ivr.spoken import digits_spoken
 from ivr.store import Campaign, SurveyAttempt, Ticket, TicketStatus
+from ivr.transports.sip.dialer import SipDialer
 
 from .sipfix import Ivr, in_threads, need_peers, running_ivr, sip_settings
 from .sipkit import dtmf_pcap, start_sipp

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from ivr.clock import FixedClock
 from ivr.config import Settings
+from ivr.reports.surveys import report, total
 from ivr.store import SurveyAttempt, Ticket
 from ivr.surveys.campaigns import create_campaign
-from ivr.surveys.report import report, total
 from ivr.surveys.runner import CampaignRunner
 
 from .campaign_child import RoutedSipDialer

@@ -151,7 +151,7 @@ def test_do_not_call_and_opted_out_callers_are_skipped(hotline: Hotline, clock: 
 
 
 def test_statement_asking_for_no_callback_marks_the_ticket(hotline: Hotline) -> None:
-    from ivr.simulate import simulate_inbound
+    from ivr.calls.simulate import simulate_inbound
 
     sim = simulate_inbound(
         hotline,

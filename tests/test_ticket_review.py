@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import Hotline
-from ivr.simulate import simulate_inbound
+from ivr.calls.simulate import simulate_inbound
 from ivr.store import Ticket
 from ivr.tickets import (
     TicketError,

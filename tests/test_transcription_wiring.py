@@ -8,11 +8,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ivr.app import Hotline
+from ivr.calls.simulate import simulate_inbound
+from ivr.calls.transcription import transcribe_pending
 from ivr.cli import main
 from ivr.config import Settings
-from ivr.simulate import simulate_inbound
 from ivr.store import Recording, RecordingStatus, Ticket, Transcript, upgrade
-from ivr.transcription import transcribe_pending
 
 from .asr_fixtures import ko_asr_config, load_ko_model, speech_file
 from .conftest import ROOT

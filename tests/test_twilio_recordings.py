@@ -9,7 +9,7 @@ import pytest
 
 from ivr.app import Hotline
 from ivr.store import RecordingStatus
-from ivr.twilio import media
+from ivr.transports.twilio import media
 
 from .asr_fixtures import ko_asr_config, speech_file
 from .twiliokit import ACCOUNT_SID, Speak, new_sid

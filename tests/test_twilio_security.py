@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from ivr.app import Hotline
-from ivr.twilio.credentials import AUTH_TOKEN_ENV
+from ivr.transports.twilio.credentials import AUTH_TOKEN_ENV
 
 from .asr_fixtures import speech_file
 from .twiliokit import ACCOUNT_SID, HttpTransport, Speak, TwilioDriver, new_sid

@@ -13,7 +13,7 @@ from ivr.app import Hotline
 from ivr.store import SurveyAttempt, Ticket
 from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.runner import CampaignRunner
-from ivr.twilio.dialer import TwilioDialer, e164
+from ivr.transports.twilio.dialer import TwilioDialer, e164
 
 from .asr_fixtures import speech_file
 from .surveykit import completed_tickets
@@ -187,8 +187,8 @@ def test_e164() -> None:
 
 
 def test_dialer_says_what_is_missing(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ivr.twilio.credentials import AUTH_TOKEN_ENV
-    from ivr.twilio.dialer import DialerError
+    from ivr.transports.twilio.credentials import AUTH_TOKEN_ENV
+    from ivr.transports.twilio.dialer import DialerError
 
     s = rig.hotline.settings
     rig.hotline.settings = s.model_copy(

@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 
 from ivr import __version__
 from ivr.app import Hotline
-from ivr.queue import DramatiqJobs, open_jobs
+from ivr.jobs import DramatiqJobs, open_jobs
 
 
 def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:

@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from ivr import metrics
 from ivr.app import Hotline
-from ivr.logs import log_context
-from ivr.queue import DramatiqJobs
-from ivr.readiness import checks
+from ivr.jobs import DramatiqJobs
+from ivr.runtime import metrics
+from ivr.runtime.logs import log_context
+from ivr.runtime.readiness import checks
 
 log = logging.getLogger("webhooks.observability")
 

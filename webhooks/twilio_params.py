@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from werkzeug.datastructures import MultiDict
 
-from ivr.twilio.context import BadContext, OutboundContext
-from ivr.twilio.steps import CALL_STATUSES
+from ivr.transports.twilio.context import BadContext, OutboundContext
+from ivr.transports.twilio.steps import CALL_STATUSES
 
 _SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 _DIGITS = re.compile(r"^[0-9*#]{0,32}$")

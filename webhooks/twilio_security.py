@@ -17,9 +17,9 @@ from typing import Any
 from flask import Request, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
-from ivr.calls import UnknownCall
-from ivr.twilio.credentials import AUTH_TOKEN_ENV, Credentials
-from ivr.twilio.steps import StepOutOfOrder
+from ivr.calls.service import UnknownCall
+from ivr.transports.twilio.credentials import AUTH_TOKEN_ENV, Credentials
+from ivr.transports.twilio.steps import StepOutOfOrder
 from webhooks.twilio_params import BadParams
 
 log = logging.getLogger("webhooks.twilio")

@@ -20,14 +20,14 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from ivr.app import Hotline
 from ivr.flow import Digits, Event, RecordingFinished, Timeout
+from ivr.jobs import DramatiqJobs
+from ivr.jobs.registry import register_jobs
 from ivr.phones import mask_number
 from ivr.prompts import PromptLibrary
-from ivr.queue import DramatiqJobs
-from ivr.twilio.media import RecordingEvent, RecordingIntake
-from ivr.twilio.prompts import BadClipList, PromptAudio
-from ivr.twilio.steps import InboundCall, StatusUpdate, TwilioCalls
-from ivr.twilio.twiml import Links, TwimlRenderer
-from ivr.workers import register_jobs
+from ivr.transports.twilio.media import RecordingEvent, RecordingIntake
+from ivr.transports.twilio.prompts import BadClipList, PromptAudio
+from ivr.transports.twilio.steps import InboundCall, StatusUpdate, TwilioCalls
+from ivr.transports.twilio.twiml import Links, TwimlRenderer
 from webhooks import twilio_params as P
 from webhooks.twilio_security import plain, public_base, signed
 

@@ -7,9 +7,9 @@ recording jobs go to the worker processes; without, each web worker runs them.
 
 from __future__ import annotations
 
-from ivr import logs
 from ivr.app import Hotline
 from ivr.config import load_config
+from ivr.runtime import logs
 from webhooks import create_app
 
 settings = load_config()

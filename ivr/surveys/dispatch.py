@@ -1,6 +1,6 @@
 """Survey calls as jobs: the scheduler queues due attempts, any worker dials them.
 
-The active scheduler (one at a time, see `ivr.lease`) claims due attempts of
+The active scheduler (one at a time, see `ivr.runtime.lease`) claims due attempts of
 running campaigns (the same claim as the single-process runner: a committed row
 update) and submits one `survey.dial` job per attempt, keeping at most
 `jobs.dispatch_backlog` attempts of a campaign claimed or dialing. A worker's dial
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
-from ivr import metrics
-from ivr.logs import log_context
 from ivr.phones import mask_number
+from ivr.runtime import metrics
+from ivr.runtime.logs import log_context
 from ivr.store.models import Campaign, SurveyAttempt, Ticket
 from ivr.surveys.attempts import AttemptBook, RunSummary
 from ivr.surveys.dialer import Dialer, DialResult
@@ -34,7 +34,7 @@ from ivr.surveys.runner import worker_id
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
-    from ivr.twilio.media import Jobs
+    from ivr.transports.twilio.media import Jobs
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ivr.lease import Lease
+from ivr.runtime.lease import Lease
 from ivr.store.models import Campaign
 from ivr.surveys.campaigns import CampaignError
 from ivr.surveys.dialer import Dialer
@@ -17,7 +17,7 @@ from ivr.surveys.runner import CampaignRunner
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
-    from ivr.twilio.media import Jobs
+    from ivr.transports.twilio.media import Jobs
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ivr.app import Hotline
 from ivr.store import Call, CallEvent, Recording, Ticket, Transcript
 from ivr.tickets import to_dict
-from ivr.twilio.credentials import ACCOUNT_SID_ENV, AUTH_TOKEN_ENV
+from ivr.transports.twilio.credentials import ACCOUNT_SID_ENV, AUTH_TOKEN_ENV
 from webhooks import create_app
 from webhooks.twilio_voice import TwilioVoice
 

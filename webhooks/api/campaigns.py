@@ -9,10 +9,10 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from ivr.queries.tickets import MAX_ID
+from ivr.reports.surveys import Dimension, Row, report, total
 from ivr.store.models import Campaign, Role
 from ivr.surveys.campaigns import progress
-from ivr.surveys.report import Dimension, Row, report, total
-from ivr.ticket_query import MAX_ID
 from webhooks.api.errors import ApiError
 from webhooks.api.params import no_query, report_dimension
 from webhooks.api.unit import Unit, bp, unit

@@ -21,8 +21,8 @@ from pydantic import (
 from werkzeug.datastructures import MultiDict
 
 from ivr.config import Settings
+from ivr.queries.tickets import TicketQuery
 from ivr.store.models import TicketStatus
-from ivr.ticket_query import TicketQuery
 from webhooks.api.errors import ApiError
 from webhooks.api.openapi import (
     ADDRESS_MAX,

@@ -10,8 +10,8 @@ from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import update
 
+from ivr.queries.tickets import MAX_ID, search
 from ivr.store.models import Role, Ticket
-from ivr.ticket_query import MAX_ID, search
 from ivr.tickets import (
     Changes,
     TicketError,

@@ -7,9 +7,9 @@ from typing import Any
 from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
 
+from ivr.reports.surveys import report
 from ivr.store.models import Campaign, Role
 from ivr.surveys.campaigns import CampaignError, progress, set_status
-from ivr.surveys.report import report
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require
 

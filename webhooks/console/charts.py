@@ -13,7 +13,7 @@ from collections import defaultdict
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 
-from ivr.reports import Table
+from ivr.reports.operations import Table
 
 rcParams["font.sans-serif"] = [
     "WenQuanYi Micro Hei",

@@ -10,7 +10,7 @@ from flask import Response
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
-from ivr.reports import Table
+from ivr.reports.operations import Table
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # A cell starting with these runs as a formula in a spreadsheet: keep it text.

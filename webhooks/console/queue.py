@@ -23,9 +23,9 @@ from flask import Response, current_app, render_template, request, stream_with_c
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ivr.reports import Table
+from ivr.queries.tickets import TicketQuery, search
+from ivr.reports.operations import Table
 from ivr.store.models import Ticket, TicketStatus
-from ivr.ticket_query import TicketQuery, search
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require, viewer
 from webhooks.console.export import csv_response, xlsx_response

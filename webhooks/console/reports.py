@@ -9,7 +9,7 @@ from typing import Any
 from flask import abort, render_template, request
 from markupsafe import Markup
 
-from ivr.reports import (
+from ivr.reports.operations import (
     Period,
     Table,
     complaint_keywords,

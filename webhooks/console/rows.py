@@ -8,7 +8,7 @@ from typing import Any
 
 from ivr.app import Hotline
 from ivr.phones import mask_number, mask_text
-from ivr.reports import OPEN_STATUSES
+from ivr.reports.operations import OPEN_STATUSES
 from ivr.store.models import Ticket
 
 STATUS_LABELS = {

@@ -1,0 +1,1 @@
+"""Calls: the persisted call service, recordings, their transcription, offline simulation."""

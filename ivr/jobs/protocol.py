@@ -1,0 +1,24 @@
+"""What job handlers and their callers share, whichever queue runs the jobs (ivr.jobs).
+
+Webhooks submit jobs (transcribe a recording, fetch one again later) and answer at
+once; `submit(name, payload)` and `register(name, handler)` are the whole interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Handler = Callable[[Mapping[str, Any]], None]
+
+
+class RetryJob(Exception):
+    """Raised by a handler to run the same job again after `delay_s` (up to its attempt limit)."""
+
+    def __init__(self, reason: str, delay_s: float = 1.0) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class UnknownJob(LookupError):
+    pass

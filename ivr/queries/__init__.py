@@ -1,0 +1,1 @@
+"""Read-side query objects that several doors (console, API, CLI) share."""

@@ -1,0 +1,1 @@
+"""Reports: operations (volumes, overdue, complaint words) and survey results."""

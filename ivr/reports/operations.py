@@ -1,0 +1,205 @@
+"""Operations reports for supervisors: volumes, 满意率 by department and week, overdue
+tickets and the words complaints use most. Plain data; the console draws the charts."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from ivr.reports.surveys import report_by, week_of
+from ivr.store.models import Call, Ticket, TicketStatus
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+# Tickets still being worked on: their deadline can pass.
+OPEN_STATUSES = (TicketStatus.DRAFT, TicketStatus.REGISTERED, TicketStatus.REHANDLE)
+COMPLAINT = "投诉"
+_WORD = re.compile(r"^[\u4e00-\u9fff]{2,}$")
+# Words every statement has: they say nothing about what the complaint is.
+STOPWORDS = frozenset(
+    [
+        "我要",
+        "投诉",
+        "我们",
+        "你们",
+        "他们",
+        "这个",
+        "那个",
+        "一个",
+        "没有",
+        "现在",
+        "已经",
+        "每天",
+        "还是",
+        "就是",
+        "可以",
+        "时候",
+        "什么",
+        "怎么",
+        "因为",
+        "所以",
+        "但是",
+        "而且",
+        "希望",
+        "一下",
+        "这里",
+        "那里",
+        "这样",
+        "问题",
+        "情况",
+        "反映",
+        "处理",
+        "请问",
+        "谢谢",
+        "您好",
+        "你好",
+        "那边",
+        "这边",
+        "一直",
+        "还有",
+        "然后",
+        "不是",
+        "知道",
+        "觉得",
+        "自己",
+        "大家",
+        "他们",
+        "如果",
+        "的话",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local days, both inclusive."""
+
+    start: date
+    end: date
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def utc_bounds(self, app: Hotline) -> tuple[datetime, datetime]:
+        tz = app.settings.tz
+        return (
+            datetime.combine(self.start, time(), tz),
+            datetime.combine(self.end + timedelta(days=1), time(), tz),
+        )
+
+
+@dataclass
+class Table:
+    """A report table: what the charts draw and the CSV/Excel exports contain."""
+
+    title: str
+    header: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+def _local_day(app: Hotline, at: datetime) -> date:
+    return at.astimezone(app.settings.tz).date()
+
+
+def volumes(app: Hotline, period: Period) -> Table:
+    """Inbound calls and tickets per line per local day."""
+    lo, hi = period.utc_bounds(app)
+    counts: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+    with app.db.session() as s:
+        for started, line in s.execute(
+            select(Call.started_at, Call.line_number).where(
+                Call.direction == "inbound", Call.started_at >= lo, Call.started_at < hi
+            )
+        ):
+            counts[(_local_day(app, started), line)][0] += 1
+        for created, line in s.execute(
+            select(Ticket.created_at, Ticket.line_number).where(
+                Ticket.created_at >= lo, Ticket.created_at < hi
+            )
+        ):
+            counts[(_local_day(app, created), line)][1] += 1
+    rows = [[day.isoformat(), line, c[0], c[1]] for (day, line), c in sorted(counts.items())]
+    return Table("来电与工单（按热线、日期）", ["日期", "热线", "来电", "工单"], rows)
+
+
+def satisfaction_by_department_week(app: Hotline) -> Table:
+    """满意率 and the counts behind it, per department and ISO week of completion."""
+    tz = app.settings.tz
+    rows = report_by(app, lambda _a, t: f"{t.department}\t{week_of(t, tz)}")
+    out = []
+    for r in rows:
+        department, week = r.group.split("\t")
+        rate = None if r.satisfaction_rate is None else round(r.satisfaction_rate, 4)
+        out.append([department, week, r.tickets, r.responses, rate])
+    return Table("满意率（按部门、周）", ["部门", "周", "回访工单", "有效评价", "满意率"], out)
+
+
+def overdue(app: Hotline, today: date) -> Table:
+    """Open tickets whose handling deadline has passed, oldest deadline first."""
+    with app.db.session() as s:
+        tickets = s.scalars(
+            select(Ticket)
+            .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < today)
+            .order_by(Ticket.due_date, Ticket.id)
+        ).all()
+        rows = [
+            [
+                t.number,
+                t.department,
+                t.category,
+                t.status,
+                t.due_date.isoformat(),
+                (today - t.due_date).days,
+            ]
+            for t in tickets
+        ]
+    return Table("超期工单", ["工单号", "部门", "类别", "状态", "办理时限", "超期天数"], rows)
+
+
+def overdue_by_department(table: Table) -> Counter[str]:
+    return Counter(row[1] for row in table.rows)
+
+
+@cache
+def _jieba() -> Any:
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def keywords(texts: list[str], top: int = 20) -> list[tuple[str, int]]:
+    """The most frequent words (two or more Chinese characters, not stopwords)."""
+    seg = _jieba()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        # A word counts once per statement: one caller repeating it is not a trend.
+        counts.update({w for w in seg.cut(text) if _WORD.match(w) and w not in STOPWORDS})
+    return counts.most_common(top)
+
+
+def complaint_keywords(app: Hotline, period: Period, top: int = 20) -> Table:
+    lo, hi = period.utc_bounds(app)
+    with app.db.session() as s:
+        texts = list(
+            s.scalars(
+                select(Ticket.statement).where(
+                    Ticket.category == COMPLAINT,
+                    Ticket.created_at >= lo,
+                    Ticket.created_at < hi,
+                    Ticket.statement != "",
+                )
+            )
+        )
+    rows: list[list[Any]] = [[w, n] for w, n in keywords(texts, top)]
+    return Table("投诉高频词", ["词语", "工单数"], rows)

@@ -1,0 +1,1 @@
+"""Running the service: roles, HTTP servers, the scheduler lease, readiness, logs, metrics."""

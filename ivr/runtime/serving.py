@@ -1,0 +1,104 @@
+"""HTTP servers for `ivr serve`: waitress in the all-in-one process, gunicorn for role web."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+    from ivr.config import Settings
+    from ivr.jobs import DramatiqJobs
+
+log = logging.getLogger(__name__)
+
+
+def serve_waitress(app: Hotline, jobs: DramatiqJobs, host: str, port: int) -> None:
+    from waitress import serve
+
+    from webhooks import create_app
+
+    log.info("hotline-ivr serving on http://%s:%d", host, port)
+    serve(create_app(app, jobs), host=host, port=port, threads=8)
+
+
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT (systemd stop, Ctrl-C)."""
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """PROMETHEUS_MULTIPROC_DIR for gunicorn's workers; files of dead processes removed."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(given) if given else settings.storage_path / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    for f in path.glob("*.db"):
+        pid = f.stem.rpartition("_")[2]
+        if not (pid.isdigit() and _alive(int(pid))):
+            f.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve_gunicorn(
+    settings: Settings, config_path: str | None, host: str, port: int, workers: int
+) -> None:
+    """gunicorn with `workers` processes on webhooks.wsgi:app (blocks until stopped)."""
+    from gunicorn.app.base import BaseApplication
+
+    if config_path:
+        os.environ["IVR_CONFIG"] = str(Path(config_path).resolve())
+    os.environ.setdefault("DATABASE_URL", settings.resolved_database_url)
+    metrics_dir(settings)
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()  # file-backed in every worker
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": 60,
+        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "post_fork": post_fork,
+        "child_exit": child_exit,
+        "accesslog": None,
+    }
+
+    class App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from webhooks.wsgi import app
+
+            return app
+
+    log.info("serving HTTP with gunicorn (%d workers) on http://%s:%d", workers, host, port)
+    App().run()

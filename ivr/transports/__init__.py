@@ -1,0 +1,1 @@
+"""The two transports: SIP (pyVoIP media, own signalling) and Twilio (webhooks + REST)."""

@@ -1,0 +1,267 @@
+"""The SIP socket: receive, parse, match transactions, send to the right place.
+
+Replaces pyVoIP 1.6.8's SIPClient, which sent every message to the configured
+server whatever its source (notes: "Every SIP message is sent to (server,
+port)"), put 0.0.0.0 in headers (defect 9) and had no transaction layer.
+Responses here go where the request's Via says (with received/rport),
+retransmitted requests get the same answer again, and bad datagrams are logged
+and dropped without stopping the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ivr.transports.sip.message import (
+    SipMessage,
+    SipParseError,
+    param,
+    parse,
+    via_sent_by,
+    with_tag,
+)
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+USER_AGENT = "hotline-ivr"
+T1 = 0.5
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(8)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_call_id(host: str) -> str:
+    return f"{secrets.token_hex(12)}@{host}"
+
+
+@dataclass
+class ClientTransaction:
+    branch: str
+    method: str
+    responses: queue.Queue[SipMessage] = field(default_factory=queue.Queue)
+    provisional: threading.Event = field(default_factory=threading.Event)
+    final: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class EndpointStats:
+    received: int = 0
+    malformed: int = 0
+    sent: int = 0
+    retransmissions_absorbed: int = 0
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        bind_host: str,
+        port: int,
+        public_host: str,
+        on_request: Callable[[SipMessage, Addr], None],
+    ) -> None:
+        if public_host in ("", "0.0.0.0"):
+            raise ValueError("the SIP public host must be a real address, not 0.0.0.0")
+        self.bind_host, self.port, self.public_host = bind_host, port, public_host
+        self.on_request = on_request
+        self.stats = EndpointStats()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((bind_host, port))
+        self.port = self._sock.getsockname()[1]
+        self._sock.settimeout(0.25)
+        self._clients: dict[tuple[str, str], ClientTransaction] = {}
+        self._answered: OrderedDict[tuple[str, str, str], SipMessage] = OrderedDict()
+        # The ACK sent for each answered outbound INVITE, to re-send when the callee
+        # retransmits its 200 (our ACK was lost).
+        self._acks: OrderedDict[str, tuple[SipMessage, Addr]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._running = False
+        self._thread = threading.Thread(target=self._loop, name="sip-rx", daemon=True)
+
+    @property
+    def contact_host(self) -> str:
+        return f"{self.public_host}:{self.port}"
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+        self._sock.close()
+
+    # -- sending --------------------------------------------------------------
+    def send(self, msg: SipMessage, addr: Addr) -> None:
+        try:
+            self._sock.sendto(msg.encode(), addr)
+            self.stats.sent += 1
+        except OSError as exc:
+            log.warning("SIP send %s to %s:%d failed: %s", msg.summary(), *addr, exc)
+
+    def via(self, branch: str) -> str:
+        return f"SIP/2.0/UDP {self.contact_host};branch={branch};rport"
+
+    def respond(
+        self,
+        req: SipMessage,
+        addr: Addr,
+        status: int,
+        reason: str,
+        *,
+        to_tag: str | None = None,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> SipMessage:
+        resp = SipMessage(status=status, reason=reason)
+        for v in req.get_all("Via"):
+            resp.add("Via", v)
+        for v in req.get_all("Record-Route"):
+            resp.add("Record-Route", v)
+        resp.add("From", req.get("From") or "")
+        to = req.get("To") or ""
+        resp.add("To", with_tag(to, to_tag) if to_tag and status > 100 else to)
+        resp.add("Call-ID", req.call_id)
+        resp.add("CSeq", req.get("CSeq") or "")
+        resp.add("Server", USER_AGENT)
+        for n, v in headers or []:
+            resp.add(n, v)
+        if body:
+            resp.add("Content-Type", "application/sdp")
+        resp.body = body
+        dest = via_sent_by(req.get("Via") or "") if req.get("Via") else addr
+        # RFC 3581: answer where the request came from when the peer asked (rport).
+        if req.get("Via") and param(req.get("Via") or "", "rport") is not None:
+            dest = addr
+        self.send(resp, dest)
+        if req.method != "ACK":
+            with self._lock:
+                self._answered[(req.branch, req.method or "", req.call_id)] = resp
+                while len(self._answered) > 4096:
+                    self._answered.popitem(last=False)
+        return resp
+
+    def request(
+        self, msg: SipMessage, addr: Addr, *, retransmit_until: float = 32 * T1
+    ) -> ClientTransaction:
+        """Send a request and retransmit it (RFC 3261 timers A/E) until answered."""
+        tx = ClientTransaction(msg.branch, msg.cseq[1])
+        with self._lock:
+            self._clients[(tx.branch, tx.method)] = tx
+        self.send(msg, addr)
+        if msg.method != "ACK":
+            threading.Thread(
+                target=self._retransmit,
+                args=(tx, msg, addr, retransmit_until),
+                daemon=True,
+                name="sip-retx",
+            ).start()
+        return tx
+
+    def _retransmit(self, tx: ClientTransaction, msg: SipMessage, addr: Addr, until: float) -> None:
+        interval, start = T1, time.monotonic()
+        done = tx.provisional if tx.method == "INVITE" else tx.final
+        while not done.wait(interval) and not tx.final.is_set():
+            if time.monotonic() - start > until or not self._running:
+                return
+            self.send(msg, addr)
+            interval = min(interval * 2, 4.0)
+
+    def remember_ack(self, ack: SipMessage, addr: Addr) -> None:
+        with self._lock:
+            self._acks[ack.call_id] = (ack, addr)
+            while len(self._acks) > 1024:
+                self._acks.popitem(last=False)
+
+    def forget(self, tx: ClientTransaction) -> None:
+        with self._lock:
+            self._clients.pop((tx.branch, tx.method), None)
+
+    # -- receiving -------------------------------------------------------------
+    def _loop(self) -> None:
+        while self._running:
+            try:
+                data, addr = self._sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._running:
+                    log.exception("SIP socket error")
+                break
+            self.stats.received += 1
+            if not data.strip():
+                continue  # CRLF keep-alive
+            try:
+                self.handle(data, addr)
+            except Exception:  # nothing a peer sends may stop the phone
+                log.exception("SIP message from %s:%d not handled", *addr)
+
+    def handle(self, data: bytes, addr: Addr) -> None:
+        try:
+            msg = parse(data)
+        except SipParseError as exc:
+            self.stats.malformed += 1
+            log.warning("malformed SIP from %s:%d dropped: %s", addr[0], addr[1], exc)
+            return
+        if msg.is_request:
+            self._request(msg, addr)
+        else:
+            self._response(msg)
+
+    def _request(self, msg: SipMessage, addr: Addr) -> None:
+        key = (msg.branch, msg.method or "", msg.call_id)
+        with self._lock:
+            previous = self._answered.get(key)
+        if previous is not None and msg.method != "ACK":
+            self.stats.retransmissions_absorbed += 1
+            dest = (
+                addr
+                if param(msg.get("Via") or "", "rport") is not None
+                else via_sent_by(msg.get("Via") or "")
+            )
+            self.send(previous, dest)
+            return
+        if msg.method == "ACK" and msg.branch:
+            with self._lock:
+                invite_answer = self._answered.get((msg.branch, "INVITE", msg.call_id))
+            if invite_answer is not None and (invite_answer.status or 0) >= 300:
+                return  # ACK of an error response ends that transaction, nothing more
+        self.on_request(msg, addr)
+
+    def _response(self, msg: SipMessage) -> None:
+        try:
+            method = msg.cseq[1]
+        except SipParseError:
+            return
+        if method == "INVITE" and 200 <= (msg.status or 0) < 300:
+            with self._lock:
+                cached = self._acks.get(msg.call_id)
+            if cached is not None:
+                self.send(*cached)  # a retransmitted 200: our ACK was lost
+                return
+        with self._lock:
+            tx = self._clients.get((msg.branch, method))
+        if tx is None:
+            log.debug("response without transaction: %s", msg.summary())
+            return
+        status = msg.status or 0
+        if status < 200:
+            tx.provisional.set()
+        else:
+            tx.provisional.set()
+            tx.final.set()
+        tx.responses.put(msg)

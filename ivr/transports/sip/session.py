@@ -1,0 +1,195 @@
+"""One answered SIP call running a flow: shared by inbound calls and survey callbacks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from ivr.calls.recordings import add_transcript, store_recording
+from ivr.calls.service import StepResult
+from ivr.flow import (
+    CallerHangup,
+    Event,
+    Gather,
+    Hangup,
+    Play,
+    Record,
+    RecordingFinished,
+    Say,
+    Timeout,
+    Transfer,
+)
+from ivr.store.models import Recording
+from ivr.transports.sip.dialog import Dialog
+from ivr.transports.sip.endpoint import T1
+from ivr.transports.sip.media import CallMedia, Recorded
+from ivr.transports.sip.rtp import RtpStream
+from ivr.transports.sip.sdp import MediaOffer
+
+if TYPE_CHECKING:
+    from ivr.transports.sip.phone import SipPhone
+
+log = logging.getLogger(__name__)
+
+
+class CallSession:
+    """Media and signalling of one established dialog, driving the flow engine."""
+
+    def __init__(
+        self,
+        phone: SipPhone,
+        dialog: Dialog,
+        offer: MediaOffer,
+        codec: int,
+        rtp_port: int,
+        flow: str,
+    ) -> None:
+        self.phone, self.dialog, self.flow = phone, dialog, flow
+        self.rtp_port = rtp_port
+        self.remote_bye = threading.Event()
+        self.ended = threading.Event()
+        self.started_at = time.monotonic()
+        self.timeline: list[tuple[float, str]] = []
+        self.media = CallMedia(
+            lambda m: RtpStream(
+                (phone.settings.sip.bind_host, rtp_port),
+                (offer.host, offer.port),
+                codec,
+                offer.event_pt,
+                on_audio=m.on_audio,
+                on_digit=m.on_digit,
+            )
+        )
+
+    @property
+    def call_id(self) -> str:
+        return self.dialog.call_id
+
+    def note(self, what: str) -> None:
+        self.timeline.append((time.monotonic() - self.started_at, what))
+
+    def caller_hung_up(self) -> None:
+        self.remote_bye.set()
+        self.media.hung_up.set()
+
+    # -- the flow --------------------------------------------------------------
+    def run(self, first: StepResult) -> StepResult:
+        self.media.stream.start()
+        step = first
+        try:
+            while True:
+                event = self._perform(step)
+                if step.ended:
+                    return step
+                if event is None:
+                    event = CallerHangup() if self.media.hung_up.is_set() else Timeout()
+                step = self.phone.app.calls.handle("sip", self.call_id, event)
+        finally:
+            if not self.remote_bye.is_set():
+                self.hang_up()
+            self.close()
+
+    def _perform(self, step: StepResult) -> Event | None:
+        flow = self.phone.app.flows[self.flow]
+        for verb in step.verbs:
+            if self.media.hung_up.is_set():
+                return CallerHangup()
+            if isinstance(verb, Say):
+                self.note(f"say {verb.prompt}")
+                self.media.play(self.phone.prompt_audio(flow, verb, step.vars))
+            elif isinstance(verb, Play):
+                self.note(f"play {verb.url}")
+                self.media.play(self.phone.file_audio(verb.url))
+            elif isinstance(verb, Gather):
+                prompts = [self.phone.prompt_audio(flow, p, step.vars) for p in verb.prompts]
+                event = self.media.gather(verb, prompts)
+                self.note(f"gather -> {event}")
+                return event if event is not None else CallerHangup()
+            elif isinstance(verb, Record):
+                return self._record(verb)
+            elif isinstance(verb, Transfer):
+                self.note(f"transfer {verb.target}")
+                self.transfer(verb.target)
+            elif isinstance(verb, Hangup):
+                self.note("hangup")
+        return None
+
+    def _record(self, verb: Record) -> Event:
+        recognizer = self.phone.new_recognizer()
+        recorded = self.media.record(verb, recognizer)
+        self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
+        ref = self.store(recorded)
+        if recognizer is not None and recorded.transcript is None:
+            rid = int(ref["recording_id"])  # type: ignore[call-overload]
+            recognizer.when_late(lambda t: self._late_transcript(rid, t))
+        reason = "hangup" if recorded.reason == "hangup" else recorded.reason
+        return RecordingFinished(ref, reason)  # type: ignore[arg-type]
+
+    def store(self, recorded: Recorded) -> dict[str, object]:
+        app = self.phone.app
+        with app.db.session() as s:
+            call = app.calls.find(s, "sip", self.call_id)
+            assert call is not None
+            rec = store_recording(
+                app,
+                s,
+                call,
+                f"{self.call_id}-{len(call.recordings) + 1}",
+                data=recorded.wav(),
+                audio_format="wav",
+                duration_s=recorded.duration_s,
+            )
+            if recorded.transcript is not None:
+                self._add_transcript(s, rec, recorded.transcript)
+            return {"recording_id": rec.id}
+
+    def _late_transcript(self, recording_id: int, t: dict[str, object]) -> None:
+        with self.phone.app.db.session() as s:
+            rec = s.get(Recording, recording_id)
+            if rec is not None and rec.transcript is None:
+                self._add_transcript(s, rec, t)
+        log.info("late transcript stored for recording %d", recording_id)
+
+    def _add_transcript(self, s: Session, rec: Recording, t: dict[str, object]) -> None:
+        add_transcript(
+            self.phone.app,
+            s,
+            rec,
+            text=str(t.get("text", "")),
+            model=str(t.get("model", "")),
+            words=list(t.get("words", [])),  # type: ignore[call-overload]
+            confidence=t.get("confidence"),  # type: ignore[arg-type]
+            rtf=t.get("rtf"),  # type: ignore[arg-type]
+        )
+
+    # -- signalling ------------------------------------------------------------
+    def hang_up(self) -> None:
+        if self.ended.is_set() or self.remote_bye.is_set():
+            return
+        bye, dest = self.dialog.request(self.phone.endpoint, "BYE")
+        tx = self.phone.endpoint.request(bye, dest, retransmit_until=8 * T1)
+        tx.final.wait(4)
+        self.phone.endpoint.forget(tx)
+        self.note("bye sent")
+
+    def transfer(self, target: str) -> None:
+        refer, dest = self.dialog.request(
+            self.phone.endpoint,
+            "REFER",
+            headers=[("Refer-To", f"<{target}>"), ("Referred-By", f"<{self.dialog.local_uri}>")],
+        )
+        tx = self.phone.endpoint.request(refer, dest, retransmit_until=8 * T1)
+        tx.final.wait(4)
+        self.phone.endpoint.forget(tx)
+
+    def close(self) -> None:
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        self.media.stream.close()
+        self.phone.release(self)
+        self.note("closed")
