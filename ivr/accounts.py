@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ivr.store.models import ApiToken, AuditEntry, Role, Ticket, User
+from ivr.store.models import ApiToken, AuditEntry, Role, User
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 # Higher rank may do everything a lower rank may.
@@ -150,23 +149,3 @@ def revoke_token(session: Session, user: User, name: str, at: datetime) -> int:
     for row in rows:
         row.revoked_at = at
     return len(rows)
-
-
-def audit(
-    session: Session,
-    actor: str,
-    action: str,
-    ticket: Ticket | None,
-    detail: dict[str, Any] | None,
-    at: datetime,
-) -> AuditEntry:
-    """Write one audit entry (who, when, what) in the caller's unit of work."""
-    entry = AuditEntry(
-        at=at,
-        actor=actor,
-        action=action,
-        ticket_id=ticket.id if ticket is not None else None,
-        detail=detail or {},
-    )
-    session.add(entry)
-    return entry

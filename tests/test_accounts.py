@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from ivr.accounts import (
     AccountError,
-    audit,
     authenticate,
     can_see_phone,
     create_user,
@@ -25,6 +24,7 @@ from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.cli import main
 from ivr.config import load_config
+from ivr.services import audit
 from ivr.store import ApiToken, AuditEntry, Ticket, upgrade
 
 from .conftest import ROOT

@@ -12,8 +12,8 @@ from flask import Blueprint, current_app, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from ivr.accounts import audit
 from ivr.app import Hotline
+from ivr.services import audit
 from ivr.store.models import Role, Ticket
 from webhooks.api import errors
 from webhooks.api.auth import Caller, authenticate

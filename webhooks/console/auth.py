@@ -19,9 +19,10 @@ from typing import Any, TypeVar, cast
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy.orm import Session
 
-from ivr.accounts import audit, authenticate, can_see_phone, has_role, recent_failed_logins
+from ivr.accounts import authenticate, can_see_phone, has_role, recent_failed_logins
 from ivr.app import Hotline
 from ivr.phones import mask_text
+from ivr.services import audit
 from ivr.store.models import Role, Ticket, User
 from webhooks.console import bp
 
