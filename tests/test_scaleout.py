@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
+from ivr.calls.transcription import TRANSCRIBE_JOB
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.jobs import DramatiqJobs, dead_letters
 from ivr.store import Campaign, Recording, SurveyAttempt, Ticket, Transcript, upgrade
 from ivr.surveys.campaigns import create_campaign, set_status
-from ivr.transports.twilio.media import TRANSCRIBE_JOB
 
 from .asr_fixtures import ffmpeg, ko_asr_config, speech_file
 from .conftest import REDIS_URL
