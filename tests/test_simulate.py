@@ -256,3 +256,27 @@ def test_cli_twilio_campaign_without_credentials_says_what_to_set(
     r = ivr(env, "campaign", "run", "1", "--dialer", "twilio")
     assert r.exit_code == 2
     assert "TWILIO_ACCOUNT_SID" in r.output and "Traceback" not in r.output
+
+
+def test_cli_simulate_at_a_chosen_time_uses_that_days_calendar(cli_env: dict[str, str]) -> None:
+    r = ivr(
+        cli_env,
+        "simulate",
+        "--at",
+        "2026-12-14T10:00",
+        "--line",
+        "12315",
+        "--from",
+        "13800138000",
+        "--digits",
+        "2",
+        "--text",
+        H01,
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)
+    # 投诉 (15 working days) registered Monday 2026-12-14; 2027-01-01 is 元旦 (estimated).
+    assert t["number"] == "12345-20261214-00001" and t["category"] == "投诉"
+    assert (t["contact_due"], t["due_date"]) == ("2026-12-16", "2027-01-05")
+    assert t["created_at"].startswith("2026-12-14T02:00")
