@@ -11,8 +11,8 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
