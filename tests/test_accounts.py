@@ -8,60 +8,48 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from ivr.accounts import (
-    AccountError,
-    authenticate,
-    can_see_phone,
-    create_user,
-    find_user,
-    has_role,
-    issue_token,
-    revoke_token,
-    set_password,
-    user_for_token,
-)
+from ivr.accounts import authenticate, can_see_phone, has_role, user_for_token
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.cli import main
 from ivr.config import load_config
-from ivr.services import audit
-from ivr.store import ApiToken, AuditEntry, Ticket, upgrade
+from ivr.services import Actor, Conflict, Invalid, audit
+from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
+from ivr.store import ApiToken, AuditEntry, Ticket, User, upgrade
 
 from .conftest import ROOT
 
+ADMIN = Actor.user("admin")
+
 
 def test_password_is_hashed_and_checked(hotline: Hotline) -> None:
-    now = hotline.clock.now()
-    with hotline.db.session() as s:
-        user = create_user(s, "wang", "correct horse", "operator", now)
+    create_user(hotline, ADMIN, "wang", "correct horse", "operator")
+    with hotline.db.read() as s:
+        user = s.scalars(select(User)).one()
         assert "correct horse" not in user.password_hash
         assert user.password_hash.startswith("scrypt:")
-    with hotline.db.session() as s:
         assert authenticate(s, "wang", "correct horse") is not None
         assert authenticate(s, "wang", "wrong password") is None
         assert authenticate(s, "nobody", "correct horse") is None
-        user = find_user(s, "wang")
-        assert user is not None
-        set_password(user, "battery staple")
-    with hotline.db.session() as s:
+    update_user(hotline, ADMIN, "wang", password="battery staple")
+    with hotline.db.read() as s:
         assert authenticate(s, "wang", "correct horse") is None
-        user = authenticate(s, "wang", "battery staple")
-        assert user is not None
-        user.active = False
-    with hotline.db.session() as s:
+        assert authenticate(s, "wang", "battery staple") is not None
+    update_user(hotline, ADMIN, "wang", active=False)
+    with hotline.db.read() as s:
         assert authenticate(s, "wang", "battery staple") is None
 
 
 def test_bad_accounts_are_refused(hotline: Hotline) -> None:
-    now = hotline.clock.now()
-    with hotline.db.session() as s:
-        create_user(s, "li", "long enough", "supervisor", now)
-        with pytest.raises(AccountError, match="already exists"):
-            create_user(s, "li", "long enough", "operator", now)
-        with pytest.raises(AccountError, match="unknown role"):
-            create_user(s, "zhao", "long enough", "root", now)
-        with pytest.raises(AccountError, match="too short"):
-            create_user(s, "zhao", "short", "operator", now)
+    create_user(hotline, ADMIN, "li", "long enough", "supervisor")
+    with pytest.raises(Conflict, match="already exists"):
+        create_user(hotline, ADMIN, "li", "long enough", "operator")
+    with pytest.raises(Invalid, match="unknown role"):
+        create_user(hotline, ADMIN, "zhao", "long enough", "root")
+    with pytest.raises(Invalid, match="too short"):
+        create_user(hotline, ADMIN, "zhao", "short", "operator")
+    with hotline.db.read() as s:
+        assert s.scalars(select(User.username)).all() == ["li"]
 
 
 def test_roles_rank_and_phone_visibility() -> None:
@@ -73,9 +61,8 @@ def test_roles_rank_and_phone_visibility() -> None:
 
 def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
     now = hotline.clock.now()
-    with hotline.db.session() as s:
-        user = create_user(s, "platform", "long enough", "supervisor", now)
-        token = issue_token(s, user, "province", now)
+    create_user(hotline, ADMIN, "platform", "long enough", "supervisor")
+    token = issue_token(hotline, ADMIN, "platform", "province")
     with hotline.db.session() as s:
         row = s.scalars(select(ApiToken)).one()
         assert token not in row.token_hash and len(row.token_hash) == 64
@@ -85,9 +72,7 @@ def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
         assert user_for_token(s, token + "x") is None
     with hotline.db.session() as s:
         assert s.scalars(select(ApiToken)).one().last_used_at == now
-        user = find_user(s, "platform")
-        assert user is not None
-        assert revoke_token(s, user, "province", now) == 1
+    assert revoke_token(hotline, ADMIN, "platform", "province") == 1
     with hotline.db.session() as s:
         assert user_for_token(s, token) is None
 
