@@ -13,7 +13,7 @@ from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.cli import main
 from ivr.config import load_config
-from ivr.services import Actor, Conflict, Invalid, audit
+from ivr.services import Actor, Conflict, IllegalTransition, Invalid, NotFound, audit
 from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
 from ivr.store import ApiToken, AuditEntry, Ticket, User, upgrade
 
@@ -161,3 +161,53 @@ def test_cli_users_add_list_passwd_token(cli_env: dict[str, str]) -> None:
             assert user is not None and user.username == "wang"
     finally:
         app.close()
+
+
+# ---- the rules of account changes (whichever door asks) ------------------------------
+
+
+def test_the_last_active_admin_stays(hotline: Hotline) -> None:
+    create_user(hotline, ADMIN, "root", "long enough", "admin")
+    with pytest.raises(IllegalTransition, match="last active admin"):
+        update_user(hotline, Actor.cli(), "root", active=False)
+    with pytest.raises(IllegalTransition, match="last active admin"):
+        update_user(hotline, Actor.cli(), "root", role="supervisor")
+    create_user(hotline, ADMIN, "root2", "long enough", "admin")
+    with pytest.raises(IllegalTransition, match="your own account"):
+        update_user(hotline, Actor.user("root"), "root", role="supervisor")
+    assert update_user(hotline, Actor.user("root2"), "root", role="supervisor").changes == {
+        "role": {"old": "admin", "new": "supervisor"}
+    }
+    with hotline.db.read() as s:
+        roles = {name: role for name, role in s.execute(select(User.username, User.role))}
+        actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert roles == {"root": "supervisor", "root2": "admin"}
+    assert actions == ["user.create", "user.create", "user.update"]  # refusals leave no row
+
+
+def test_an_update_that_changes_nothing_is_not_audited(hotline: Hotline) -> None:
+    create_user(hotline, ADMIN, "wang", "long enough", "operator")
+    updated = update_user(hotline, ADMIN, "wang", role="operator", active=True)
+    assert updated.changes == {} and updated.account.username == "wang"
+    with pytest.raises(NotFound, match="no user nobody"):
+        update_user(hotline, ADMIN, "nobody", password="long enough")
+    with hotline.db.read() as s:
+        assert s.scalars(select(AuditEntry.action)).all() == ["user.create"]
+
+
+def test_token_names_are_unique_among_live_tokens(hotline: Hotline) -> None:
+    """The audit log names API callers by their token's name, so two live ones may not share it."""
+    create_user(hotline, ADMIN, "platform", "long enough", "supervisor")
+    create_user(hotline, ADMIN, "other", "long enough", "operator")
+    issue_token(hotline, ADMIN, "platform", "province")
+    with pytest.raises(Conflict, match="live token named 'province'"):
+        issue_token(hotline, ADMIN, "other", "province")
+    with pytest.raises(Invalid, match="must not be empty"):
+        issue_token(hotline, ADMIN, "other", "  ")
+    revoke_token(hotline, ADMIN, "platform", "province")
+    assert issue_token(hotline, ADMIN, "other", "province").startswith("ivr_")
+    update_user(hotline, ADMIN, "other", active=False)
+    with pytest.raises(IllegalTransition, match="disabled"):
+        issue_token(hotline, ADMIN, "other", "city")
+    with pytest.raises(NotFound, match="no live token"):
+        revoke_token(hotline, ADMIN, "other", "city")

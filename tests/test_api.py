@@ -82,6 +82,8 @@ EVERY_ENDPOINT = [
     ("POST", "/api/tickets/{n}/complete", {"note": "已处理"}),
     ("GET", "/api/campaigns", None),
     ("GET", "/api/campaigns/1", None),
+    ("POST", "/api/campaigns/1/pause", None),
+    ("POST", "/api/campaigns/1/resume", None),
 ]
 
 

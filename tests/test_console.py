@@ -434,7 +434,8 @@ def test_campaign_progress_and_rate(app: Flask, hotline: Hotline) -> None:
     assert "11月回访" in page and "3/3" in page and "66.7%" in page
     r = sup.post(f"/console/campaigns/{cid}/pause", follow_redirects=True)
     assert r.status_code == 200
-    assert ("user:supervisor", "campaign.pause") in [(a, act) for a, act, _, _ in audit_log(hotline)]
+    actions = [(a, act) for a, act, _, _ in audit_log(hotline)]
+    assert ("user:supervisor", "campaign.pause") in actions
 
 
 def test_reports_draw_charts_and_export(app: Flask, hotline: Hotline) -> None:

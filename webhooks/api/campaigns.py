@@ -1,20 +1,24 @@
-"""Campaign endpoints (supervisor): progress and satisfaction results (满意率)."""
+"""Campaign endpoints (supervisor): progress and results (满意率); pause and resume."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, cast
 
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
+from ivr.app import Hotline
 from ivr.queries.campaigns import CampaignView, all_campaigns, one_campaign
 from ivr.queries.tickets import MAX_ID
 from ivr.reports.surveys import Dimension, Row, report, total
+from ivr.services import Actor, ServiceError
+from ivr.services.campaigns import pause_campaign, resume_campaign
 from ivr.store.models import Role
-from webhooks.api.errors import ApiError
+from webhooks.api.errors import ApiError, from_service
 from webhooks.api.params import no_query, report_dimension
-from webhooks.api.unit import bp, unit
+from webhooks.api.unit import authorized, bp, hotline, unit
 
 
 def _campaign(c: CampaignView) -> dict[str, Any]:
@@ -60,3 +64,28 @@ def get_campaign(campaign_id: int) -> ResponseReturnValue:
             **_campaign(c),
             report={"by": by, "rows": [_row(r) for r in rows], "total": _row(total(rows))},
         )
+
+
+@bp.post(f"/campaigns/<int(min=1, max={MAX_ID}):campaign_id>/pause")
+def pause(campaign_id: int) -> ResponseReturnValue:
+    return _change(campaign_id, pause_campaign)
+
+
+@bp.post(f"/campaigns/<int(min=1, max={MAX_ID}):campaign_id>/resume")
+def resume(campaign_id: int) -> ResponseReturnValue:
+    return _change(campaign_id, resume_campaign)
+
+
+def _change(campaign_id: int, change: Callable[[Hotline, Actor, int], None]) -> ResponseReturnValue:
+    caller = authorized(Role.SUPERVISOR)
+    no_query(request.args)
+    app = hotline()
+    try:
+        change(app, Actor.api(caller.token_name), campaign_id)
+    except ServiceError as exc:
+        raise from_service(exc) from None
+    with app.db.read() as s:
+        campaign = one_campaign(s, campaign_id)
+    if campaign is None:
+        raise ApiError(404, f"no campaign {campaign_id}")
+    return jsonify(_campaign(campaign))
