@@ -322,11 +322,11 @@ def test_recording_is_served_with_ranges(app: Flask, hotline: Hotline, tmp_path:
 
 
 def test_transcript_marks_doubtful_words(app: Flask, hotline: Hotline) -> None:
+    # the call service creates the call as a real one would
+    step = hotline.calls.start(
+        provider="sim", provider_call_id="c1", from_number=CALLER, to_number="12345"
+    )
     with hotline.db.session() as s:
-        call = hotline.calls  # the call service creates the call as a real one would
-        step = call.start(
-            provider="sim", provider_call_id="c1", from_number=CALLER, to_number="12345"
-        )
         row = s.get(Call, step.call_id)
         assert row is not None
         rec = store_recording(hotline, s, row, "r1", data=b"RIFF", audio_format="wav")

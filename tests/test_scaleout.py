@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
+from ivr.calls.transcription import TRANSCRIBE_JOB
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.jobs import DramatiqJobs, dead_letters
 from ivr.services import Actor
 from ivr.services.campaigns import create_campaign, resume_campaign
 from ivr.store import Campaign, Recording, SurveyAttempt, Ticket, Transcript, upgrade
-from ivr.transports.twilio.media import TRANSCRIBE_JOB
 
 from .asr_fixtures import ffmpeg, ko_asr_config, speech_file
 from .conftest import REDIS_URL

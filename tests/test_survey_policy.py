@@ -262,3 +262,46 @@ def test_embedded_scheduler_runs_running_campaigns_only(
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None and c.status == "done"
+
+
+# 2027 is beyond chinesecalendar 1.11.0: its holidays are estimated (ivr.holiday_rules).
+HOLIDAYS_2027 = {
+    local(2027, 1, 1).date(),
+    *(local(2027, 2, d).date() for d in (5, 6, 7, 8)),
+}
+
+
+@pytest.mark.parametrize("weekends", [False, True])
+def test_no_survey_call_on_the_estimated_2027_holidays(hotline: Hotline, weekends: bool) -> None:
+    fast(hotline, call_on_weekends=weekends)
+    p = policy_for(hotline)
+    for start in (local(2026, 12, 30, 0, 0), local(2027, 2, 3, 0, 0)):
+        hours = [start + timedelta(minutes=30 * i) for i in range(8 * 48)]
+        allowed = {t.date() for t in hours if p.may_call(t)}
+        assert allowed and not allowed & HOLIDAYS_2027
+        # Each later retry or next-day call stays off the holidays too.
+        t = p.next_allowed(start)
+        for _ in range(12):
+            assert t.astimezone(SH).date() not in HOLIDAYS_2027
+            t = p.next_day(p.retry_at(t))
+    assert p.next_allowed(local(2026, 12, 31, 20, 30)) == local(2027, 1, 2 if weekends else 4, 9, 0)
+    assert p.next_allowed(local(2027, 2, 4, 20, 30)) == local(2027, 2, 9, 9, 0)
+    assert p.may_call(local(2027, 1, 9, 10, 0)) is weekends  # an ordinary Saturday
+    # Completed Thursday 2026-12-31: 2 working days are 2027-01-04 and 01-05.
+    assert p.deadline(local(2026, 12, 31, 16, 0)) == local(2027, 1, 5, 20, 0)
+
+
+def test_campaign_plans_its_first_calls_after_the_holidays(
+    hotline: Hotline, clock: FixedClock
+) -> None:
+    for evening, first_call in (
+        (local(2026, 12, 31, 20, 30), local(2027, 1, 4, 9, 0)),
+        (local(2027, 2, 4, 20, 30), local(2027, 2, 9, 9, 0)),
+    ):
+        clock.set(evening)
+        completed_tickets(hotline, ["13900000021", "13900000022"], evening - timedelta(hours=8))
+        cid, n = create_campaign(hotline, Actor.system("test"), f"after {evening:%m-%d}")
+        assert n == 2
+        with hotline.db.session() as s:
+            planned = s.scalars(select(SurveyAttempt).where(SurveyAttempt.campaign_id == cid))
+            assert {a.not_before for a in planned} == {first_call.astimezone(UTC)}
