@@ -489,11 +489,11 @@ DOCUMENT: dict[str, Any] = {
             "Draft tickets (工单草稿) prepared by the IVR, for the province/city ticket "
             "platform. Authenticate with `Authorization: Bearer <token>` (`ivr users token`). "
             "Operators may list, read, update and accept tickets, mark duplicates and reject "
-            "out-of-scope requests; completing tickets and reading campaigns needs a "
-            "supervisor (or admin); full phone numbers are shown to supervisors and admins "
-            "only, masked (138****8000) for operators. Every view and change is written to "
-            "the audit log as api:<token name>. Errors have one shape (Error) whose `code` "
-            "a program can test."
+            "out-of-scope requests; completing tickets and reading, pausing or resuming "
+            "campaigns needs a supervisor (or admin); full phone numbers are shown to "
+            "supervisors and admins only, masked (138****8000) for operators. Every view "
+            "and change is written to the audit log as api:<token name>. Errors have one "
+            "shape (Error) whose `code` a program can test."
         ),
     },
     "servers": [{"url": "/"}],
