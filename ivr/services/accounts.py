@@ -79,6 +79,7 @@ def _locked_user(session: Session, ref: UserRef) -> User:
 
 def create_user(app: Hotline, actor: Actor, username: str, password: str, role: str) -> Account:
     username = _name(username, "username")
+    # scrypt takes a while: hash before the unit of work takes the write lock.
     password_hash, role = hash_password(password), check_role(role)
     with unit_of_work(app) as s:
         serialized(s, ACCOUNTS_LOCK)
