@@ -575,3 +575,18 @@ def test_admin_manages_accounts_and_others_cannot(app: Flask, hotline: Hotline) 
     }
     assert updates[2]["active"] == {"old": True, "new": False}
     assert "new-password-1" not in json.dumps(updates)
+
+
+def test_the_audit_log_page_finds_a_user_by_name(app: Flask, hotline: Hotline) -> None:
+    """Sign-ins are logged under the bare name, changes as user:<name>: a name finds both."""
+    admin = browser(app, "admin")
+    admin.post(
+        "/console/users", {"username": "zhao", "role": "operator", "password": "long enough"}
+    )
+    page = browser(app, "supervisor").get("/console/audit?actor=admin").get_data(as_text=True)
+    assert "user:admin" in page and "user.create" in page and "login" in page
+    page = browser(app, "supervisor").get("/console/audit?actor=user:admin").get_data(as_text=True)
+    assert "user.create" in page and ">login<" not in page
+    assert "zhao" not in browser(app, "admin").get("/console/audit?actor=supervisor").get_data(
+        as_text=True
+    )
