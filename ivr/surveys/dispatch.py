@@ -4,8 +4,8 @@ The active scheduler (one at a time, see `ivr.runtime.lease`) claims due attempt
 running campaigns (a committed row update, `AttemptBook.try_claim`) and submits one
 `survey.dial` job per attempt, keeping at most `jobs.dispatch_backlog` attempts of
 a campaign claimed or dialing. A worker's dial job waits for a concurrent-call
-slot and for its start under the global pace, moves the attempt from claimed to
-dialing (only one delivery can), dials and records the outcome.
+slot, moves the attempt from claimed to dialing (only one delivery can), waits
+for its start under the global pace, dials and records the outcome.
 
 A job delivered again after its worker died finds the attempt dialing: it is
 marked interrupted and never dialed twice; a follow-up attempt is planned where
@@ -129,13 +129,15 @@ class DialJob:
         if not self._still_due(attempt_id):
             return
         with self.limits.slots.hold():
-            # Paced before the attempt turns "dialing": a worker killed while it waits
-            # for its start leaves the attempt claimed, and another worker dials it.
-            self.limits.pacer.acquire()
             started = self._start(attempt_id)
             if started is None:
                 return
             phone, variables = started
+            # Paced after the update, right before the dialer: the update can wait for
+            # a lock (SQLite's write lock for tens of ms), which would bunch starts.
+            # A worker killed while it waits for its start leaves the attempt dialing:
+            # interrupted when its job comes again, never dialed twice.
+            self.limits.pacer.acquire()
             with log_context(ticket=variables["ticket_no"], attempt_id=attempt_id):
                 self._dial(attempt_id, phone, variables)
 

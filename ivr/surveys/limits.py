@@ -12,8 +12,8 @@ guard absorbs the delay between a granted start and the dialer's INVITE, so that
 no one-second window ever holds more than `calls_per_second` dialer starts.
 
 Without Redis both run in process (Dramatiq's StubBackend and `Pacer`), with the
-same guard: the claimed-to-dialing update between a granted start and the dialer
-can wait for SQLite's write lock.
+same guard, so that a start the dialer notes a little late (a busy thread) cannot
+put one start too many into a window.
 """
 
 from __future__ import annotations
