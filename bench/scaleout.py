@@ -183,7 +183,7 @@ def webhooks_per_second(url: str, workers: int, seconds: float) -> tuple[float, 
 
 # -- 3. claiming --------------------------------------------------------------------
 class _Dialed:
-    """Jobs as the dispatcher sees them; the attempts it queued count as dialed at once,
+    """Jobs as the dispatcher sees them: the attempts it claimed count as dialed at once,
     so the backlog never fills."""
 
     def __init__(self, app: Hotline) -> None:
@@ -194,11 +194,20 @@ class _Dialed:
         self.queued.append(int(payload["attempt_id"]))
         return True
 
-    def drain(self) -> int:
+    def drain(self, worker: str) -> int:
+        """Its own claims done; those of the other process it queued again are left."""
         ids, self.queued = self.queued, []
         with self.app.db.session() as s:
-            s.execute(update(SurveyAttempt).where(SurveyAttempt.id.in_(ids)).values(status="done"))
-        return len(ids)
+            done = s.execute(
+                update(SurveyAttempt)
+                .where(
+                    SurveyAttempt.id.in_(ids),
+                    SurveyAttempt.status == "claimed",
+                    SurveyAttempt.claimed_by == worker,
+                )
+                .values(status="done")
+            )
+        return int(done.rowcount)
 
 
 def _claim_worker(barrier: Any, results: Any, index: int, url: str, campaign_id: int) -> None:
@@ -210,7 +219,7 @@ def _claim_worker(barrier: Any, results: Any, index: int, url: str, campaign_id:
         barrier.wait()
         t0 = time.perf_counter()
         while dispatcher.dispatch(campaign_id):
-            claimed += jobs.drain()
+            claimed += jobs.drain(dispatcher.book.worker)
         seconds = time.perf_counter() - t0
         app.close()
     results.put((claimed, seconds))
