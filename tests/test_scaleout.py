@@ -47,6 +47,7 @@ from .surveykit import completed_tickets
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 COMPLETED = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+CPS, CAP = 4.0, 3  # the global limits under test
 
 pytestmark = pytest.mark.postgres
 
@@ -60,6 +61,16 @@ def _campaign(settings: Settings, n: int) -> tuple[Hotline, int, list[str]]:
     assert planned == n
     set_status(app, cid, "running")
     return app, cid, phones
+
+
+def _limited_campaign(
+    base: Settings, tmp: Path, database_url: str, namespace: str, n: int
+) -> tuple[Settings, Hotline, int, list[str]]:
+    """A running campaign of n targets under the limits CPS and CAP."""
+    settings = scaleout_settings(
+        base, tmp, database_url, namespace, calls_per_second=CPS, max_concurrent=CAP
+    )
+    return (settings, *_campaign(settings, n))
 
 
 def _first_attempts_done(app: Hotline, cid: int) -> bool:
@@ -82,12 +93,10 @@ def _stop_all(children: list[Child]) -> None:
 def test_two_workers_two_schedulers_call_each_target_once_within_global_limits(
     base_settings: Settings, tmp_path: Path, postgres_url: str, redis_namespace: str
 ) -> None:
-    cps, cap, hold = 4.0, 3, 0.8
-    settings = scaleout_settings(
-        base_settings, tmp_path, postgres_url, redis_namespace,
-        calls_per_second=cps, max_concurrent=cap,
-    )  # fmt: skip
-    app, cid, phones = _campaign(settings, 36)
+    cps, cap, hold = CPS, CAP, 0.8
+    settings, app, cid, phones = _limited_campaign(
+        base_settings, tmp_path, postgres_url, redis_namespace, 36
+    )
     calls_log = tmp_path / "calls.jsonl"
     at = NOW.isoformat()
     children: list[Child] = []
@@ -135,12 +144,10 @@ def test_campaign_run_beside_a_busy_worker_keeps_the_global_limits(
     starts on another: every call of both counts against one pace and one cap.
     (The former CampaignRunner paced and capped its own calls only: together with
     the worker's it went up to twice the rate and twice the cap.)"""
-    cps, cap, hold = 4.0, 3, 0.8
-    settings = scaleout_settings(
-        base_settings, tmp_path, postgres_url, redis_namespace,
-        calls_per_second=cps, max_concurrent=cap,
-    )  # fmt: skip
-    app, busy_cid, busy_phones = _campaign(settings, 30)
+    cps, cap, hold = CPS, CAP, 0.8
+    settings, app, busy_cid, busy_phones = _limited_campaign(
+        base_settings, tmp_path, postgres_url, redis_namespace, 30
+    )
     phones = [f"138{i:08d}" for i in range(30)]
     completed_tickets(app, phones, COMPLETED - timedelta(days=1))
     cid, planned = create_campaign(app, "campaign run")
