@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -13,13 +16,15 @@ from sqlalchemy import select
 
 from ivr.app import Hotline
 from ivr.clock import FixedClock
+from ivr.config import Settings
 from ivr.store import Campaign, SurveyAttempt, Ticket
 from ivr.surveys.campaigns import Filters, add_do_not_call, create_campaign, policy_for
 from ivr.surveys.policy import Pacer
 from ivr.surveys.run import run_campaign
 from ivr.workdays import WorkCalendar
 
-from .scaleout import most_in_any_window
+from .conftest import ROOT
+from .scaleout import most_at_once, most_in_any_window, read_calls
 from .surveykit import ScriptedDialer, completed_tickets
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -270,3 +275,49 @@ def test_embedded_scheduler_runs_running_campaigns_only(
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None and c.status == "done"
+
+
+def _campaign_run_cli(settings: Settings, tmp: Path, calls_log: Path, *args: str) -> str:
+    """`ivr campaign run ARGS` in a child process with the recording dialer; its output."""
+    cfg = tmp / "settings.json"
+    cfg.write_text(settings.model_dump_json())
+    at = local(2026, 11, 23, 10, 0).isoformat()
+    cmd = [sys.executable, "-m", "tests.campaign_cli_child", str(cfg), at, str(calls_log), "0.3"]
+    done = subprocess.run(
+        [*cmd, "campaign", "run", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def test_campaign_run_command_without_redis_dials_in_its_own_process(
+    hotline: Hotline, clock: FixedClock, tmp_path: Path
+) -> None:
+    from ivr.surveys.campaigns import set_status
+
+    fast(hotline, calls_per_second=4.0, max_concurrent=2)
+    phones = [f"1390000{i:04d}" for i in range(8)]
+    completed_tickets(hotline, phones, local(2026, 11, 23, 9, 0))
+    cid, _ = create_campaign(hotline, "cli")
+    calls_log = tmp_path / "calls.jsonl"
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, str(cid))
+    assert out.startswith("exit 0") and "done: dialed 8; answered 8" in out, out
+    assert "8/8" in out  # the progress bar
+    calls = read_calls(calls_log)
+    starts = [c for c in calls if c["event"] == "start"]
+    ends = {c["attempt_id"]: c["t"] for c in calls if c["event"] == "end"}
+    assert sorted(c["phone"] for c in starts) == phones
+    assert most_in_any_window([c["t"] for c in starts]) <= 4
+    assert most_at_once([(c["t"], ends[c["attempt_id"]]) for c in starts]) == 2
+    # A campaign that cannot run says why, without a traceback.
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, "999")
+    assert out.startswith("exit 1") and "error: no campaign 999" in out, out
+    cid2, _ = create_campaign(hotline, "empty")
+    set_status(hotline, cid2, "paused")
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, str(cid2))
+    assert out.startswith("exit 1") and f"campaign {cid2} is paused: resume it first" in out
+    assert "Traceback" not in out
