@@ -19,7 +19,6 @@ when that worker stops heartbeating, and the dial job marks them interrupted.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,8 +37,6 @@ from ivr.surveys.dispatch import DIAL_JOB, IN_FLIGHT, CampaignDispatcher
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
-
-log = logging.getLogger(__name__)
 
 
 class CampaignRun:
