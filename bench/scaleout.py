@@ -56,8 +56,9 @@ from bench.twilio_webhooks import (
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.clock import FixedClock
-from ivr.store import SurveyAttempt, Ticket, upgrade
-from ivr.surveys.campaigns import create_campaign, set_status
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign, resume_campaign
+from ivr.store import Campaign, SurveyAttempt, Ticket, upgrade
 from ivr.surveys.dispatch import CampaignDispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,15 +232,16 @@ def claim_seconds(url: str, n: int, procs: int, reps: int) -> dict[str, Any]:
         upgrade(settings.resolved_database_url)
         app = Hotline.open(settings, FixedClock(MONDAY_10))
         add_tickets(app, n)
-        cid, planned = create_campaign(app, "bench")
-        set_status(app, cid, "running")
+        cid, planned = create_campaign(app, Actor.system("bench"), "bench")
+        resume_campaign(app, Actor.system("bench"), cid)
         times, shares = [], []
         for _ in range(reps):
             with app.db.session() as s:
                 s.execute(
                     update(SurveyAttempt).values(status="planned", claimed_by=None, claimed_at=None)
                 )
-            set_status(app, cid, "running")
+                # The last rep finished the campaign: running again for this one.
+                s.execute(update(Campaign).where(Campaign.id == cid).values(status="running"))
             out = in_processes(procs, _claim_worker, url, cid)
             with app.db.session() as s:
                 claimed = s.scalar(select(func.count()).where(SurveyAttempt.status == "done"))

@@ -41,6 +41,9 @@ def _show_verb(verb: Verb) -> str:
 )
 @click.option("--hangup", is_flag=True, help="The caller hangs up while speaking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
+@click.option(
+    "--at", default=None, help="Local time of the call, e.g. 2026-12-14T10:00 (default: now)."
+)
 @pass_ctx
 def simulate(
     c: Ctx,
@@ -51,10 +54,13 @@ def simulate(
     audio: Path | None,
     hangup: bool,
     as_json: bool,
+    at: str | None,
 ) -> None:
     """Run the inbound flow offline and print the draft ticket."""
     from ivr.calls.simulate import SimulationError, check_inputs, simulate_inbound
 
+    if at is not None:
+        c.set_time(at)
     app = c.hotline()
     try:
         check_inputs(app, line, caller, digits)

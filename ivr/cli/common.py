@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 import click
 
+from ivr.clock import Clock, FixedClock, SystemClock
 from ivr.config import ConfigError, Settings, load_config
 from ivr.flow import FlowError
 from ivr.store import SchemaNotReady
@@ -24,6 +26,7 @@ class Ctx:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
         self._settings: Settings | None = None
+        self.clock: Clock = SystemClock()
 
     @property
     def settings(self) -> Settings:
@@ -38,9 +41,22 @@ class Ctx:
         from ivr.app import Hotline
 
         try:
-            return Hotline.open(self.settings)
+            return Hotline.open(self.settings, self.clock)
         except (SchemaNotReady, FlowError) as exc:
             fail(str(exc))
+
+    def set_time(self, at: str) -> None:
+        """Run as if it were `at` (ISO local time in the configured zone, e.g. 2026-12-14T10:00)."""
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            fail(f"--at {at!r}: give a local time such as 2026-12-14T10:00")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=self.settings.tz)
+        self.clock = FixedClock(when)
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.settings.tz).date()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -84,17 +84,26 @@ def db_upgrade_cmd(c: Ctx) -> None:
 
 
 @click.command("check")
+@click.option(
+    "--at", default=None, help="Check as of this local time, e.g. 2026-12-01 (default: now)."
+)
 @pass_ctx
-def check(c: Ctx) -> None:
-    """Validate config.yaml and the call flows without starting anything."""
+def check(c: Ctx, at: str | None) -> None:
+    """Validate config.yaml, the call flows and the calendar without starting anything."""
     from ivr.flow.configured import load_flows
     from ivr.prompts import PromptLibrary
+    from ivr.runtime.readiness import calendar_check
+    from ivr.workdays import WorkCalendar
 
+    if at is not None:
+        c.set_time(at)
     try:
         flows = load_flows(c.settings)
     except FlowError as exc:
         fail(str(exc))
     click.echo(f"config ok: {len(c.settings.lines)} lines, flows: {', '.join(flows)}")
+    cal = calendar_check(WorkCalendar.from_config(c.settings.calendar), c.today())
+    click.echo(f"warning: calendar: {cal.detail}" if cal.warning else f"calendar ok: {cal.detail}")
     missing = PromptLibrary.from_settings(c.settings).missing()
     if missing:
         fail(f"{len(missing)} prompt clip(s) missing, e.g. {missing[0]!r}: run `make prompts`", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,11 @@ SQLITE_BEGIN = "ivr_sqlite_begin"
 
 class SchemaNotReady(RuntimeError):
     pass
+
+
+class NestedWriteUnit(RuntimeError):
+    """A write unit opened inside another on the same thread: on SQLite it would wait
+    for the write lock its own thread holds, then fail with "database is locked"."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -81,6 +87,8 @@ class Database:
         writer = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
         self.sessions = sessionmaker(writer, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._open_units = threading.local()
 
     def check_schema(self) -> None:
         """Refuse to run on a database that `ivr db upgrade` has not brought up to date."""
@@ -99,8 +107,14 @@ class Database:
         so read-check-write sequences never interleave; on PostgreSQL lock the rows
         you change (`with_for_update()`).
         """
-        with self.sessions() as s, s.begin():
-            yield s
+        if self._sqlite and getattr(self._open_units, "depth", 0):
+            raise NestedWriteUnit("a write unit of work is already open on this thread")
+        self._open_units.depth = getattr(self._open_units, "depth", 0) + 1
+        try:
+            with self.sessions() as s, s.begin():
+                yield s
+        finally:
+            self._open_units.depth -= 1
 
     @contextmanager
     def read(self) -> Iterator[Session]:
