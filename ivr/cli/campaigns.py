@@ -102,22 +102,40 @@ def campaign_create(
 def campaign_run(
     c: Ctx, campaign_id: int, dialer_name: str | None, max_seconds: float | None, wait: bool
 ) -> None:
-    """Call the campaign's citizens now (within the calling windows)."""
+    """Call the campaign's citizens now (within the calling windows).
+
+    The same dispatch, dial job and call limits as `ivr serve`: with REDIS_URL the
+    calls are queued for every worker (this process included) under the global
+    limits; without, they run in this process.
+    """
     from tqdm import tqdm
 
+    from ivr.jobs.broker import BrokerError
     from ivr.surveys.campaigns import CampaignError, progress
-    from ivr.surveys.runner import CampaignRunner
+    from ivr.surveys.run import run_campaign
 
     app = c.hotline()
-    with app.db.session() as s:
+    with app.db.read() as s:
         planned = progress(s, campaign_id).get("planned", 0)
     dialer, stop = _dialer(app, dialer_name or c.settings.surveys.dialer)
     bar = tqdm(total=planned, unit="call", desc=f"campaign {campaign_id}")
+
+    def advance(summary: Any) -> None:
+        bar.update(summary.dialed - bar.n)
+
     try:
-        runner = CampaignRunner(app, dialer, on_progress=lambda sm: bar.update(1))
-        summary = runner.run(campaign_id, max_seconds=max_seconds, stop_when_idle=not wait)
+        summary = run_campaign(
+            app,
+            dialer,
+            campaign_id,
+            max_seconds=max_seconds,
+            stop_when_idle=not wait,
+            on_progress=advance,
+        )
     except CampaignError as exc:
         fail(str(exc), 1)
+    except BrokerError as exc:
+        fail(f"cannot queue survey calls: {exc}", 2)
     finally:
         bar.close()
         stop()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ivr.flow import Digits, Event, Gather, Record, Timeout
-from ivr.transports.sip.rtp import FRAME_BYTES, RtpStream
+from ivr.transports.sip.rtp import RtpStream
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,3 @@ class CallMedia:
             except Exception:
                 log.exception("transcription of the statement failed; it stays pending")
         return Recorded(pcm, reason, transcript)
-
-
-def frames_of(pcm16: bytes) -> int:
-    return (len(pcm16) + FRAME_BYTES - 1) // FRAME_BYTES

@@ -291,10 +291,6 @@ class RtpStream:
                 self._queue.extend([SILENCE] * max(1, gap_ms // 20))
             self._drained.clear()
 
-    @property
-    def playing(self) -> bool:
-        return bool(self._queue)
-
     def wait_played(
         self,
         timeout: float,
