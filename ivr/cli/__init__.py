@@ -755,3 +755,12 @@ def _register_asr_commands() -> None:
 
 
 _register_asr_commands()
+
+
+def _register_init_command() -> None:
+    from ivr.cli.init import init
+
+    main.add_command(init)
+
+
+_register_init_command()
