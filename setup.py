@@ -25,14 +25,13 @@ class BuildPyWithDefaults(build_py):
         if getattr(self, "editable_mode", False):
             return
         target = Path(self.build_lib) / "ivr" / "_defaults"
+        shutil.rmtree(target, ignore_errors=True)  # no stale clips from an earlier build
         for name in SHIPPED_FILES:
             src, dst = ROOT / name, target / name
             if not src.exists():
                 raise FileNotFoundError(f"{src}: shipped with the package but missing")
             if src.is_dir():
-                shutil.copytree(
-                    src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-                )
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)

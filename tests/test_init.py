@@ -91,3 +91,18 @@ def test_without_a_config_a_checkout_uses_its_own_and_an_install_says_ivr_init(
     monkeypatch.setattr(ivr.config, "source_root", lambda: None)  # as in an installed wheel
     with pytest.raises(ConfigError, match="ivr init"):
         load_config(env={})
+
+
+def test_the_build_hook_ships_what_ivr_shipped_looks_for() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    (names,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "SHIPPED_FILES" for t in node.targets)
+    ]
+    assert tuple(names) == shipped.SHIPPED_FILES
+    for name in names:
+        assert (ROOT / name).exists(), name
