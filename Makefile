@@ -61,8 +61,9 @@ $(VENV313)/.installed-test: pyproject.toml
 	$(VENV313)/bin/pip install -q -e '.[test]'
 	touch $@
 
+PY313_PYTEST_ARGS ?= -q
 test-py313: $(VENV313)/.installed-test
-	$(VENV313)/bin/python -m pytest -q $(foreach m,$(NOT_UNIT),--ignore=tests/$(m).py)
+	$(VENV313)/bin/python -m pytest $(PY313_PYTEST_ARGS) $(foreach m,$(NOT_UNIT),--ignore=tests/$(m).py)
 
 ## Build the wheel into dist/ (it carries config.yaml, callflows/ and the model manifest).
 wheel: | $(BIN)/python
