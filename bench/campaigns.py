@@ -35,8 +35,9 @@ from bench.pg import fresh_postgres
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import load_config
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import Ticket, TicketStatus, upgrade
-from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.runner import CampaignRunner
 from ivr.transports.sip.dialer import SipDialer
 from ivr.transports.sip.service import build_phone
@@ -99,7 +100,7 @@ def bench_planning(url: str, n: int, *, trace: bool) -> dict[str, Any]:
         if trace:
             tracemalloc.start()
         t0 = time.perf_counter()
-        _, planned = create_campaign(app, "bench")
+        _, planned = create_campaign(app, Actor.system("bench"), "bench")
         seconds = time.perf_counter() - t0
         out: dict[str, Any] = {"tickets": n, "planned": planned}
         if trace:
@@ -142,7 +143,7 @@ def bench_pacing(calls: int, cps: float) -> dict[str, Any]:
         upgrade(settings.resolved_database_url)
         app = Hotline.open(settings, FixedClock(MONDAY_10))
         add_tickets(app, calls)
-        cid, _ = create_campaign(app, "pace")
+        cid, _ = create_campaign(app, Actor.system("bench"), "pace")
         phone = build_phone(app, load_asr=False)
         phone.start()
         with start_sipp("uas_busy", calls=calls, timeout=calls / cps + 120) as callee:

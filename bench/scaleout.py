@@ -55,9 +55,10 @@ from bench.twilio_webhooks import (
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.clock import FixedClock
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign, resume_campaign
 from ivr.store import SurveyAttempt, Ticket, upgrade
 from ivr.surveys.attempts import RunSummary
-from ivr.surveys.campaigns import create_campaign, set_status
 from ivr.surveys.runner import CampaignRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,8 +204,8 @@ def claim_seconds(url: str, n: int, procs: int, reps: int) -> dict[str, Any]:
         upgrade(settings.resolved_database_url)
         app = Hotline.open(settings, FixedClock(MONDAY_10))
         add_tickets(app, n)
-        cid, planned = create_campaign(app, "bench")
-        set_status(app, cid, "running")
+        cid, planned = create_campaign(app, Actor.system("bench"), "bench")
+        resume_campaign(app, Actor.system("bench"), cid)
         times, shares = [], []
         for _ in range(reps):
             with app.db.session() as s:

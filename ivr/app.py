@@ -37,8 +37,7 @@ class Hotline:
 
     @cached_property
     def calendar(self) -> WorkCalendar:
-        cal = self.settings.calendar
-        return WorkCalendar(cal.extra_holidays, cal.extra_workdays)
+        return WorkCalendar.from_config(self.settings.calendar)
 
     @cached_property
     def flows(self) -> dict[str, Flow]:

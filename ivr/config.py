@@ -87,7 +87,7 @@ class DuplicateConfig(_Model):
 
 
 class CalendarConfig(_Model):
-    """Corrections to the official calendar (e.g. a year chinesecalendar does not know yet)."""
+    """Corrections that win over the official and the estimated calendar (ivr.workdays)."""
 
     extra_holidays: list[date] = []
     extra_workdays: list[date] = []

@@ -12,23 +12,28 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from ivr.app import Hotline
 from ivr.cli import main
+from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.runtime import logs
 from ivr.runtime.lease import Lease
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import Database, upgrade
-from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score
 from webhooks import create_app
 
 from .conftest import ROOT, settings_for
 from .surveykit import completed_tickets
 from .test_serve import free_port
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -42,7 +47,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_show_survey_results_queue_depth_and_request_latency(hotline: Hotline) -> None:
     completed_tickets(hotline, ["13900000001"], datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
-    create_campaign(hotline, "m")
+    create_campaign(hotline, Actor.system("test"), "m")
     with hotline.db.session() as s:
         record_score(s, {"attempt_id": 1, "score": "unsatisfied"}, hotline.clock.now())
     client = create_app(hotline).test_client()
@@ -105,6 +110,23 @@ def test_readyz_checks_the_broker(settings: Settings, redis_namespace: str) -> N
     app = Hotline.open(s)
     body = create_app(app).test_client().get("/readyz").get_json()
     assert body["checks"]["broker"] == {"ok": True, "detail": "reachable"}
+    app.close()
+
+
+def test_readyz_warns_from_december_when_next_year_is_only_estimated(settings: Settings) -> None:
+    upgrade(settings.resolved_database_url)
+    clock = FixedClock(datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI))
+    app = Hotline.open(settings, clock)
+    client = create_app(app).test_client()
+    resp = client.get("/readyz")
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["status"] == "ready"  # a warning, not a failure
+    assert body["checks"]["calendar"]["ok"] and body["checks"]["calendar"]["warning"]
+    assert len(body["warnings"]) == 1 and "2027" in body["warnings"][0]
+    clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=SHANGHAI))
+    body = client.get("/readyz").get_json()
+    assert body["warnings"] == []
+    assert body["checks"]["calendar"] == {"ok": True, "detail": "official for 2026"}
     app.close()
 
 

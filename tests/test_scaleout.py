@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
+from ivr.calls.transcription import TRANSCRIBE_JOB
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.jobs import DramatiqJobs, dead_letters
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign, resume_campaign
 from ivr.store import Campaign, Recording, SurveyAttempt, Ticket, Transcript, upgrade
-from ivr.surveys.campaigns import create_campaign, set_status
-from ivr.transports.twilio.media import TRANSCRIBE_JOB
 
 from .asr_fixtures import ffmpeg, ko_asr_config, speech_file
 from .conftest import REDIS_URL
@@ -50,9 +51,9 @@ def _campaign(settings: Settings, n: int) -> tuple[Hotline, int, list[str]]:
     app = Hotline.open(settings, FixedClock(NOW))
     phones = [f"139{i:08d}" for i in range(n)]
     completed_tickets(app, phones, COMPLETED)
-    cid, planned = create_campaign(app, "scale-out")
+    cid, planned = create_campaign(app, Actor.system("test"), "scale-out")
     assert planned == n
-    set_status(app, cid, "running")
+    resume_campaign(app, Actor.system("test"), cid)
     return app, cid, phones
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -166,20 +167,14 @@ def ivr(env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, ["--config", str(ROOT / "config.yaml"), *args], env=env)
 
 
+def simulate_complaint(env: dict[str, str], *extra: str, line: str = "12315"):  # type: ignore[no-untyped-def]
+    """`ivr simulate --json`: H01 after pressing 2 (投诉)."""
+    args = ("--line", line, "--from", "13800138000", "--digits", "2", "--text", H01, "--json")
+    return ivr(env, "simulate", *args, *extra)
+
+
 def test_cli_simulate_json_then_tickets_commands(cli_env: dict[str, str]) -> None:
-    r = ivr(
-        cli_env,
-        "simulate",
-        "--line",
-        "0871-12315",
-        "--from",
-        "13800138000",
-        "--digits",
-        "2",
-        "--text",
-        H01,
-        "--json",
-    )
+    r = simulate_complaint(cli_env, line="0871-12315")
     assert r.exit_code == 0, r.output
     t = json.loads(r.output)
     assert (t["line"], t["category"], t["caller"]) == ("12315", "投诉", "138****8000")
@@ -256,3 +251,14 @@ def test_cli_twilio_campaign_without_credentials_says_what_to_set(
     r = ivr(env, "campaign", "run", "1", "--dialer", "twilio")
     assert r.exit_code == 2
     assert "TWILIO_ACCOUNT_SID" in r.output and "Traceback" not in r.output
+
+
+def test_cli_simulate_at_a_chosen_time_uses_that_days_calendar(cli_env: dict[str, str]) -> None:
+    r = simulate_complaint(cli_env, "--at", "2026-12-14T10:00")
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)
+    # 投诉 (15 working days) registered Monday 2026-12-14; 2027-01-01 is 元旦 (estimated).
+    assert t["number"] == "12345-20261214-00001" and t["category"] == "投诉"
+    assert (t["contact_due"], t["due_date"]) == ("2026-12-16", "2027-01-05")
+    called = datetime(2026, 12, 14, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert datetime.fromisoformat(t["created_at"]) == called

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.reports.surveys import report, total
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import SurveyAttempt, Ticket
-from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.runner import CampaignRunner
 
 from .campaign_child import RoutedSipDialer
@@ -71,7 +72,7 @@ def test_campaign_over_sip_scores_tickets_and_reports(
                     strict=True,
                 )
             )
-            cid, planned = create_campaign(ivr.app, "sip e2e")
+            cid, planned = create_campaign(ivr.app, Actor.system("test"), "sip e2e")
             assert planned == 6
             routes = {p: c.uri_hostport for p, c in callees.items()}
             summary = CampaignRunner(ivr.app, RoutedSipDialer(ivr.phone, routes)).run(cid)
@@ -124,7 +125,7 @@ def test_runner_killed_with_sigkill_resumes_without_double_calls(
     try:
         with running_ivr(settings, asr=False, clock=FixedClock(MONDAY_10)) as ivr:
             completed_tickets(ivr.app, phones, MONDAY_10.replace(hour=9))
-            cid, _ = create_campaign(ivr.app, "crash")
+            cid, _ = create_campaign(ivr.app, Actor.system("test"), "crash")
             # The first runner gets its own RTP ports so the restarted one cannot collide.
             child_settings = sip_settings(base_settings, tmp_path).model_copy(
                 update={"surveys": settings.surveys, "database_url": settings.database_url}

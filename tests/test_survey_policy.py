@@ -12,8 +12,11 @@ from sqlalchemy import select
 
 from ivr.app import Hotline
 from ivr.clock import FixedClock
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
+from ivr.services.dnc import add_do_not_call
 from ivr.store import Campaign, SurveyAttempt, Ticket
-from ivr.surveys.campaigns import Filters, add_do_not_call, create_campaign, policy_for
+from ivr.surveys.campaigns import Filters, policy_for
 from ivr.surveys.policy import Pacer
 from ivr.surveys.runner import CampaignRunner
 from ivr.workdays import WorkCalendar
@@ -77,7 +80,7 @@ def test_runner_paces_calls_and_caps_concurrency(hotline: Hotline, clock: FixedC
     fast(hotline, calls_per_second=10.0, max_concurrent=3)
     phones = [f"1390000{i:04d}" for i in range(24)]
     completed_tickets(hotline, phones, local(2026, 11, 23, 9, 0))
-    cid, n = create_campaign(hotline, "pace")
+    cid, n = create_campaign(hotline, Actor.system("test"), "pace")
     assert n == 24
     dialer = ScriptedDialer(hotline, dict.fromkeys(phones, "satisfied"), hold_s=0.4)
     summary = CampaignRunner(hotline, dialer).run(cid)
@@ -93,7 +96,7 @@ def test_retries_are_spaced_one_per_day_and_stop_at_three(
     clock.set(local(2026, 11, 23, 10, 0))  # Monday
     fast(hotline, deadline_workdays=5)
     completed_tickets(hotline, ["13900000001"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "retry")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "retry")
     dialer = ScriptedDialer(hotline, {"13900000001": "busy"})
     runner = CampaignRunner(hotline, dialer)
     first = runner.run(cid)
@@ -120,7 +123,7 @@ def test_no_calls_outside_windows(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 23, 12, 30))
     fast(hotline)
     completed_tickets(hotline, ["13900000002"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "lunch")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "lunch")
     dialer = ScriptedDialer(hotline, {"13900000002": "satisfied"})
     summary = CampaignRunner(hotline, dialer).run(cid)
     assert summary.dialed == 0 and summary.state == "waiting"
@@ -135,12 +138,12 @@ def test_do_not_call_and_opted_out_callers_are_skipped(hotline: Hotline, clock: 
         ["13900000003", "13900000004", "13900000005", "13900000006"],
         local(2026, 11, 23, 9, 0),
     )
-    add_do_not_call(hotline, "13900000003", "asked on the phone")
+    add_do_not_call(hotline, Actor.system("test"), "13900000003", "asked on the phone")
     with hotline.db.session() as s:
         t = s.get(Ticket, ids[1])
         assert t is not None
         t.no_callback = True
-    cid, _ = create_campaign(hotline, "dnc")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "dnc")
     dialer = ScriptedDialer(hotline, {"13900000006": "satisfied"})
     summary = CampaignRunner(hotline, dialer).run(cid)
     assert [c[0] for c in dialer.calls] == ["13900000006"]
@@ -169,7 +172,7 @@ def test_past_deadline_expires(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 27, 10, 0))  # Friday
     fast(hotline)
     completed_tickets(hotline, ["13900000007"], local(2026, 11, 20, 10, 0))
-    cid, _ = create_campaign(hotline, "late")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "late")
     summary = CampaignRunner(hotline, ScriptedDialer(hotline, {})).run(cid)
     assert summary.expired == 1 and summary.dialed == 0
     assert attempts(hotline)[0].status == "expired"
@@ -181,17 +184,20 @@ def test_selection_filters_and_already_planned(hotline: Hotline, clock: FixedClo
         hotline, ["13900000008"], local(2026, 11, 23, 9, 0), line="12369", department="生态环境局"
     )
     completed_tickets(hotline, ["13900000009"], local(2026, 11, 20, 9, 0))
-    assert create_campaign(hotline, "env", Filters(line="12369"))[1] == 1
+    assert create_campaign(hotline, Actor.system("test"), "env", Filters(line="12369"))[1] == 1
     # The ticket already has an open attempt: a second campaign does not take it again.
-    assert create_campaign(hotline, "all")[1] == 1
-    assert create_campaign(hotline, "dept", Filters(department="无此部门"))[1] == 0
+    assert create_campaign(hotline, Actor.system("test"), "all")[1] == 1
+    assert (
+        create_campaign(hotline, Actor.system("test"), "dept", Filters(department="无此部门"))[1]
+        == 0
+    )
 
 
 def test_crashed_runner_claims_are_never_dialed_again(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 23, 10, 0))
     fast(hotline, deadline_workdays=5)
     completed_tickets(hotline, ["13900000010", "13900000011"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "crash")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "crash")
     with hotline.db.session() as s:
         a1, a2 = s.scalars(select(SurveyAttempt).order_by(SurveyAttempt.id)).all()
         now = clock.now()
@@ -221,7 +227,7 @@ def test_live_runner_lease_is_respected(hotline: Hotline, clock: FixedClock) -> 
 
     clock.set(local(2026, 11, 23, 10, 0))
     completed_tickets(hotline, ["13900000012"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "lease")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "lease")
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None
@@ -241,18 +247,61 @@ def test_workcalendar_statutory_holidays() -> None:
 def test_embedded_scheduler_runs_running_campaigns_only(
     hotline: Hotline, clock: FixedClock
 ) -> None:
-    from ivr.surveys.campaigns import set_status
+    from ivr.services.campaigns import resume_campaign
     from ivr.surveys.scheduler import CampaignScheduler
 
     clock.set(local(2026, 11, 23, 10, 0))
     fast(hotline)
     completed_tickets(hotline, ["13900000020"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "sched")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "sched")
     dialer = ScriptedDialer(hotline, {"13900000020": "satisfied"})
     scheduler = CampaignScheduler(hotline, dialer)
     assert scheduler.tick() == 0  # created, not started
-    set_status(hotline, cid, "running")
+    resume_campaign(hotline, Actor.system("test"), cid)
     assert scheduler.tick() == 1
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None and c.status == "done"
+
+
+# 2027 is beyond chinesecalendar 1.11.0: its holidays are estimated (ivr.holiday_rules).
+HOLIDAYS_2027 = {
+    local(2027, 1, 1).date(),
+    *(local(2027, 2, d).date() for d in (5, 6, 7, 8)),
+}
+
+
+@pytest.mark.parametrize("weekends", [False, True])
+def test_no_survey_call_on_the_estimated_2027_holidays(hotline: Hotline, weekends: bool) -> None:
+    fast(hotline, call_on_weekends=weekends)
+    p = policy_for(hotline)
+    for start in (local(2026, 12, 30, 0, 0), local(2027, 2, 3, 0, 0)):
+        hours = [start + timedelta(minutes=30 * i) for i in range(8 * 48)]
+        allowed = {t.date() for t in hours if p.may_call(t)}
+        assert allowed and not allowed & HOLIDAYS_2027
+        # Each later retry or next-day call stays off the holidays too.
+        t = p.next_allowed(start)
+        for _ in range(12):
+            assert t.astimezone(SH).date() not in HOLIDAYS_2027
+            t = p.next_day(p.retry_at(t))
+    assert p.next_allowed(local(2026, 12, 31, 20, 30)) == local(2027, 1, 2 if weekends else 4, 9, 0)
+    assert p.next_allowed(local(2027, 2, 4, 20, 30)) == local(2027, 2, 9, 9, 0)
+    assert p.may_call(local(2027, 1, 9, 10, 0)) is weekends  # an ordinary Saturday
+    # Completed Thursday 2026-12-31: 2 working days are 2027-01-04 and 01-05.
+    assert p.deadline(local(2026, 12, 31, 16, 0)) == local(2027, 1, 5, 20, 0)
+
+
+def test_campaign_plans_its_first_calls_after_the_holidays(
+    hotline: Hotline, clock: FixedClock
+) -> None:
+    for evening, first_call in (
+        (local(2026, 12, 31, 20, 30), local(2027, 1, 4, 9, 0)),
+        (local(2027, 2, 4, 20, 30), local(2027, 2, 9, 9, 0)),
+    ):
+        clock.set(evening)
+        completed_tickets(hotline, ["13900000021", "13900000022"], evening - timedelta(hours=8))
+        cid, n = create_campaign(hotline, Actor.system("test"), f"after {evening:%m-%d}")
+        assert n == 2
+        with hotline.db.session() as s:
+            planned = s.scalars(select(SurveyAttempt).where(SurveyAttempt.campaign_id == cid))
+            assert {a.not_before for a in planned} == {first_call.astimezone(UTC)}

@@ -16,7 +16,7 @@ def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
     from webhooks.api import init_api
     from webhooks.console import init_console
     from webhooks.observability import init_observability
-    from webhooks.twilio_voice import init_twilio
+    from webhooks.twilio.voice import init_twilio
 
     jobs = jobs or open_jobs(hotline.settings)
     app = Flask(__name__)

@@ -58,6 +58,10 @@ def init_observability(app: Flask, hotline: Hotline, jobs: DramatiqJobs) -> None
             )
         body = {
             "status": "ready" if ready else "not ready",
-            "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in results},
+            "checks": {
+                c.name: {"ok": c.ok, "detail": c.detail} | ({"warning": True} if c.warning else {})
+                for c in results
+            },
+            "warnings": [f"{c.name}: {c.detail}" for c in results if c.warning],
         }
         return jsonify(body), 200 if ready else 503

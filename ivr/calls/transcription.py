@@ -7,10 +7,12 @@ those that waited while no model was installed (`ivr transcribe --pending`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ivr.asr.audio import AudioError
 from ivr.asr.files import transcribe_file
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from ivr.app import Hotline
 
 log = logging.getLogger(__name__)
+
+TRANSCRIBE_JOB = "transcribe"
 
 
 def transcribe_recording(app: Hotline, recording_id: int, model: LoadedModel) -> bool:
@@ -79,3 +83,22 @@ def transcribe_pending(app: Hotline, model: LoadedModel) -> tuple[int, int]:
         else:
             failed += 1
     return done, failed
+
+
+def transcribe_job(app: Hotline) -> Any:
+    """The transcription job: file ASR into the transcript and the draft; once per recording."""
+    from ivr.asr.models import ModelError, get_model
+
+    def run(payload: Mapping[str, Any]) -> None:
+        recording_id = int(payload["recording_id"])
+        try:
+            model = get_model(app.settings.asr, app.settings.base_dir)
+        except ModelError as exc:
+            log.warning("recording %d waits for `ivr transcribe --pending`: %s", recording_id, exc)
+            return
+        try:
+            transcribe_recording(app, recording_id, model)
+        except IntegrityError:
+            log.info("recording %d was transcribed by another worker", recording_id)
+
+    return run

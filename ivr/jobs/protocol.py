@@ -7,7 +7,7 @@ once; `submit(name, payload)` and `register(name, handler)` are the whole interf
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 Handler = Callable[[Mapping[str, Any]], None]
 
@@ -22,3 +22,11 @@ class RetryJob(Exception):
 
 class UnknownJob(LookupError):
     pass
+
+
+class Jobs(Protocol):
+    """What submits jobs: the Dramatiq queue (ivr.jobs.open_jobs) or a test double."""
+
+    def submit(
+        self, name: str, payload: Mapping[str, Any], *, key: str | None = ..., delay_s: float = ...
+    ) -> bool: ...

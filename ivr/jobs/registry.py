@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ivr.calls.transcription import TRANSCRIBE_JOB, transcribe_job
 from ivr.surveys.dispatch import DIAL_JOB, DialJob
 from ivr.surveys.limits import CallLimits
-from ivr.transports.twilio.media import (
-    FETCH_JOB,
-    TRANSCRIBE_JOB,
-    RecordingFetcher,
-    RecordingIntake,
-    transcribe_job,
-)
+from ivr.transports.twilio.media import FETCH_JOB, RecordingFetcher, RecordingIntake
 
 if TYPE_CHECKING:
     from ivr.app import Hotline

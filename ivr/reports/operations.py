@@ -112,7 +112,7 @@ def volumes(app: Hotline, period: Period) -> Table:
     """Inbound calls and tickets per line per local day."""
     lo, hi = period.utc_bounds(app)
     counts: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
-    with app.db.session() as s:
+    with app.db.read() as s:
         for started, line in s.execute(
             select(Call.started_at, Call.line_number).where(
                 Call.direction == "inbound", Call.started_at >= lo, Call.started_at < hi
@@ -143,7 +143,7 @@ def satisfaction_by_department_week(app: Hotline) -> Table:
 
 def overdue(app: Hotline, today: date) -> Table:
     """Open tickets whose handling deadline has passed, oldest deadline first."""
-    with app.db.session() as s:
+    with app.db.read() as s:
         tickets = s.scalars(
             select(Ticket)
             .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < today)
@@ -190,7 +190,7 @@ def keywords(texts: list[str], top: int = 20) -> list[tuple[str, int]]:
 
 def complaint_keywords(app: Hotline, period: Period, top: int = 20) -> Table:
     lo, hi = period.utc_bounds(app)
-    with app.db.session() as s:
+    with app.db.read() as s:
         texts = list(
             s.scalars(
                 select(Ticket.statement).where(

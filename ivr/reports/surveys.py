@@ -82,7 +82,7 @@ def report_by(app: Hotline, key: GroupKey, campaign_id: int | None = None) -> li
     if campaign_id is not None:
         q = q.where(SurveyAttempt.campaign_id == campaign_id)
     per_ticket: dict[int, tuple[str, int, str | None]] = {}
-    with app.db.session() as s:
+    with app.db.read() as s:
         for attempt, ticket in s.execute(q.order_by(SurveyAttempt.id)):
             group = key(attempt, ticket)
             _, attempts, result = per_ticket.get(ticket.id, (group, 0, None))

@@ -94,7 +94,7 @@ class _ScrapeTime(Collector):
             labels=["direction"],
         )
         since = datetime.now(UTC) - timedelta(hours=1)
-        with self.app.db.session() as s:
+        with self.app.db.read() as s:
             rows = s.execute(
                 select(Call.direction, func.count())
                 .where(Call.ended_at.is_(None), Call.started_at >= since)
@@ -106,7 +106,7 @@ class _ScrapeTime(Collector):
         results = GaugeMetricFamily(
             "ivr_survey_results", "Survey attempts answered, by score.", labels=["score"]
         )
-        with self.app.db.session() as s:
+        with self.app.db.read() as s:
             rows = s.execute(
                 select(SurveyAttempt.score, func.count())
                 .where(SurveyAttempt.score.is_not(None))

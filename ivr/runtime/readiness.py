@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     import redis
 
     from ivr.app import Hotline
+    from ivr.workdays import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,21 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, but someone should act (the process still takes traffic)
+
+
+def calendar_check(calendar: WorkCalendar, today: date) -> Check:
+    """Warns (from 1 December) when the working-day calendar of next year is only estimated."""
+    warning = calendar.coverage_warning(today)
+    if warning:
+        return Check("calendar", True, warning, warning=True)
+    return Check("calendar", True, f"official for {today.year}")
 
 
 def checks(app: Hotline, broker: redis.Redis | None) -> list[Check]:
-    """Database reachable, schema at the migrations' head, broker reachable if configured."""
-    out = []
+    """Database reachable, schema at the migrations' head, broker reachable if configured,
+    and the calendar (a warning only)."""
+    out = [calendar_check(app.calendar, app.today())]
     try:
         with app.db.engine.connect() as conn:
             conn.execute(text("select 1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +17,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BEGIN = "ivr_sqlite_begin"
 
 
 class SchemaNotReady(RuntimeError):
     pass
+
+
+class NestedWriteUnit(RuntimeError):
+    """A write unit opened inside another on the same thread: on SQLite it would wait
+    for the write lock its own thread holds, then fail with "database is locked"."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -36,6 +43,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # pysqlite's legacy mode runs SELECTs outside any transaction and opens one
+            # only at the first write; SQLAlchemy emits BEGIN itself instead (the
+            # documented pysqlite recipe), so a unit of work is one real transaction.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Write units take the database's write lock at BEGIN (IMMEDIATE): two of
+            # them serialize like PostgreSQL's row locks, instead of both reading a row
+            # and one failing with "database is locked" when it upgrades to write.
+            mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -65,7 +84,11 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        self.sessions = sessionmaker(writer, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._open_units = threading.local()
 
     def check_schema(self) -> None:
         """Refuse to run on a database that `ivr db upgrade` has not brought up to date."""
@@ -78,8 +101,25 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on error."""
-        with self.sessions() as s, s.begin():
+        """A unit of work that may write: committed on success, rolled back on error.
+
+        On SQLite it holds the write lock from its first statement (BEGIN IMMEDIATE),
+        so read-check-write sequences never interleave; on PostgreSQL lock the rows
+        you change (`with_for_update()`).
+        """
+        if self._sqlite and getattr(self._open_units, "depth", 0):
+            raise NestedWriteUnit("a write unit of work is already open on this thread")
+        self._open_units.depth = getattr(self._open_units, "depth", 0) + 1
+        try:
+            with self.sessions() as s, s.begin():
+                yield s
+        finally:
+            self._open_units.depth -= 1
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (one consistent snapshot, no write lock on SQLite)."""
+        with self.read_sessions() as s, s.begin():
             yield s
 
     def dispose(self) -> None:

@@ -34,7 +34,7 @@ from ivr.surveys.runner import worker_id
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
-    from ivr.transports.twilio.media import Jobs
+    from ivr.jobs.protocol import Jobs
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from ivr.surveys.runner import CampaignRunner
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
-    from ivr.transports.twilio.media import Jobs
+    from ivr.jobs.protocol import Jobs
 
 log = logging.getLogger(__name__)
 

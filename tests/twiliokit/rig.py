@@ -16,7 +16,7 @@ from ivr.store import Call, CallEvent, Recording, Ticket, Transcript
 from ivr.tickets import to_dict
 from ivr.transports.twilio.credentials import ACCOUNT_SID_ENV, AUTH_TOKEN_ENV
 from webhooks import create_app
-from webhooks.twilio_voice import TwilioVoice
+from webhooks.twilio.voice import TwilioVoice
 
 from .driver import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE, FlaskTransport, TwilioDriver
 from .fake_api import FakeTwilioApi

@@ -12,8 +12,8 @@ from flask import Blueprint, current_app, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from ivr.accounts import audit
 from ivr.app import Hotline
+from ivr.services import audit
 from ivr.store.models import Role, Ticket
 from webhooks.api import errors
 from webhooks.api.auth import Caller, authenticate
@@ -48,6 +48,19 @@ class Unit:
 
     def audit(self, action: str, ticket: Ticket | None, detail: dict[str, Any]) -> None:
         audit(self.session, self.caller.actor, action, ticket, detail, self.now)
+
+
+def authorized(role: str = Role.OPERATOR) -> Caller:
+    """The caller, authenticated (401) and allowed `role` (403), in a short unit of its own.
+
+    For endpoints that then call a service function, which opens its own unit of
+    work (on SQLite a second write unit inside `unit` would wait for the first).
+    """
+    app = hotline()
+    with app.db.session() as session:
+        caller = authenticate(session, app.clock.now())
+        caller.require(role)
+    return caller
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.calls.recordings import find_recording, store_recording
 from ivr.calls.service import UnknownCall
+from ivr.calls.transcription import TRANSCRIBE_JOB
 from ivr.config import TwilioConfig
-from ivr.jobs.protocol import RetryJob
+from ivr.jobs.protocol import Jobs, RetryJob
 from ivr.store.models import RecordingStatus, Ticket
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.credentials import Credentials
@@ -33,14 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_JOB = "twilio.fetch_recording"
-TRANSCRIBE_JOB = "transcribe"
 FETCH_RETRY_S = 5.0
-
-
-class Jobs(Protocol):
-    def submit(
-        self, name: str, payload: Mapping[str, Any], *, key: str | None = ..., delay_s: float = ...
-    ) -> bool: ...
 
 
 class FetchError(Exception):
@@ -211,23 +205,3 @@ class RecordingIntake:
         self.jobs.submit(
             TRANSCRIBE_JOB, {"recording_id": recording_id}, key=f"transcribe:{recording_id}"
         )
-
-
-def transcribe_job(app: Hotline) -> Any:
-    """The transcription job: file ASR into the transcript and the draft; once per recording."""
-    from ivr.asr.models import ModelError, get_model
-    from ivr.calls.transcription import transcribe_recording
-
-    def run(payload: Mapping[str, Any]) -> None:
-        recording_id = int(payload["recording_id"])
-        try:
-            model = get_model(app.settings.asr, app.settings.base_dir)
-        except ModelError as exc:
-            log.warning("recording %d waits for `ivr transcribe --pending`: %s", recording_id, exc)
-            return
-        try:
-            transcribe_recording(app, recording_id, model)
-        except IntegrityError:
-            log.info("recording %d was transcribed by another worker", recording_id)
-
-    return run

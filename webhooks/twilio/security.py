@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from ivr.calls.service import UnknownCall
 from ivr.transports.twilio.credentials import AUTH_TOKEN_ENV, Credentials
 from ivr.transports.twilio.steps import StepOutOfOrder
-from webhooks.twilio_params import BadParams
+from webhooks.twilio.params import BadParams
 
 log = logging.getLogger("webhooks.twilio")
 

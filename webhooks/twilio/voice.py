@@ -28,8 +28,8 @@ from ivr.transports.twilio.media import RecordingEvent, RecordingIntake
 from ivr.transports.twilio.prompts import BadClipList, PromptAudio
 from ivr.transports.twilio.steps import InboundCall, StatusUpdate, TwilioCalls
 from ivr.transports.twilio.twiml import Links, TwimlRenderer
-from webhooks import twilio_params as P
-from webhooks.twilio_security import plain, public_base, signed
+from webhooks.twilio import params as P
+from webhooks.twilio.security import plain, public_base, signed
 
 log = logging.getLogger("webhooks.twilio")
 

@@ -1,0 +1,75 @@
+"""`ivr jobs ...`: dead letters and queue depth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ivr.cli.common import Ctx, fail, pass_ctx
+
+
+@click.group()
+def jobs() -> None:
+    """The job queue: depth and dead letters (jobs that failed every retry)."""
+
+
+def _jobs(c: Ctx) -> Any:
+    from ivr.jobs import open_jobs
+    from ivr.jobs.broker import BrokerError
+
+    try:
+        q = open_jobs(c.settings)
+    except BrokerError as exc:
+        fail(str(exc), 1)
+    if q.embedded:
+        click.echo(
+            "note: no jobs.broker_url (REDIS_URL): jobs run inside `ivr serve`, "
+            "this command sees only its own (empty) queue",
+            err=True,
+        )
+    return q
+
+
+@jobs.command("dead")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def jobs_dead(c: Ctx, limit: int, as_json: bool) -> None:
+    """List dead-lettered jobs, newest first."""
+    from ivr.jobs import dead_letters
+
+    letters = dead_letters(_jobs(c), limit)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in letters], ensure_ascii=False, indent=2))
+        return
+    if not letters:
+        click.echo("no dead jobs")
+    for d in letters:
+        when = d.failed_at.isoformat(timespec="seconds") if d.failed_at else "-"
+        click.echo(f"{d.message_id}  {when}  {d.job}  {json.dumps(d.payload)}  retries {d.retries}")
+        click.echo(f"    {d.error}")
+
+
+@jobs.command("retry")
+@click.argument("message_id")
+@pass_ctx
+def jobs_retry(c: Ctx, message_id: str) -> None:
+    """Queue a dead job again (it leaves the dead letters)."""
+    from ivr.jobs import requeue_dead
+    from ivr.jobs.dead import NoSuchDeadLetter
+
+    try:
+        letter = requeue_dead(_jobs(c), message_id)
+    except NoSuchDeadLetter as exc:
+        fail(str(exc), 1)
+    click.echo(f"queued again: {letter.job} {json.dumps(letter.payload)}")
+
+
+@jobs.command("depth")
+@pass_ctx
+def jobs_depth(c: Ctx) -> None:
+    """Jobs queued, delayed or running, by queue."""
+    for queue, n in _jobs(c).depth().items():
+        click.echo(f"{queue:10} {n}")
