@@ -84,6 +84,11 @@ def test_wheel_holds_everything_serve_needs(wheel: Path) -> None:
     }
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel: {missing[:10]}"
+    # Every file of the two packages (a new data file needs a package-data line).
+    missing = sorted(
+        f for f in _source_files() if f.startswith(("ivr/", "webhooks/")) and f not in names
+    )
+    assert not missing, f"not in the wheel (pyproject.toml package-data?): {missing[:10]}"
     shipped = {
         "ivr/_defaults/" + f
         for f in {"config.yaml", "asr_models/manifest.yaml", *_files_under("callflows")}
