@@ -112,8 +112,8 @@ def test_hotline_addresses(cfg: Settings, hotline_rows: dict[str, tuple[str, str
         ("劳动仲裁怎么申请", "仲裁", "out_of_scope", "仲裁"),
         ("我想去信访局信访", "信访", "out_of_scope", "信访"),
         ("对区政府的处罚决定申请行政复议", "行政复议", "out_of_scope", "行政复议"),
-        ("法院的人一直不理我", "党委人大法院军队事务", "out_of_scope", "法院"),
-        ("部队的训练场晚上太吵", "党委人大法院军队事务", "out_of_scope", "部队"),
+        ("执行法官一直不理我", "法院检察院", "out_of_scope", "执行法官"),
+        ("部队训练的枪声晚上太吵", "军队武警", "out_of_scope", "部队训练"),
         # an emergency wins over an out-of-scope matter said first
         ("我要起诉他，现在楼下着火了", "火警", "emergency", "着火"),
     ],
