@@ -17,7 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+from ivr.shipped import shipped, source_root
+
+# The shipped default: the repository's config.yaml, or the copy a wheel installs
+# (`ivr init` starts a deployment from it).
+DEFAULT_CONFIG = shipped("config.yaml")
 CONFIG_ENV = "IVR_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
 REDIS_ENV = "REDIS_URL"
@@ -423,10 +427,30 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def find_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """Which config.yaml to read.
+
+    `path`, else $IVR_CONFIG, else config.yaml in the current directory (a deployment
+    made by `ivr init`), else, when running from a source tree, the repository's own.
+    """
+    env = dict(os.environ) if env is None else env
+    if path or env.get(CONFIG_ENV):
+        return Path(path or env[CONFIG_ENV])
+    here = Path.cwd() / "config.yaml"
+    if here.is_file():
+        return here
+    if source_root() is not None:
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        f"no config.yaml in {Path.cwd()}: make a deployment folder with `ivr init DIR` and run "
+        "from there, or name the file with --config or IVR_CONFIG"
+    )
+
+
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Read, validate and return the settings; raise ConfigError naming file, key and reason."""
     env = dict(os.environ) if env is None else env
-    cfg_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    cfg_path = find_config(path, env).resolve()
     try:
         raw_text = cfg_path.read_text(encoding="utf-8")
     except OSError as exc:
