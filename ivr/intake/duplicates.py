@@ -1,0 +1,113 @@
+"""Repeat calls (重复件): the same request from the same caller or about the same place.
+
+A draft duplicates an earlier ticket created within `duplicates.window_days` when
+  - it comes from the same caller number, or names the same place (address_key), and
+  - their statements ask for the same thing: content-word similarity
+    (ivr.intake.similarity) of at least `min_similarity`.
+The department is a boost, not a condition: two wordings of one request often
+reach different departments (one matched a department keyword, the other fell
+back to the line's default), but when both were routed by keywords to the same
+department the match is more certain, so `department_boost` is added.
+
+Both candidate queries are indexed: (caller_number, created_at) and
+(address_key, created_at).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, object_session
+
+from ivr.intake.similarity import content_words
+from ivr.store.models import Ticket, TicketStatus
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+__all__ = ["address_key", "earlier_tickets", "find_duplicate", "request_score"]
+
+# Inside a building: 3栋, 2单元, 501室, 5楼, 8层 — the same place for a repeat call.
+_INSIDE = re.compile(r"(?:附?\d+(?:号楼|栋|幢|单元|室|楼|层|弄))+$")
+_HOUSING = re.compile(r"(?:小区|社区|新村)$")
+EARLIER_MAX = 20
+
+
+def address_key(address: dict[str, Any] | None) -> str | None:
+    """City + street place (建国路88号, 阳光花园), or None when no street was named.
+
+    The city (first four adcode digits), not the district: callers often leave the
+    district out, and road and 小区 names are practically unique within a city.
+    """
+    if not address or not address.get("street"):
+        return None
+    place = _INSIDE.sub("", str(address["street"]))
+    place = _HOUSING.sub("", place) or place
+    city = str(address.get("adcode") or "")[:4] or str(address.get("city") or "")
+    return f"{city}|{place}"
+
+
+def request_score(app: Hotline, ticket: Ticket, other: Ticket) -> float:
+    """How surely two tickets are the same request (0..1+boost)."""
+    rules = app.settings.duplicates
+    keywords = [k for d in app.settings.departments for k in d.keywords]
+    score = content_words(rules, keywords).similarity(ticket.statement, other.statement)
+    routed = ticket.department_source == other.department_source == "keywords"
+    if routed and ticket.department == other.department:
+        score += rules.department_boost
+    return score
+
+
+def find_duplicate(app: Hotline, session: Session, ticket: Ticket) -> Ticket | None:
+    """The earliest ticket within the window that is the same request, or None."""
+    rules = app.settings.duplicates
+    same = [Ticket.caller_number == ticket.caller_number] if ticket.caller_number else []
+    if ticket.address_key:
+        same.append(Ticket.address_key == ticket.address_key)
+    if not same or not ticket.statement:
+        return None
+    since = ticket.created_at - timedelta(days=rules.window_days)
+    candidates = session.scalars(
+        select(Ticket)
+        .where(
+            or_(*same),
+            Ticket.created_at >= since,
+            Ticket.created_at <= ticket.created_at,
+            Ticket.status != TicketStatus.REJECTED,
+            Ticket.id != ticket.id if ticket.id else True,
+        )
+        .order_by(Ticket.created_at, Ticket.id)
+    ).all()
+    for other in candidates:
+        if other is ticket or not other.statement:
+            continue
+        if request_score(app, ticket, other) >= rules.min_similarity:
+            return other.duplicate_of or other
+    return None
+
+
+def earlier_tickets(ticket: Ticket, history_days: int) -> list[Ticket]:
+    """The caller's tickets before this one within `history_days`, newest first.
+
+    Read in the ticket's own session, so a page or API reply that already holds
+    one needs no other.
+    """
+    session = object_session(ticket)
+    if session is None or not ticket.caller_number:
+        return []
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.caller_number == ticket.caller_number,
+                Ticket.created_at >= ticket.created_at - timedelta(days=history_days),
+                Ticket.created_at <= ticket.created_at,
+                Ticket.id != ticket.id,
+            )
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(EARLIER_MAX)
+        )
+    )
