@@ -3,7 +3,8 @@
 A draft duplicates an earlier ticket created within `duplicates.window_days` when
   - it comes from the same caller number, or names the same place (address_key), and
   - their statements ask for the same thing: content-word similarity
-    (ivr.intake.similarity) of at least `min_similarity`.
+    (ivr.intake.similarity) of at least `min_similarity`, the place named in each
+    left out (it is matched above; 停电 at two estates of one caller is one request).
 The department is a boost, not a condition: two wordings of one request often
 reach different departments (one matched a department keyword, the other fell
 back to the line's default), but when both were routed by keywords to the same
@@ -32,7 +33,10 @@ __all__ = ["address_key", "earlier_tickets", "find_duplicate", "request_score"]
 
 # Inside a building: 3栋, 2单元, 501室, 5楼, 8层 — the same place for a repeat call.
 _INSIDE = re.compile(r"(?:附?\d+(?:号楼|栋|幢|单元|室|楼|层|弄))+$")
-_HOUSING = re.compile(r"(?:小区|社区|新村)$")
+_HOUSING = re.compile(r"(?:小区|社区|新村|花园|村)$")
+# The road in front of a housing estate (人民中路阳光花园小区): the estate names the place.
+_ROAD_BEFORE = re.compile(r"^.{2,}?(?:大道|大街|路|街|巷)(?:\d+号)?(?=.{3,})")
+_ESTATE_WORD = re.compile(r"(?:小区|社区|新村)$")
 EARLIER_MAX = 20
 
 
@@ -45,16 +49,29 @@ def address_key(address: dict[str, Any] | None) -> str | None:
     if not address or not address.get("street"):
         return None
     place = _INSIDE.sub("", str(address["street"]))
-    place = _HOUSING.sub("", place) or place
+    if _HOUSING.search(place):
+        place = _ROAD_BEFORE.sub("", place)
+    place = _ESTATE_WORD.sub("", place) or place
     city = str(address.get("adcode") or "")[:4] or str(address.get("city") or "")
     return f"{city}|{place}"
+
+
+def _request_text(ticket: Ticket) -> str:
+    """The statement without the place it names: where is matched by caller or address key."""
+    text = ticket.statement
+    for part in ("street", "district", "city", "province"):
+        name = (ticket.address or {}).get(part)
+        if name:
+            text = text.replace(str(name), " ")
+    return text
 
 
 def request_score(app: Hotline, ticket: Ticket, other: Ticket) -> float:
     """How surely two tickets are the same request (0..1+boost)."""
     rules = app.settings.duplicates
     keywords = [k for d in app.settings.departments for k in d.keywords]
-    score = content_words(rules, keywords).similarity(ticket.statement, other.statement)
+    words = content_words(rules, keywords)
+    score = words.similarity(_request_text(ticket), _request_text(other))
     routed = ticket.department_source == other.department_source == "keywords"
     if routed and ticket.department == other.department:
         score += rules.department_boost
