@@ -113,7 +113,7 @@ def earlier_tickets(ticket: Ticket, history_days: int) -> list[Ticket]:
     one needs no other.
     """
     session = object_session(ticket)
-    if session is None or not ticket.caller_number:
+    if session is None or not ticket.caller_number or history_days <= 0:
         return []
     return list(
         session.scalars(
