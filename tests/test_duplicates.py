@@ -14,6 +14,7 @@ from ivr.calls.simulate import simulate_inbound
 from ivr.clock import FixedClock
 from ivr.intake.duplicates import address_key
 from ivr.store import Ticket
+from ivr.tickets import update_fields
 
 from .consolekit import browser, console_app
 
@@ -75,6 +76,17 @@ def test_repeat_call_outside_the_window_is_not_linked(hotline: Hotline, clock: F
     call(hotline, "我们楼从昨天开始就没水了")
     clock.advance(days=hotline.settings.duplicates.window_days + 1)
     assert call(hotline, "小区停水一天了什么时候来水")["duplicate_of"] is None
+
+
+def test_address_corrected_by_an_operator_links_later_calls_there(
+    hotline: Hotline, clock: FixedClock
+) -> None:
+    first = call(hotline, "我家停电了什么时候来电")
+    with hotline.db.session() as s:
+        ticket = s.scalars(select(Ticket).where(Ticket.number == first["number"])).one()
+        update_fields(hotline, ticket, {"address": "五华区阳光花园小区3栋"}, clock.now())
+    clock.advance(hours=2)
+    assert call(hotline, "阳光花园小区没电了", NEIGHBOUR)["duplicate_of"] == first["number"]
 
 
 def test_address_key_names_the_place_not_the_flat() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.intake.analyze import Analysis, analyze
-from ivr.intake.duplicates import address_key, find_duplicate
+from ivr.intake.duplicates import find_duplicate
 from ivr.phones import mask_number
 from ivr.store.models import Call, Recording, Ticket, TicketStatus, Transcript
 from ivr.tickets import next_ticket_number
@@ -59,7 +59,6 @@ def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
         if result.address
         else None
     )
-    ticket.address_key = address_key(ticket.address)
     ticket.phone_numbers = list(result.phone_numbers)
     scope = result.scope
     ticket.out_of_scope = scope is not None

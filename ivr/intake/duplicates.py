@@ -20,7 +20,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from ivr.intake.similarity import content_words
@@ -38,6 +38,7 @@ _HOUSING = re.compile(r"(?:小区|社区|新村|花园|村)$")
 _ROAD_BEFORE = re.compile(r"^.{2,}?(?:大道|大街|路|街|巷)(?:\d+号)?(?=.{3,})")
 _ESTATE_WORD = re.compile(r"(?:小区|社区|新村)$")
 EARLIER_MAX = 20
+KEY_MAX = 96  # tickets.address_key
 
 
 def address_key(address: dict[str, Any] | None) -> str | None:
@@ -53,7 +54,13 @@ def address_key(address: dict[str, Any] | None) -> str | None:
         place = _ROAD_BEFORE.sub("", place)
     place = _ESTATE_WORD.sub("", place) or place
     city = str(address.get("adcode") or "")[:4] or str(address.get("city") or "")
-    return f"{city}|{place}"
+    return f"{city}|{place}"[:KEY_MAX]
+
+
+# Whoever sets a ticket's address (the draft, an operator's edit) keeps the key in step.
+@event.listens_for(Ticket.address, "set")
+def _keep_address_key(ticket: Ticket, value: Any, _old: Any, _initiator: Any) -> None:
+    ticket.address_key = address_key(value)
 
 
 def _request_text(ticket: Ticket) -> str:
