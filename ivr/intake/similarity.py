@@ -24,11 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-import jieba
+from typing import TYPE_CHECKING
 
 from ivr.asr.normalize import normalize_transcript
 from ivr.config import DuplicateConfig
+
+if TYPE_CHECKING:
+    import jieba
 
 __all__ = ["ContentWords", "content_words", "similarity"]
 
@@ -91,6 +93,8 @@ def _content_words(
     keywords: tuple[str, ...],
     topic_weight: float,
 ) -> ContentWords:
+    import jieba  # seconds to import: only when the first duplicate is looked for
+
     jieba.setLogLevel(logging.WARNING)
     # A tokenizer of our own: jieba's default one is global and others may use it.
     tokenizer = jieba.Tokenizer()
