@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ivr.config import LineConfig, Settings, load_config
 from ivr.intake.address import Address, extract_address
-from ivr.intake.analyze import Analysis, analyze, similarity, summarize
+from ivr.intake.analyze import Analysis, analyze, summarize
+from ivr.intake.similarity import similarity
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared/testdata"
 HOTLINE_TSV = TESTDATA / "speech/hotline/transcripts.tsv"

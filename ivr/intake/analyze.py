@@ -8,7 +8,6 @@ first, and the line the caller dialed decides when nothing matches.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +17,7 @@ from ivr.config import LineConfig, Settings
 from ivr.intake.address import Address, extract_address
 from ivr.phones import mask_number, mask_text
 
-__all__ = ["Address", "Analysis", "ScopeFlag", "analyze", "similarity", "summarize"]
+__all__ = ["Address", "Analysis", "ScopeFlag", "analyze", "summarize"]
 
 SUMMARY_MAX = 60
 
@@ -165,21 +164,3 @@ def analyze(
         phone_numbers=phones,
         summary=summarize(text, phones),
     )
-
-
-_NOT_CONTENT = re.compile(r"[\W_]+")
-
-
-def _bigrams(text: str) -> tuple[str, Counter[str]]:
-    content = _NOT_CONTENT.sub("", normalize_transcript(text)).casefold()
-    return content, Counter(content[i : i + 2] for i in range(len(content) - 1))
-
-
-def similarity(a: str, b: str) -> float:
-    """Dice coefficient of the character bigrams of two statements, punctuation ignored."""
-    text_a, grams_a = _bigrams(a)
-    text_b, grams_b = _bigrams(b)
-    if not grams_a or not grams_b:
-        return 1.0 if text_a and text_a == text_b else 0.0
-    overlap = sum((grams_a & grams_b).values())
-    return 2 * overlap / (grams_a.total() + grams_b.total())

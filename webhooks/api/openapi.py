@@ -122,6 +122,19 @@ TICKET = _all_required(
         "survey_outcome": _nullable("string"),
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
+        "earlier_tickets": {
+            "type": "array",
+            "description": "The caller's earlier tickets within duplicates.history_days "
+            "(default 90), newest first.",
+            "items": _all_required(
+                {
+                    "number": _STR,
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "status": _STR,
+                    "summary": _STR,
+                }
+            ),
+        },
     }
 )
 
