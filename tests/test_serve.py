@@ -86,8 +86,8 @@ def test_serve_runs_the_sip_phone_when_enabled(tmp_path: Path) -> None:
 
     import yaml
 
-    from .sipkit import options_ping
-    from .sipkit.ports import free_sip_port
+    from harness.sipkit import options_ping
+    from harness.sipkit.ports import free_sip_port
 
     if shutil.which("sipp") is None:
         pytest.skip("SIP peers not installed (Debian packages: see scripts/system-deps.sh)")

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import Settings
-
-from .sipfix import (
+from harness.sipfix import (
     Ivr,
     caller_pcap,
     in_threads,
@@ -21,8 +19,9 @@ from .sipfix import (
     running_ivr,
     sip_settings,
 )
-from .sipkit import run_sipp
-from .sipkit.procs import wait_until
+from harness.sipkit import run_sipp
+from harness.sipkit.procs import wait_until
+from ivr.config import Settings
 
 LINES = ["12345", "12315", "12331", "12319", "12320", "12333", "12369", "12358", "96128"]
 

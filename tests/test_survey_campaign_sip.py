@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from harness.sipfix import need_peers, running_ivr, sip_settings
+from harness.sipkit import dtmf_pcap, start_sipp
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.reports.surveys import report, total
@@ -23,8 +25,6 @@ from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.runner import CampaignRunner
 
 from .campaign_child import RoutedSipDialer
-from .sipfix import need_peers, running_ivr, sip_settings
-from .sipkit import dtmf_pcap, start_sipp
 from .surveykit import completed_tickets
 
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

