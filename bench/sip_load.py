@@ -195,6 +195,7 @@ def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]
     settings = sip_settings(
         base,
         tmp,
+        asr_processes=None,
         rtp_port_min=low,
         rtp_port_max=low + ports - 1,
         max_calls=max(60, 2 * n),
@@ -391,7 +392,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"## {result.get('label') or 'Result'}",
             "",
             f"`{result['command']}` ({result.get('date', '')}; ivr/sip/rtp.py: "
-            f"{result.get('rtp_py', 'working copy')}, sha256 {result.get('rtp_py_sha256', '?')[:12]}).",
+            f"{result.get('rtp_py', 'working copy')}, "
+            f"sha256 {result.get('rtp_py_sha256', '?')[:12]}).",
             "",
             f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, "
             f"{m['system']}; shared with other jobs (load average "

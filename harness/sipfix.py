@@ -53,7 +53,17 @@ def need_peers(*binaries: str) -> None:
         raise MissingPeer(reason)
 
 
-def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
+def sip_settings(
+    base: Settings, tmp: Path, *, asr_processes: int | None = 1, **sip: Any
+) -> Settings:
+    """The IVR's settings for a SIP test: trunk mode on loopback, SIP port 0, a private
+    RTP port range, the Korean test model, a SQLite file in `tmp`.
+
+    The database is SQLite in both passes of the suite (not `--db`): these tests are
+    about the transport; the store is tested on both databases by the `db` tests.
+    `asr_processes`: ASR worker processes (1 keeps a test's start short; None is the
+    product's default, one per CPU, which the SIP load benchmark uses).
+    """
     low = free_port_block(200)
     fields: dict[str, Any] = {
         "enabled": True,
@@ -69,7 +79,7 @@ def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
             "storage_dir": tmp / "var",
             "database_url": f"sqlite:///{tmp / 'ivr.sqlite3'}",
             "sip": base.sip.model_copy(update=fields),
-            "asr": base.asr.model_copy(update={"model": KO}),
+            "asr": base.asr.model_copy(update={"model": KO, "sip_processes": asr_processes or 0}),
         }
     )
 
