@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -49,15 +50,40 @@ def free_sip_port(host: str = LOOPBACK) -> int:
     raise RuntimeError("no port free for both UDP and TCP")
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports start (the ports `free_udp_port` gets)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _block_range(count: int) -> tuple[int, int]:
+    """Ports to pick blocks from: below the ephemeral range (so no peer's kernel-picked
+    port lands in a block), split between pytest-xdist workers (gw0, gw1, ...)."""
+    low, high = 10000, max(12000, _ephemeral_low())
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        share = (high - low) // workers
+        if share > 4 * count:
+            low += share * int(worker[2:])
+            high = low + share
+    return low, high - count
+
+
 def free_port_block(count: int = 4, host: str = LOOPBACK, *, even: bool = True) -> int:
     """First port of `count` consecutive free UDP ports (RTP/RTCP pairs, SIPp -mp needs +2).
 
-    Picked at random in 20000-59999 so parallel runs rarely collide; ports are
-    released before returning, so bind them soon.
+    Picked at random below the kernel's ephemeral range, in a part of it of this
+    pytest-xdist worker's own, so parallel tests rarely collide; ports are released
+    before returning, so bind them soon.
     """
     rng = random.Random()
+    low, high = _block_range(count)
     for _ in range(500):
-        base = rng.randrange(20000, 60000 - count)
+        base = rng.randrange(low, high)
         if even:
             base &= ~1
         if all(_udp_free(host, base + i) for i in range(count)):
