@@ -96,7 +96,7 @@ class Ivr:
     def uri(self, user: str) -> str:
         return f"sip:{user}@127.0.0.1:{self.phone.port}"
 
-    def wait_idle(self, timeout: float = 90) -> None:
+    def wait_idle(self, timeout: float = 180) -> None:
         """Until no call is ringing or in progress (the flows finished writing) and, with
         ASR on, every statement's live transcript is stored (late ones arrive after the call)."""
         end = time.monotonic() + timeout

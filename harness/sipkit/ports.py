@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 
 LOOPBACK = "127.0.0.1"
 
@@ -50,6 +51,10 @@ def free_sip_port(host: str = LOOPBACK) -> int:
     raise RuntimeError("no port free for both UDP and TCP")
 
 
+_cursor: dict[int, int] = {}  # next block start, by the first port of the range
+_cursor_lock = threading.Lock()
+
+
 def _ephemeral_low() -> int:
     """Where the kernel's ephemeral ports start (the ports `free_udp_port` gets)."""
     try:
@@ -80,12 +85,17 @@ def free_port_block(count: int = 4, host: str = LOOPBACK, *, even: bool = True) 
     pytest-xdist worker's own, so parallel tests rarely collide; ports are released
     before returning, so bind them soon.
     """
-    rng = random.Random()
     low, high = _block_range(count)
-    for _ in range(500):
-        base = rng.randrange(low, high)
-        if even:
-            base &= ~1
-        if all(_udp_free(host, base + i) for i in range(count)):
-            return base
+    with _cursor_lock:
+        # Blocks follow one another through the range (from a random start), so a
+        # process never hands out a block overlapping one it gave out recently.
+        for _ in range(500):
+            base = _cursor.get(low, random.randrange(low, high))
+            if base + count > high:
+                base = low
+            if even:
+                base &= ~1
+            _cursor[low] = base + count + (count & 1)
+            if all(_udp_free(host, base + i) for i in range(count)):
+                return base
     raise RuntimeError(f"no block of {count} free UDP ports on {host}")
