@@ -132,7 +132,7 @@ def measure(name: str, reps: int) -> dict[str, Any]:
             "load_average_at_start": round(os.getloadavg()[0], 2),
             "niceness": os.nice(0),
         },
-        "clip": str(CLIP.relative_to(ROOT.parent)),
+        "clip": str(CLIP.relative_to(ROOT)),
         "repetitions": reps,
     }
 
