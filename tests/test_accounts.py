@@ -119,6 +119,7 @@ def ivr(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
     )
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_users_add_list_passwd_token(cli_env: dict[str, str]) -> None:
     r = ivr(
         cli_env,

@@ -475,6 +475,7 @@ def test_unexpected_failures_are_a_json_500_and_logged(
 # -- PostgreSQL -------------------------------------------------------------------------
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_review_flow_on_each_database(request: pytest.FixtureRequest, backend: str) -> None:
     with hotline_on(request, backend) as hotline, api_rig(hotline) as rig:
@@ -493,6 +494,7 @@ def test_review_flow_on_each_database(request: pytest.FixtureRequest, backend: s
         ]  # fmt: skip
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_concurrent_accepts_register_a_draft_once(
     request: pytest.FixtureRequest, backend: str

@@ -22,6 +22,8 @@ from webhooks.api.openapi import DOCUMENT
 
 from .apikit import BACKENDS, EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig, hotline_on
 
+pytestmark = pytest.mark.db  # both databases through apikit.hotline_on
+
 
 def _has_input(item: dict[str, Any], op: dict[str, Any]) -> bool:
     return bool(item.get("parameters") or op.get("parameters") or op.get("requestBody"))

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.data import SPEECH
 from ivr.asr.evaluate import evaluate, labelled_set
 from ivr.asr.models import LoadedModel, get_model
 from ivr.config import AsrConfig
-
-from .asr_fixtures import SPEECH
 
 MODEL_ENV = "IVR_MANDARIN_MODEL"
 
@@ -42,8 +41,6 @@ def mandarin() -> LoadedModel:
             f"no Mandarin model: set {MODEL_ENV} to an installed Mandarin Vosk model folder "
             "(`ivr models install vosk-model-small-cn-0.22` needs the Vosk model site)"
         )
-    if not (SPEECH / "hotline" / "transcripts.tsv").exists():
-        pytest.skip(f"labelled test audio is not here ({SPEECH})")
     return get_model(AsrConfig(model=str(Path(folder).resolve())))
 
 

@@ -21,13 +21,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from harness import data
 from ivr.app import Hotline
 from ivr.config import load_config
 from ivr.store import AuditEntry, Ticket, upgrade
 
-from .conftest import ROOT, TESTDATA
+from .conftest import ROOT
 from .consolekit import close_app
-from .test_console import tone_wav
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "console"
@@ -124,10 +124,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def statement_audio(tmp: Path) -> Path:
-    recorded = TESTDATA / "speech" / "hotline" / "h01.wav"
-    if recorded.exists():
-        return Path(shutil.copy(recorded, tmp / "h01.wav"))
-    return tone_wav(tmp / "tone.wav", seconds=2.0, rate=16000)
+    return Path(shutil.copy(data.speech("hotline", "h01.wav"), tmp / "h01.wav"))
 
 
 def test_review_a_simulated_call_in_the_browser(

@@ -19,10 +19,10 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
+from harness.sipkit import Kamailio, build_request, free_udp_port, sip_probe, start_sipp
 from ivr.store import upgrade
 
 from .conftest import ROOT
-from .sipkit import Kamailio, build_request, free_udp_port, sip_probe, start_sipp
 from .test_serve import free_port
 
 DEPLOY = ROOT / "deploy"

@@ -5,19 +5,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 from functools import cache
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.data import HOTLINE
 from ivr.config import LineConfig, Settings, load_config
 from ivr.intake.address import Address, extract_address
 from ivr.intake.analyze import Analysis, analyze, summarize
 from ivr.intake.similarity import similarity
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared/testdata"
-HOTLINE_TSV = TESTDATA / "speech/hotline/transcripts.tsv"
+HOTLINE_TSV = HOTLINE / "transcripts.tsv"
 
 
 @cache
@@ -65,8 +64,6 @@ HOTLINE_EXPECTED = {
 
 @pytest.fixture(scope="module")
 def hotline_rows() -> dict[str, tuple[str, str]]:
-    if not HOTLINE_TSV.exists():
-        pytest.skip(f"shared test data not available: {HOTLINE_TSV} is missing")
     with HOTLINE_TSV.open(encoding="utf-8", newline="") as f:
         return {r["file"]: (r["category"], r["text"]) for r in csv.DictReader(f, delimiter="\t")}
 

@@ -109,6 +109,7 @@ def test_bad_broker_url_is_a_clear_error() -> None:
         DramatiqJobs(JobsConfig(broker_url="http://example.org"))
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_lists_dead_jobs_from_redis(
     base_settings: Settings, tmp_path: Path, redis_namespace: str
 ) -> None:

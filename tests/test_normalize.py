@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness import data
 from ivr.asr.normalize import (
     VocabularyCorrector,
     extract_phone_numbers,
@@ -19,7 +19,7 @@ from ivr.asr.normalize import (
 )
 from ivr.config import load_config
 
-HOTLINE_TSV = Path(__file__).resolve().parents[2] / "shared/testdata/speech/hotline/transcripts.tsv"
+HOTLINE_TSV = data.HOTLINE / "transcripts.tsv"
 
 
 @pytest.mark.parametrize(
@@ -166,8 +166,6 @@ def test_vocabulary_leaves_other_text_alone(corrector: VocabularyCorrector, text
 
 
 def test_vocabulary_leaves_the_recorded_statements_alone() -> None:
-    if not HOTLINE_TSV.exists():
-        pytest.skip(f"shared test data not available: {HOTLINE_TSV} is missing")
     cfg = load_config()
     words = cfg.asr.vocabulary + [k for d in cfg.departments for k in d.keywords]
     corrector = VocabularyCorrector(words)

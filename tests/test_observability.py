@@ -147,6 +147,7 @@ def test_json_logs_carry_call_and_ticket_and_mask_numbers(
     assert second["call_id"] == "CA9" and "ticket" not in second
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_bad_log_format_and_role_are_clear_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     out = runner.invoke(main, ["check"], env={"IVR_LOG_FORMAT": "xml"})
@@ -163,6 +164,7 @@ def test_bad_log_format_and_role_are_clear_errors(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "Redis is not reachable" in out.output
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_only_one_scheduler_lease_holder(
     backend: str, base_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
@@ -181,6 +183,7 @@ def test_only_one_scheduler_lease_holder(
     db_b.dispose()
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_role_web_runs_gunicorn_workers_and_metrics_add_up_across_them(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
     upgrade(url)

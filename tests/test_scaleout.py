@@ -115,6 +115,9 @@ def test_two_workers_two_schedulers_call_each_target_once_within_global_limits(
         assert len(leaders()) == 1, "two schedulers were active at once"
         leader = leaders()[0]
         leader.kill9()  # the other scheduler takes over the rest of the campaign
+        # The survivor takes the lease once the leader's expires; the leader may have
+        # dispatched every target before it died, so that is awaited, not assumed first.
+        wait_until("the other scheduler to take over", lambda: len(leaders()) == 2, 120, children)
         wait_until("every first attempt", lambda: _first_attempts_done(app, cid), 120, children)
         # Awaited: under load the killed leader may have queued the last attempts already.
         wait_until("the other scheduler to lead", lambda: len(leaders()) == 2, 30, children)

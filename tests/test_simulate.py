@@ -173,6 +173,7 @@ def simulate_complaint(env: dict[str, str], *extra: str, line: str = "12315"):  
     return ivr(env, "simulate", *args, *extra)
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_simulate_json_then_tickets_commands(cli_env: dict[str, str]) -> None:
     r = simulate_complaint(cli_env, line="0871-12315")
     assert r.exit_code == 0, r.output
@@ -197,6 +198,7 @@ def test_cli_simulate_json_then_tickets_commands(cli_env: dict[str, str]) -> Non
     assert r.exit_code == 1 and "no ticket" in r.output
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_simulate_readable_summary(cli_env: dict[str, str]) -> None:
     r = ivr(
         cli_env,
@@ -214,6 +216,7 @@ def test_cli_simulate_readable_summary(cli_env: dict[str, str]) -> None:
     assert "生态环境局" in r.output
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_simulate_invalid_digits_changes_nothing(cli_env: dict[str, str]) -> None:
     r = ivr(cli_env, "simulate", "--from", "13800138000", "--digits", "1a", "--text", "x")
     assert r.exit_code == 2 and "error: --digits '1a'" in r.output
@@ -240,6 +243,7 @@ def test_domain_vocabulary_corrects_near_misses_in_statements(hotline: Hotline) 
     assert (t["address"] or {}).get("district") == "盘龙区"
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_twilio_campaign_without_credentials_says_what_to_set(
     cli_env: dict[str, str],
 ) -> None:

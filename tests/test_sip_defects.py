@@ -25,14 +25,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ivr.asr.audio import alaw2lin, ulaw2lin
-from ivr.config import ConfigError, Settings, SipConfig, load_config
-from ivr.flow.configured import load_flows
-from ivr.prompts import PromptLibrary, concat_pcm
-from ivr.transports.sip.dialer import DialResult, SipDialer
-from ivr.transports.sip.endpoint import SipEndpoint
-
-from .sipfix import (
+from harness.sipfix import (
     Ivr,
     caller_pcap,
     clip_seconds,
@@ -43,7 +36,7 @@ from .sipfix import (
     sip_settings,
     statement,
 )
-from .sipkit import (
+from harness.sipkit import (
     Kamailio,
     RtpStream,
     SippResult,
@@ -62,7 +55,13 @@ from .sipkit import (
     unknown_peer_ip,
     wav_to_ulaw,
 )
-from .sipkit.sipmsg import build_request, pcmu_sdp
+from harness.sipkit.sipmsg import build_request, pcmu_sdp
+from ivr.asr.audio import alaw2lin, ulaw2lin
+from ivr.config import ConfigError, Settings, SipConfig, load_config
+from ivr.flow.configured import load_flows
+from ivr.prompts import PromptLibrary, concat_pcm
+from ivr.transports.sip.dialer import DialResult, SipDialer
+from ivr.transports.sip.endpoint import SipEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLER = "13800138000"

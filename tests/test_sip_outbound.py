@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.sipfix import Ivr, in_threads, need_peers, running_ivr, sip_settings
+from harness.sipkit import dtmf_pcap, start_sipp
 from ivr.config import Settings
 from ivr.spoken import digits_spoken
 from ivr.store import Campaign, SurveyAttempt, Ticket, TicketStatus
 from ivr.transports.sip.dialer import SipDialer
-
-from .sipfix import Ivr, in_threads, need_peers, running_ivr, sip_settings
-from .sipkit import dtmf_pcap, start_sipp
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import Settings
-
-from .sipfix import (
+from harness.sipfix import (
     caller_pcap,
     clip_seconds,
     flow_prompt,
@@ -18,8 +16,9 @@ from .sipfix import (
     sip_settings,
     statement,
 )
-from .sipkit import Baresip, Kamailio, run_sipp
-from .sipkit.baresip import caller_wav
+from harness.sipkit import Baresip, Kamailio, run_sipp
+from harness.sipkit.baresip import caller_wav
+from ivr.config import Settings
 
 
 def test_baresip_calls_the_registered_ivr_through_kamailio(
@@ -47,7 +46,7 @@ def test_baresip_calls_the_registered_ivr_through_kamailio(
             )
             silence = caller_wav(statement(1), tmp_path / "stmt.wav", trailing_silence_s=0)
             pcm = b"\x00\x00" * int(8000 * wait_s) + Path(silence).read_bytes()[44:]
-            from .sipkit.pcap import write_pcm16_wav
+            from harness.sipkit.pcap import write_pcm16_wav
 
             audio = write_pcm16_wav(tmp_path / "caller.wav", pcm + b"\x00\x00" * 8000 * 40)
             with Baresip(
@@ -141,7 +140,8 @@ def test_ivr_call_command_checks_a_deployment(base_settings: Settings, tmp_path:
 def test_every_line_through_kamailio_in_register_mode(
     base_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from .sipfix import in_threads
+    from harness.sipfix import in_threads
+
     from .test_sip_inbound import LINES
 
     need_peers("sipp", "kamailio")

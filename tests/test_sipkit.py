@@ -1,4 +1,4 @@
-"""Self-tests of tests/sipkit: real SIP peers talking to each other on loopback, no IVR."""
+"""Self-tests of harness/sipkit: real SIP peers talking to each other on loopback, no IVR."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .sipkit import (
+from harness import data
+from harness.sipkit import (
     Baresip,
     Kamailio,
     UdpCapture,
@@ -27,9 +28,7 @@ from .sipkit import (
     unknown_peer_ip,
     wav_to_rtp_pcap,
 )
-from .sipkit.pcap import PCMU, TELEPHONE_EVENT, shipped_dtmf_pcap, wav_to_ulaw
-
-HOTLINE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech" / "hotline"
+from harness.sipkit.pcap import PCMU, TELEPHONE_EVENT, shipped_dtmf_pcap, wav_to_ulaw
 
 
 def need(*binaries: str) -> None:
@@ -45,10 +44,7 @@ def need_pcap_play() -> None:
 
 
 def statement(n: int = 1) -> Path:
-    path = HOTLINE / f"h{n:02d}_8k_ulaw.wav"
-    if not path.exists():
-        pytest.skip(f"test audio {path} is not here (the shared/testdata folder is absent)")
-    return path
+    return data.statement(n)
 
 
 @pytest.fixture(autouse=True)

@@ -44,6 +44,7 @@ def check_schema_matches_models(url: str) -> None:
         db.dispose()
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_migrations_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     upgrade(url)
@@ -58,6 +59,7 @@ def test_migrations_on_postgres(postgres_url: str) -> None:
     upgrade(postgres_url)
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_service_refuses_unmigrated_database(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     with pytest.raises(SchemaNotReady, match="run `ivr db upgrade`"):
@@ -65,6 +67,7 @@ def test_service_refuses_unmigrated_database(tmp_path: Path) -> None:
     db.dispose()
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_db_upgrade_uses_database_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     result = CliRunner().invoke(
@@ -74,6 +77,7 @@ def test_cli_db_upgrade_uses_database_url(tmp_path: Path) -> None:
     check_schema_matches_models(url)
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_timestamps_come_back_as_utc(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.sqlite3'}"
     upgrade(url)
@@ -119,6 +123,7 @@ def _numbers_from_threads(url: str, threads: int, each: int) -> list[str]:
     return out
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_ticket_numbers_are_daily_sequences(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'n.sqlite3'}"
     upgrade(url)
@@ -138,6 +143,7 @@ def test_ticket_numbers_unique_under_concurrent_writers(postgres_url: str) -> No
     assert max(numbers) == "12345-20261122-00200"
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_ticket_numbers_unique_under_concurrent_writers_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     upgrade(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -70,6 +71,7 @@ def test_broken_pending_recording_is_marked_failed(hotline: Hotline, tmp_path: P
         assert rec.status == RecordingStatus.FAILED and rec.error
 
 
+@pytest.mark.db  # its own database, not the `settings` fixture
 def test_cli_transcribe_pending(tmp_path: Path) -> None:
     audio = speech_file(H01)
     ko_asr_config()

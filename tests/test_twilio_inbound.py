@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
 from ivr.app import Hotline
 from ivr.prompts import clip_name
 
 from .asr_fixtures import speech_file
-from .twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
-from .twiliokit.rig import Rig, twilio_rig
+from .twilio_rig import Rig, twilio_rig
 
 H01 = "hotline/h01_8k_ulaw.wav"
 

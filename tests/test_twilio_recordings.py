@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.twiliokit import ACCOUNT_SID, Speak, new_sid
 from ivr.app import Hotline
 from ivr.store import RecordingStatus
 from ivr.transports.twilio import media
 
 from .asr_fixtures import ko_asr_config, speech_file
-from .twiliokit import ACCOUNT_SID, Speak, new_sid
-from .twiliokit.rig import Rig, twilio_rig
+from .twilio_rig import Rig, twilio_rig
 
 H01 = "hotline/h01_8k_ulaw.wav"
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.serving import make_server
 
+from harness.twiliokit import ACCOUNT_SID, HttpTransport, Speak, TwilioDriver, new_sid
 from ivr.app import Hotline
 from ivr.transports.twilio.credentials import AUTH_TOKEN_ENV
 
 from .asr_fixtures import speech_file
-from .twiliokit import ACCOUNT_SID, HttpTransport, Speak, TwilioDriver, new_sid
-from .twiliokit.rig import Rig, twilio_rig
+from .twilio_rig import Rig, twilio_rig
 
 H01 = "hotline/h01_8k_ulaw.wav"
 

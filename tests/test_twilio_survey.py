@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from harness.twiliokit import Callee, Speak
+from harness.twiliokit.driver import DriverCall
 from ivr.app import Hotline
 from ivr.services import Actor
 from ivr.services.campaigns import create_campaign
@@ -18,9 +20,7 @@ from ivr.transports.twilio.dialer import TwilioDialer, e164
 
 from .asr_fixtures import speech_file
 from .surveykit import completed_tickets
-from .twiliokit import Callee, Speak
-from .twiliokit.driver import DriverCall
-from .twiliokit.rig import CALLER_ID, Rig, twilio_rig
+from .twilio_rig import CALLER_ID, Rig, twilio_rig
 
 MONDAY_9 = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 H02 = "hotline/h02_8k_ulaw.wav"

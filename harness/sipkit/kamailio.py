@@ -1,4 +1,4 @@
-"""A throwaway Kamailio 5.6 proxy/registrar on a loopback port (tests/sipkit/kamailio/proxy.cfg)."""
+"""A throwaway Kamailio 5.6 proxy/registrar on a loopback port (kamailio/proxy.cfg beside it)."""
 
 from __future__ import annotations
 
