@@ -166,8 +166,9 @@ PEER_MODULES = frozenset(
 )
 DB_FIXTURES = frozenset({"settings", "hotline", "postgres_url"})
 # In CI (CI=true) a skip is a failure unless its reason starts with one of these:
-# the Mandarin accuracy tests need a model the CI machine cannot download.
-ALLOWED_SKIPS = ("no Mandarin model",)
+# the Mandarin accuracy tests need a model the CI machine cannot download, and the
+# comparisons against the stdlib's audioop cannot run on Python 3.13, which removed it.
+ALLOWED_SKIPS = ("no Mandarin model", "audioop was removed in Python 3.13")
 
 
 def _pinned_to_postgres(item: pytest.Item) -> bool:
