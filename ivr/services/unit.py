@@ -91,6 +91,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Stale(Conflict):
+    """The caller's copy is outdated: the object changed since they read it (a stale
+    console form, an API If-Match that no longer matches)."""
+
+    code = "precondition_failed"
+
+
 @contextmanager
 def unit_of_work(app: Hotline) -> Iterator[Session]:
     """One write transaction: committed on success, rolled back on any error.
