@@ -41,11 +41,15 @@ def ticket(app: Hotline, tid: int) -> Ticket:
         return t
 
 
-def audit_rows(app: Hotline, tid: int) -> list[tuple[str, str, dict[str, object]]]:
+def audit_rows(
+    app: Hotline, tid: int, *, intake: bool = False
+) -> list[tuple[str, str, dict[str, object]]]:
+    """The ticket's audit rows; those the intake pipeline wrote only if `intake`."""
     with app.db.read() as s:
-        rows = s.scalars(
-            select(AuditEntry).where(AuditEntry.ticket_id == tid).order_by(AuditEntry.id)
-        )
+        stmt = select(AuditEntry).where(AuditEntry.ticket_id == tid).order_by(AuditEntry.id)
+        if not intake:
+            stmt = stmt.where(AuditEntry.actor.not_like("system:%"))
+        rows = s.scalars(stmt)
         return [(e.actor, e.action, e.detail) for e in rows]
 
 
@@ -219,3 +223,12 @@ def test_a_stale_version_is_a_conflict_and_changes_nothing(hotline: Hotline) -> 
     assert ticket(hotline, tid).status == "draft"
     with pytest.raises(NotFound):
         service.accept(hotline, WANG, "12345-20990101-00009")
+
+
+def test_the_intake_audits_the_draft_it_creates(hotline: Hotline) -> None:
+    tid = draft(hotline, COURT)
+    [(actor, action, detail)] = audit_rows(hotline, tid, intake=True)
+    assert (actor, action) == ("system:intake", "ticket.create")
+    created = detail["ticket"]
+    assert isinstance(created, dict)
+    assert (created["status"], created["out_of_scope"]) == ("draft", True)
