@@ -232,3 +232,52 @@ def test_the_intake_audits_the_draft_it_creates(hotline: Hotline) -> None:
     created = detail["ticket"]
     assert isinstance(created, dict)
     assert (created["status"], created["out_of_scope"]) == ("draft", True)
+
+
+def test_a_late_transcript_fills_the_draft_in_and_is_audited(hotline: Hotline) -> None:
+    from ivr.calls.recordings import add_transcript, store_recording
+    from ivr.intake.drafts import create_draft
+    from ivr.store import Call, Recording
+
+    step = hotline.calls.start(
+        provider="sim", provider_call_id="late", from_number="13800138000", to_number="12345"
+    )
+    with hotline.db.session() as s:
+        call = s.get(Call, step.call_id)
+        assert call is not None
+        rec_id = store_recording(hotline, s, call, "r1", data=b"RIFF", audio_format="wav").id
+        tid = create_draft(hotline, s, call).id  # the transcript is still pending
+    with hotline.db.session() as s:
+        rec = s.get(Recording, rec_id)
+        assert rec is not None
+        add_transcript(hotline, s, rec, text=NOISE, model="vosk-test")
+    t = ticket(hotline, tid)
+    assert (t.transcription, t.category) == ("done", "投诉")
+    [created, filled] = audit_rows(hotline, tid, intake=True)
+    assert created[:2] == ("system:intake", "ticket.create")
+    actor, action, detail = filled
+    assert (actor, action) == ("system:transcription", "ticket.transcribed")
+    changes = detail["changes"]
+    assert isinstance(changes, dict)
+    assert changes["statement"]["new"] == NOISE and changes["transcription"]["new"] == "done"
+
+
+def test_an_unsatisfied_survey_answer_reopens_the_ticket_audited(hotline: Hotline) -> None:
+    from ivr.store import SurveyAttempt
+    from ivr.surveys.campaigns import create_campaign
+    from ivr.surveys.outcomes import record_score
+
+    tid = draft(hotline, LAMP)
+    service.complete(hotline, WANG, tid, "已修复路灯")
+    create_campaign(hotline, "11月回访")
+    with hotline.db.session() as s:
+        attempt = s.scalars(select(SurveyAttempt).where(SurveyAttempt.ticket_id == tid)).one()
+        record_score(s, {"attempt_id": attempt.id, "score": "unsatisfied"}, LATER)
+    t = ticket(hotline, tid)
+    assert (t.status, t.survey_outcome) == ("rehandle", "unsatisfied")
+    actor, action, detail = audit_rows(hotline, tid, intake=True)[-1]
+    assert (actor, action) == ("system:survey", "ticket.survey")
+    assert detail["changes"] == {
+        "survey_outcome": {"old": None, "new": "unsatisfied"},
+        "status": {"old": "completed", "new": "rehandle"},
+    }

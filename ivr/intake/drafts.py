@@ -123,10 +123,10 @@ def refresh_draft(app: Hotline, session: Session, ticket: Ticket, transcript: Tr
     """A transcript that arrived after the draft (Twilio, pending ASR) fills it in.
 
     The caller holds the unit of work and has locked the ticket row."""
+    before = to_dict(ticket, show_phone=True, history_days=0)
     ticket.transcription = "done"
     if ticket.status != TicketStatus.DRAFT:
         return  # an operator owns it now; the transcript is still on the recording
-    before = to_dict(ticket, show_phone=True, history_days=0)
     line = app.settings.line(ticket.line_number) or app.settings.line(app.settings.hotline)
     assert line is not None
     menu = ticket.category if ticket.category_source == "menu" else None
