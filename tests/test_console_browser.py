@@ -224,7 +224,7 @@ def test_review_a_simulated_call_in_the_browser(
     shot(page, "7-reports")
 
     # The audit log page lists what was done to the ticket.
-    page.goto(site.base + "/console/audit?actor=user:lead")
+    page.goto(site.base + "/console/audit?actor=lead")
     expect(page.locator("table.history")).to_contain_text("ticket.complete")
     expect(page.locator("table.history")).to_contain_text(number)
     shot(page, "8-audit")

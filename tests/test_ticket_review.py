@@ -263,13 +263,13 @@ def test_a_late_transcript_fills_the_draft_in_and_is_audited(hotline: Hotline) -
 
 
 def test_an_unsatisfied_survey_answer_reopens_the_ticket_audited(hotline: Hotline) -> None:
+    from ivr.services.campaigns import create_campaign
     from ivr.store import SurveyAttempt
-    from ivr.surveys.campaigns import create_campaign
     from ivr.surveys.outcomes import record_score
 
     tid = draft(hotline, LAMP)
     service.complete(hotline, WANG, tid, "已修复路灯")
-    create_campaign(hotline, "11月回访")
+    create_campaign(hotline, Actor.system("test-setup"), "11月回访")
     with hotline.db.session() as s:
         attempt = s.scalars(select(SurveyAttempt).where(SurveyAttempt.ticket_id == tid)).one()
         record_score(s, {"attempt_id": attempt.id, "score": "unsatisfied"}, LATER)
