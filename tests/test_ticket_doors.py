@@ -193,7 +193,7 @@ def test_two_processes_editing_one_version_lose_no_update(
 ) -> None:
     with hotline_on(request, backend) as app:
         number = draft(app)
-        assert run_race(app, number, "edit") == ["Conflict", "won"]
+        assert run_race(app, number, "edit") == ["Stale", "won"]
         with app.db.read() as s:
             edits = s.execute(
                 select(AuditEntry.actor, AuditEntry.detail).where(
