@@ -17,9 +17,9 @@ from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.services.accounts import create_user, issue_token
 from ivr.services.campaigns import create_campaign
+from ivr.services.tickets import complete
 from ivr.store import SurveyAttempt, upgrade
 from ivr.surveys.outcomes import record_score
-from ivr.tickets import complete, find
 from webhooks import create_app
 
 from .conftest import settings_for
@@ -55,10 +55,7 @@ class ApiRig:
 
     def completed(self, text: str = NOISE) -> str:
         number = self.draft(text)
-        with self.hotline.db.session() as s:
-            ticket = find(s, number)
-            assert ticket is not None
-            complete(ticket, "已协调城管执法", self.hotline.clock.now())
+        complete(self.hotline, SETUP, number, "已协调城管执法")
         return number
 
     def campaign_with_scores(self, scores: list[str]) -> int:

@@ -92,11 +92,14 @@ def draft(hotline: Hotline, text: str = NOISE, *, line: str = "12315", digits: s
 
 
 def audit_log(hotline: Hotline) -> list[tuple[str, str, int | None, dict[str, Any]]]:
-    """The audit log, oldest first, without the kit's own setup."""
+    """What the users did, oldest first: rows written as `system:...` (the kit's setup,
+    intake, surveys) are left out."""
     with hotline.db.read() as s:
         return [
             (e.actor, e.action, e.ticket_id, e.detail)
             for e in s.scalars(
-                select(AuditEntry).where(AuditEntry.actor != str(SETUP)).order_by(AuditEntry.id)
+                select(AuditEntry)
+                .where(AuditEntry.actor.not_like("system:%"))
+                .order_by(AuditEntry.id)
             )
         ]

@@ -12,8 +12,8 @@ from ivr.app import Hotline
 from ivr.services import Actor, IllegalTransition, Invalid, NotFound
 from ivr.services.campaigns import create_campaign, pause_campaign, resume_campaign
 from ivr.services.dnc import add_do_not_call
-from ivr.store import AuditEntry, Campaign, SurveyAttempt, Ticket
-from ivr.tickets import complete
+from ivr.services.tickets import complete
+from ivr.store import AuditEntry, Campaign, SurveyAttempt
 
 from .consolekit import draft
 
@@ -22,9 +22,7 @@ LEAD = Actor.user("lead")
 
 def completed(hotline: Hotline, n: int) -> None:
     for _ in range(n):
-        tid = draft(hotline)
-        with hotline.db.session() as s:
-            complete(s.get_one(Ticket, tid), "已处理", hotline.clock.now())
+        complete(hotline, LEAD, draft(hotline), "已处理")
 
 
 def audited(hotline: Hotline) -> list[str]:

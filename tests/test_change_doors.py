@@ -21,8 +21,8 @@ from ivr.app import Hotline
 from ivr.cli import main
 from ivr.services.accounts import create_user
 from ivr.services.campaigns import create_campaign
+from ivr.services.tickets import complete
 from ivr.store import Campaign, DoNotCall, SurveyAttempt, Ticket, User
-from ivr.tickets import complete
 
 from .apikit import api_rig
 from .conftest import ROOT
@@ -171,11 +171,7 @@ def test_issuing_and_revoking_a_token_from_the_cli(hotline: Hotline) -> None:
 
 def completed(hotline: Hotline) -> str:
     """A completed ticket (办结), ready to be surveyed; its number."""
-    tid = draft(hotline)
-    with hotline.db.session() as s:
-        ticket = s.get_one(Ticket, tid)
-        complete(ticket, "已协调城管执法", hotline.clock.now())
-        return ticket.number
+    return complete(hotline, SETUP, draft(hotline), "已协调城管执法").number
 
 
 def planned(hotline: Hotline, campaign_id: int) -> list[tuple[str, str]]:

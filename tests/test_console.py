@@ -23,9 +23,10 @@ from ivr.app import Hotline
 from ivr.calls.recordings import add_transcript, store_recording
 from ivr.calls.simulate import simulate_inbound
 from ivr.services.campaigns import create_campaign
+from ivr.services.tickets import complete
 from ivr.store import Call, SurveyAttempt, Ticket
 from ivr.surveys.outcomes import record_score
-from ivr.tickets import complete
+from ivr.tickets import version as ticket_version
 from webhooks.console.secret import KEY_FILE, secret_key
 
 from .consolekit import CALLER, GAS_LEAK, NOISE, SETUP, audit_log, browser, console_app, draft
@@ -45,7 +46,11 @@ def ticket(hotline: Hotline, tid: int) -> Ticket:
 
 
 def version(hotline: Hotline, tid: int) -> str:
-    return ticket(hotline, tid).updated_at.isoformat()
+    """The version the ticket page's forms carry."""
+    with hotline.db.read() as s:
+        t = s.get(Ticket, tid)
+        assert t is not None
+        return ticket_version(t)
 
 
 # ---- sign-in, roles, CSRF ----------------------------------------------------
@@ -224,18 +229,18 @@ def test_each_view_and_change_is_audited(app: Flask, hotline: Hotline) -> None:
     entries = [e for e in audit_log(hotline) if e[1] != "login"]
     assert [(a, act, t_id) for a, act, t_id, _ in entries] == [
         ("operator", "ticket.view", tid),
-        ("operator", "ticket.update", tid),
+        ("user:operator", "ticket.update", tid),
         ("operator", "ticket.view", tid),  # the page shown after saving
-        ("operator", "ticket.accept", first),
-        ("operator", "ticket.duplicate", tid),
-        ("supervisor", "ticket.complete", first),
+        ("user:operator", "ticket.accept", first),
+        ("user:operator", "ticket.duplicate", tid),
+        ("user:supervisor", "ticket.complete", first),
     ]
-    update = entries[1][3]
+    update = entries[1][3]["changes"]
     assert update["department"] == {"old": "城市管理综合执法局", "new": "生态环境局"}
     assert update["urgent"] == {"old": False, "new": True}
     assert update["due_date"]["new"] == "2026-11-23"  # urgent: due today
-    assert entries[4][3]["duplicate_of"]["new"] == ticket(hotline, first).number
-    assert entries[5][3]["result_note"] == {"old": None, "new": "已修复"}
+    assert entries[4][3]["changes"]["duplicate_of"]["new"] == ticket(hotline, first).number
+    assert entries[5][3]["changes"]["result_note"] == {"old": None, "new": "已修复"}
     # The ticket page shows its history.
     page = sup.get(f"/console/tickets/{tid}").get_data(as_text=True)
     assert "ticket.update" in page and "生态环境局" in page
@@ -413,10 +418,7 @@ def test_queue_filters_and_flags(app: Flask, hotline: Hotline) -> None:
 def surveyed(hotline: Hotline, scores: list[str]) -> int:
     for _ in scores:
         tid = draft(hotline)
-        with hotline.db.session() as s:
-            t = s.get(Ticket, tid)
-            assert t is not None
-            complete(t, "已协调城管执法", hotline.clock.now())
+        complete(hotline, SETUP, tid, "已协调城管执法")
     campaign_id, planned = create_campaign(hotline, SETUP, "11月回访")
     assert planned == len(scores)
     with hotline.db.session() as s:

@@ -13,8 +13,9 @@ from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.clock import FixedClock
 from ivr.intake.duplicates import address_key
+from ivr.services import Actor
+from ivr.services.tickets import update
 from ivr.store import Ticket
-from ivr.tickets import update_fields
 
 from .consolekit import browser, console_app
 
@@ -82,9 +83,7 @@ def test_address_corrected_by_an_operator_links_later_calls_there(
     hotline: Hotline, clock: FixedClock
 ) -> None:
     first = call(hotline, "我家停电了什么时候来电")
-    with hotline.db.session() as s:
-        ticket = s.scalars(select(Ticket).where(Ticket.number == first["number"])).one()
-        update_fields(hotline, ticket, {"address": "五华区阳光花园小区3栋"}, clock.now())
+    update(hotline, Actor.user("operator"), first["number"], {"address": "五华区阳光花园小区3栋"})
     clock.advance(hours=2)
     assert call(hotline, "阳光花园小区没电了", NEIGHBOUR)["duplicate_of"] == first["number"]
 

@@ -113,7 +113,9 @@ def add_transcript(
     recording.status = RecordingStatus.TRANSCRIBED
     recording.transcript = tr
     session.flush()
-    ticket = session.scalars(select(Ticket).where(Ticket.call_id == recording.call_id)).first()
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.call_id == recording.call_id).with_for_update()
+    ).first()
     if ticket is not None:
         refresh_draft(app, session, ticket, tr)
     return tr

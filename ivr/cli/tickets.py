@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import click
-from sqlalchemy import select
 
 from ivr.cli.common import Ctx, fail, pass_ctx, ticket_text
-from ivr.store import Ticket
-from ivr.tickets import TicketError, complete, find, to_dict
+from ivr.queries.tickets import TicketQuery, find, search
+from ivr.services import Actor, ServiceError
+from ivr.services import tickets as service
+from ivr.tickets import masked, to_dict
 
 
 @click.group()
@@ -24,12 +25,10 @@ def tickets() -> None:
 @pass_ctx
 def tickets_list(c: Ctx, status: str | None, limit: int, as_json: bool) -> None:
     app = c.hotline()
-    with app.db.session() as s:
-        q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
-        if status:
-            q = q.where(Ticket.status == status)
+    with app.db.read() as s:
+        found, _ = search(s, TicketQuery(status=status or None), app.settings.tz, limit)
         history = app.settings.duplicates.history_days
-        rows = [to_dict(t, history_days=history) for t in s.scalars(q)]
+        rows = [to_dict(t, history_days=history) for t in found]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -47,7 +46,7 @@ def tickets_list(c: Ctx, status: str | None, limit: int, as_json: bool) -> None:
 @pass_ctx
 def tickets_show(c: Ctx, number: str, as_json: bool) -> None:
     app = c.hotline()
-    with app.db.session() as s:
+    with app.db.read() as s:
         ticket = find(s, number)
         if ticket is None:
             fail(f"no ticket {number}", 1)
@@ -61,15 +60,10 @@ def tickets_show(c: Ctx, number: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def tickets_complete(c: Ctx, number: str, note: str, as_json: bool) -> None:
-    """Mark a ticket completed (办结) with a result note."""
+    """Mark a ticket completed (办结) with a result note (audited as cli:<your login>)."""
     app = c.hotline()
     try:
-        with app.db.session() as s:
-            ticket = find(s, number)
-            if ticket is None:
-                fail(f"no ticket {number}", 1)
-            complete(ticket, note, app.clock.now())
-            data = to_dict(ticket, history_days=app.settings.duplicates.history_days)
-    except TicketError as exc:
-        fail(str(exc), 1)
+        data = masked(service.complete(app, Actor.cli(), number, note).shown)
+    except ServiceError as exc:
+        fail(exc.message, 1)
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else ticket_text(data))

@@ -12,13 +12,18 @@ from sqlalchemy.orm import Session
 from ivr.intake.analyze import Analysis, analyze
 from ivr.intake.duplicates import find_duplicate
 from ivr.phones import mask_number
+from ivr.services.unit import Actor, audit
 from ivr.store.models import Call, Recording, Ticket, TicketStatus, Transcript
-from ivr.tickets import next_ticket_number
+from ivr.tickets import changes_between, next_ticket_number, to_dict
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
 
 log = logging.getLogger(__name__)
+
+# Who the audit log names for what the intake pipeline does to a draft.
+INTAKE = Actor.system("intake")
+TRANSCRIPTION = Actor.system("transcription")
 
 
 def deadlines(app: Hotline, day: date, category: str, urgent: bool) -> tuple[date, date]:
@@ -97,6 +102,10 @@ def create_draft(
     session.add(ticket)
     session.flush()
     ticket.duplicate_of = find_duplicate(app, session, ticket)
+    shown = to_dict(ticket, show_phone=True, history_days=0)
+    created = {k: shown[k] for k in ("status", "line", "category", "department", "urgent",
+                                     "out_of_scope", "duplicate_of", "due_date")}  # fmt: skip
+    audit(session, INTAKE, "ticket.create", ticket, {"call": call.id, "ticket": created}, now)
     log.info(
         "draft %s created: line %s caller %s category %s department %s urgent %s%s",
         ticket.number,
@@ -111,7 +120,10 @@ def create_draft(
 
 
 def refresh_draft(app: Hotline, session: Session, ticket: Ticket, transcript: Transcript) -> None:
-    """A transcript that arrived after the draft (Twilio, pending ASR) fills it in."""
+    """A transcript that arrived after the draft (Twilio, pending ASR) fills it in.
+
+    The caller holds the unit of work and has locked the ticket row."""
+    before = to_dict(ticket, show_phone=True, history_days=0)
     ticket.transcription = "done"
     if ticket.status != TicketStatus.DRAFT:
         return  # an operator owns it now; the transcript is still on the recording
@@ -121,5 +133,9 @@ def refresh_draft(app: Hotline, session: Session, ticket: Ticket, transcript: Tr
     result = analyze(app.settings, transcript.normalized_text, line=line, menu_category=menu)
     day = ticket.created_at.astimezone(app.settings.tz).date()
     _apply(app, ticket, result, day)
-    ticket.updated_at = app.clock.now()
+    now = app.clock.now()
+    ticket.updated_at = now
     ticket.duplicate_of = find_duplicate(app, session, ticket)
+    changes = changes_between(before, to_dict(ticket, show_phone=True, history_days=0))
+    detail = {"transcript": transcript.id, "changes": changes}
+    audit(session, TRANSCRIPTION, "ticket.transcribed", ticket, detail, now)

@@ -1,4 +1,5 @@
-"""Finding tickets by status, line, category, department, urgency and creation day.
+"""Reading tickets: finding one, searching by status, line, category, department, urgency
+and creation day, one ticket's detail, and what changed since a cursor.
 
 Pages are keyset pages over the ticket id, newest first: a page ends at the
 last id it returned and the next page starts below it, so tickets created
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from ivr.store.models import Ticket
+from ivr.store.models import AuditEntry, Recording, Ticket, Transcript
 
 # Row ids are 32-bit integers on every backend (PostgreSQL INTEGER); none is larger.
 MAX_ID = 2**31 - 1
@@ -71,3 +72,82 @@ def search(
     if len(rows) > limit:
         return rows[:limit], rows[limit - 1].id
     return rows, None
+
+
+def findable(ref: str) -> bool:
+    """Whether `ref` can name a ticket at all: a number, or an id the database can hold."""
+    if "\x00" in ref:
+        return False
+    return not ref.isdigit() or (ref.isascii() and int(ref) <= MAX_ID)
+
+
+def ticket_id(session: Session, ref: str | int) -> int | None:
+    """The id of the ticket `ref` names (its number, or its id), without loading it."""
+    ref = str(ref)
+    if not findable(ref):
+        return None
+    match = Ticket.id == int(ref) if ref.isdigit() else Ticket.number == ref
+    return session.scalar(select(Ticket.id).where(match))
+
+
+def find(session: Session, ref: str | int) -> Ticket | None:
+    """The ticket `ref` names (its number, or its id)."""
+    found = ticket_id(session, ref)
+    return session.get(Ticket, found) if found is not None else None
+
+
+@dataclass(frozen=True)
+class TicketDetail:
+    """What the draft page shows of one ticket: it, its recording and transcript, its history."""
+
+    ticket: Ticket
+    recording: Recording | None
+    transcript: Transcript | None
+    history: list[AuditEntry]
+
+
+def ticket_detail(session: Session, ticket_id: int, history: int = 50) -> TicketDetail | None:
+    """One ticket with its latest recording and transcript and its newest `history` audit rows."""
+    from ivr.intake.drafts import latest_transcript
+
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    recording, transcript = (
+        latest_transcript(session, ticket.call_id)
+        if ticket.call_id
+        else (
+            None,
+            None,
+        )
+    )
+    entries = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.ticket_id == ticket.id)
+        .order_by(AuditEntry.id.desc())
+        .limit(history)
+    ).all()
+    return TicketDetail(ticket, recording, transcript, list(entries))
+
+
+def latest_change(session: Session) -> tuple[int, datetime | None]:
+    """The highest ticket id and the latest updated_at (the live queue's starting cursor)."""
+    last_id, last_updated = session.execute(
+        select(func.max(Ticket.id), func.max(Ticket.updated_at))
+    ).one()
+    if isinstance(last_updated, str):  # SQLite aggregates skip the column type
+        last_updated = datetime.fromisoformat(last_updated)
+    if last_updated is not None and last_updated.tzinfo is None:
+        last_updated = last_updated.replace(tzinfo=UTC)
+    return last_id or 0, last_updated
+
+
+def changed_since(session: Session, last_id: int, last_updated: datetime) -> list[Ticket]:
+    """Tickets created after `last_id` or changed after `last_updated`, oldest first."""
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(or_(Ticket.id > last_id, Ticket.updated_at > last_updated))
+            .order_by(Ticket.id)
+        )
+    )

@@ -91,6 +91,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Stale(Conflict):
+    """The caller's copy is outdated: the object changed since they read it (a stale
+    console form, an API If-Match that no longer matches)."""
+
+    code = "precondition_failed"
+
+
 @contextmanager
 def unit_of_work(app: Hotline) -> Iterator[Session]:
     """One write transaction: committed on success, rolled back on any error.
@@ -103,9 +110,12 @@ def unit_of_work(app: Hotline) -> Iterator[Session]:
 
 
 def locked(session: Session, model: type[Row], row_id: int) -> Row | None:
-    """The row with this id, locked for update until the unit of work ends."""
+    """The row with this id, locked for update until the unit of work ends.
+
+    Read again once locked (populate_existing), even if the session already held a copy:
+    the decision must be made on the row as it is now, not as it was first loaded."""
     stmt = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
-    return session.execute(stmt).scalar_one_or_none()
+    return session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def serialized(session: Session, name: str) -> None:

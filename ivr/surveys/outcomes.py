@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ivr.store.models import SurveyAttempt, Ticket, TicketStatus
-from ivr.tickets import transition
+from ivr.services import Actor
+from ivr.services.tickets import record_survey_outcome
+from ivr.store.models import SurveyAttempt
 
+SURVEY = Actor.system("survey")
 SCORES = {
     "satisfied": "满意",
     "basically_satisfied": "基本满意",
@@ -33,10 +35,6 @@ def record_score(session: Session, variables: Mapping[str, Any], at: datetime) -
     attempt.score = score
     attempt.outcome = "no_response" if score == "no_response" else "answered"
     attempt.finished_at = at
-    ticket = session.get(Ticket, attempt.ticket_id)
-    if ticket is not None and score != "no_response":
-        ticket.survey_outcome = score
-        if ticket.status == TicketStatus.COMPLETED:
-            new = TicketStatus.REHANDLE if score == "unsatisfied" else TicketStatus.SURVEYED
-            transition(ticket, new, at)
+    if score != "no_response":
+        record_survey_outcome(session, SURVEY, attempt.ticket_id, score, at)
     return {"score": score}

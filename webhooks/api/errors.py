@@ -59,6 +59,7 @@ SERVICE_STATUS: dict[str, int] = {
     "not_found": 404,
     "illegal_transition": 409,
     "conflict": 409,
+    "precondition_failed": 412,  # a stale copy (If-Match)
     "invalid": 422,
 }
 
@@ -66,7 +67,17 @@ SERVICE_STATUS: dict[str, int] = {
 def from_service(exc: ServiceError) -> ApiError:
     status = SERVICE_STATUS.get(exc.code, 400)
     code = "validation_failed" if exc.code == "invalid" else exc.code
-    return ApiError(status, exc.message, code=code)
+    field = exc.details.get("field")
+    details = [{"field": field, "message": exc.message}] if field else None
+    original = exc.details.get("original")
+    if exc.code == "not_found" and original is not None:  # POST .../duplicate {"of": ...}
+        code, details = "original_not_found", [{"field": "of", "message": f"no ticket {original}"}]
+    return ApiError(status, exc.message, code=code, details=details)
+
+
+def service_error(exc: ServiceError) -> Response:
+    """A refusal no endpoint caught: answered as `from_service` says."""
+    return error_response(from_service(exc))
 
 
 def error_response(err: ApiError) -> Response:

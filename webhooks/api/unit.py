@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from ivr.app import Hotline
-from ivr.services import audit
+from ivr.services import ServiceError, audit
 from ivr.store.models import Role, Ticket
 from webhooks.api import errors
 from webhooks.api.auth import Caller, authenticate
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 bp.register_error_handler(errors.ApiError, errors.error_response)
+bp.register_error_handler(ServiceError, errors.service_error)
 bp.register_error_handler(HTTPException, errors.http_error)
 bp.register_error_handler(Exception, errors.unexpected)
 

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ivr.queries.tickets import TicketQuery, search
+from ivr.queries.tickets import TicketQuery, changed_since, latest_change, search
 from ivr.reports.operations import Table
 from ivr.store.models import Ticket, TicketStatus
 from webhooks.console import bp
@@ -95,23 +94,11 @@ class Cursor:
 
     @classmethod
     def now(cls, s: Session) -> Cursor:
-        last_id, last_updated = s.execute(
-            select(func.max(Ticket.id), func.max(Ticket.updated_at))
-        ).one()
-        if isinstance(last_updated, str):  # SQLite aggregates skip the column type
-            last_updated = datetime.fromisoformat(last_updated)
-        if last_updated is not None and last_updated.tzinfo is None:
-            last_updated = last_updated.replace(tzinfo=UTC)
-        return cls(last_id or 0, last_updated or EPOCH)
+        last_id, last_updated = latest_change(s)
+        return cls(last_id, last_updated or EPOCH)
 
     def changes(self, s: Session) -> tuple[list[Ticket], Cursor]:
-        tickets = list(
-            s.scalars(
-                select(Ticket)
-                .where(or_(Ticket.id > self.last_id, Ticket.updated_at > self.last_updated))
-                .order_by(Ticket.id)
-            )
-        )
+        tickets = changed_since(s, self.last_id, self.last_updated)
         if not tickets:
             return [], self
         return tickets, Cursor(
@@ -137,7 +124,7 @@ def queue() -> Any:
     app = hotline()
     today = app.today()
     sees = viewer().sees_phone
-    with app.db.session() as s:
+    with app.db.read() as s:
         cursor = Cursor.now(s)
         tickets = f.newest(s, PAGE_SIZE)
         rows = [row(app, t, sees, today) for t in tickets]
@@ -164,7 +151,7 @@ def queue_stream() -> Response:
     def events() -> Iterator[str]:
         cursor = start
         if cursor is None:
-            with app.db.session() as s:
+            with app.db.read() as s:
                 cursor = Cursor.now(s)
         # Past the per-process limit a tab gets what changed and comes back later,
         # instead of holding one more server thread.
@@ -176,7 +163,7 @@ def queue_stream() -> Response:
             quiet_since = time.monotonic()
             while True:
                 today = app.today()
-                with app.db.session() as s:
+                with app.db.read() as s:
                     tickets, cursor = cursor.changes(s)
                     out = [
                         {

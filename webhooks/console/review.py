@@ -10,23 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from ivr.intake.drafts import latest_transcript
-from ivr.store.models import AuditEntry, Recording, Role, Ticket
-from ivr.tickets import (
-    Changes,
-    TicketError,
-    accept,
-    complete,
-    find,
-    mark_duplicate,
-    reject_out_of_scope,
-    update_fields,
-)
+from ivr.queries.tickets import ticket_detail
+from ivr.services import Actor, NotFound, ServiceError
+from ivr.services import tickets as service
+from ivr.services.tickets import Changed
+from ivr.store.models import Recording, Role
+from ivr.tickets import version
 from webhooks.console import bp
-from webhooks.console.auth import hotline, record, require, viewer
+from webhooks.console.auth import acting, hotline, record, require, viewer
 from webhooks.console.rows import STATUS_LABELS, caller, deadline_state
 
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "webm": "audio/webm"}
@@ -50,29 +42,18 @@ def transcript_words(words: list[Any], low: float) -> list[dict[str, Any]]:
     return out
 
 
-def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
-    ticket = s.get(Ticket, ticket_id)
-    if ticket is None:
-        abort(404, description=f"no ticket {ticket_id}")
-    return ticket
-
-
 @bp.get("/tickets/<int:ticket_id>")
 @require()
 def ticket_page(ticket_id: int) -> Any:
     app = hotline()
     settings = app.settings
     v = viewer()
-    with app.db.session() as s:
-        t = _ticket_or_404(s, ticket_id)
+    with app.db.session() as s:  # a write unit: the view is audited
+        d = ticket_detail(s, ticket_id, HISTORY)
+        if d is None:
+            abort(404, description=f"no ticket {ticket_id}")
+        t, transcript = d.ticket, d.transcript
         record(s, "ticket.view", t, None)
-        recording, transcript = latest_transcript(s, t.call_id) if t.call_id else (None, None)
-        history = s.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.ticket_id == t.id)
-            .order_by(AuditEntry.id.desc())
-            .limit(HISTORY)
-        ).all()
         page = {
             "t": t,
             "status_label": STATUS_LABELS.get(t.status, t.status),
@@ -80,7 +61,7 @@ def ticket_page(ticket_id: int) -> Any:
             "deadline": deadline_state(app, t, app.today()),
             "line": settings.line(t.line_number),
             "created": t.created_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
-            "audio": recording if recording is not None and recording.path else None,
+            "audio": d.recording if d.recording is not None and d.recording.path else None,
             "transcript": transcript,
             "words": transcript_words(transcript.words, settings.asr.low_confidence)
             if transcript is not None
@@ -94,37 +75,34 @@ def ticket_page(ticket_id: int) -> Any:
                     "action": e.action,
                     "detail": e.detail,
                 }
-                for e in history
+                for e in d.history
             ],
             "categories": [c.name for c in settings.categories],
             "departments": [d.name for d in settings.departments],
-            "version": t.updated_at.isoformat(),
+            "version": version(t),
         }
         return render_template("console/ticket.html", **page)
 
 
-Action = Callable[[Session, Ticket], Changes]
+Change = Callable[[Actor, str | None], Changed]
 
 
-def _act(ticket_id: int, action: str, do: Action, done: str) -> Any:
-    """Run one review action in a unit of work and audit it; refusals change nothing."""
-    app = hotline()
+def _act(ticket_id: int, change: Change, done: str) -> Any:
+    """One review action through the service, as the signed-in user, checked against the
+    version the form was made from; a refusal is shown and changes nothing."""
+    back = redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
     try:
-        with app.db.session() as s:
-            t = _ticket_or_404(s, ticket_id)
-            if request.form.get("version") not in (None, t.updated_at.isoformat()):
-                raise TicketError(
-                    f"ticket {t.number} was changed by someone else meanwhile: "
-                    "check the current values and try again"
-                )
-            changes = do(s, t)
-            if changes:
-                record(s, action, t, changes)
-    except TicketError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
-    flash(done if changes else "没有修改", "ok")
-    return redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
+        changed = change(acting(), request.form.get("version"))
+    except NotFound as exc:
+        if "original" not in exc.details:
+            abort(404, description=exc.message)
+        flash(exc.message, "error")
+        return back
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return back
+    flash(done if changed.changes else "没有修改", "ok")
+    return back
 
 
 def _edited_fields() -> dict[str, Any]:
@@ -140,12 +118,10 @@ def _edited_fields() -> dict[str, Any]:
 @bp.post("/tickets/<int:ticket_id>/edit")
 @require()
 def ticket_edit(ticket_id: int) -> Any:
-    app = hotline()
-    fields = _edited_fields()
+    app, fields = hotline(), _edited_fields()
     return _act(
         ticket_id,
-        "ticket.update",
-        lambda _s, t: update_fields(app, t, fields, app.clock.now()),
+        lambda who, seen: service.update(app, who, ticket_id, fields, expected_version=seen),
         "已保存",
     )
 
@@ -154,33 +130,34 @@ def ticket_edit(ticket_id: int) -> Any:
 @require()
 def ticket_accept(ticket_id: int) -> Any:
     app = hotline()
-    return _act(ticket_id, "ticket.accept", lambda _s, t: accept(t, app.clock.now()), "已受理")
+    return _act(
+        ticket_id,
+        lambda who, seen: service.accept(app, who, ticket_id, expected_version=seen),
+        "已受理",
+    )
 
 
 @bp.post("/tickets/<int:ticket_id>/duplicate")
 @require()
 def ticket_duplicate(ticket_id: int) -> Any:
     app = hotline()
-    number = request.form.get("original", "").strip()
-
-    def do(s: Session, t: Ticket) -> Changes:
-        original = find(s, number) if number else None
-        if original is None:
-            raise TicketError(f"no ticket {number or '(none given)'}")
-        return mark_duplicate(t, original, app.clock.now())
-
-    return _act(ticket_id, "ticket.duplicate", do, "已标记为重复件")
+    original = request.form.get("original", "").strip()
+    return _act(
+        ticket_id,
+        lambda who, seen: service.mark_duplicate(
+            app, who, ticket_id, original, expected_version=seen
+        ),
+        "已标记为重复件",
+    )
 
 
 @bp.post("/tickets/<int:ticket_id>/reject")
 @require()
 def ticket_reject(ticket_id: int) -> Any:
-    app = hotline()
-    reason = request.form.get("reason", "")
+    app, reason = hotline(), request.form.get("reason", "")
     return _act(
         ticket_id,
-        "ticket.reject",
-        lambda _s, t: reject_out_of_scope(t, reason, app.clock.now()),
+        lambda who, seen: service.reject(app, who, ticket_id, reason, expected_version=seen),
         "已作不予受理处理",
     )
 
@@ -188,10 +165,11 @@ def ticket_reject(ticket_id: int) -> Any:
 @bp.post("/tickets/<int:ticket_id>/complete")
 @require(Role.SUPERVISOR)
 def ticket_complete(ticket_id: int) -> Any:
-    app = hotline()
-    note = request.form.get("note", "")
+    app, note = hotline(), request.form.get("note", "")
     return _act(
-        ticket_id, "ticket.complete", lambda _s, t: complete(t, note, app.clock.now()), "已办结"
+        ticket_id,
+        lambda who, seen: service.complete(app, who, ticket_id, note, expected_version=seen),
+        "已办结",
     )
 
 
@@ -200,7 +178,7 @@ def ticket_complete(ticket_id: int) -> Any:
 def recording_audio(recording_id: int) -> Any:
     """The stored recording, with HTTP range support (the browser seeks in it)."""
     app = hotline()
-    with app.db.session() as s:
+    with app.db.read() as s:
         rec = s.get(Recording, recording_id)
         if rec is None or not rec.path:
             abort(404)

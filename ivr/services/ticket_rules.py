@@ -1,0 +1,231 @@
+"""The review rules, as pure changes of one loaded ticket; `ivr.services.tickets` calls them
+inside its unit of work. Each returns what it changed, field by field:
+{"status": {"old": "draft", "new": "registered"}} (JSON values only, for the audit log)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from ivr.services.unit import IllegalTransition, Invalid
+from ivr.store.models import Ticket, TicketStatus
+from ivr.tickets import transition
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+S = TicketStatus
+Changes = dict[str, dict[str, Any]]
+EDITABLE_FIELDS = ("category", "department", "address", "urgent", "summary", "out_of_scope")
+# A ticket's fields may be corrected until it is completed.
+EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.REHANDLE})
+SUMMARY_MAX = 200
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def required(text: str, message: str) -> str:
+    text = text.strip()
+    if not text:
+        raise Invalid(message)
+    return text
+
+
+def _set(ticket: Ticket, name: str, value: Any, changes: Changes) -> None:
+    old = getattr(ticket, name)
+    if old != value:
+        changes[name] = {"old": _json(old), "new": _json(value)}
+        setattr(ticket, name, value)
+
+
+def _move(ticket: Ticket, new: TicketStatus, at: datetime, changes: Changes) -> None:
+    old = changes["status"]["old"] if "status" in changes else str(ticket.status)
+    transition(ticket, new, at)
+    changes["status"] = {"old": old, "new": new.value}
+
+
+def accept(ticket: Ticket, at: datetime) -> Changes:
+    """受理: the operator accepts a draft; it becomes a registered ticket.
+
+    A draft still marked out of scope (an emergency for 110/119, a court matter...)
+    is not accepted: the mark is cleared by editing, or the draft is rejected.
+    """
+    if ticket.status != S.DRAFT:
+        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}, not a draft")
+    if ticket.out_of_scope:
+        raise IllegalTransition(
+            f"ticket {ticket.number} is marked out of scope: clear the mark or reject it"
+        )
+    changes: Changes = {}
+    if ticket.duplicate_of is not None:  # accepted as a ticket of its own: not a duplicate
+        changes["duplicate_of"] = {"old": ticket.duplicate_of.number, "new": None}
+        ticket.duplicate_of = None
+    _move(ticket, S.REGISTERED, at, changes)
+    return changes
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    value = fields[name]
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text", field=name)
+    return value.strip()
+
+
+def _flag(fields: Mapping[str, Any], name: str) -> bool:
+    value = fields[name]
+    if not isinstance(value, bool):
+        raise Invalid(f"{name} must be true or false", field=name)
+    return value
+
+
+def _address(app: Hotline, text: str) -> dict[str, Any] | None:
+    from ivr.intake.address import extract_address
+
+    if not text:
+        return None
+    found = extract_address(text, app.settings.city)
+    return {
+        "province": found.province if found else None,
+        "city": found.city if found else None,
+        "district": found.district if found else None,
+        "street": found.street if found else None,
+        "adcode": found.adcode if found else None,
+        "text": text,
+    }
+
+
+def _edited_values(app: Hotline, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked new values of the fields other than the address."""
+    settings = app.settings
+    values: dict[str, Any] = {}
+    if "category" in fields:
+        values["category"] = _text(fields, "category")
+        if settings.category(values["category"]) is None:
+            raise Invalid(f"unknown category {values['category']!r}", field="category")
+    if "department" in fields:
+        values["department"] = _text(fields, "department")
+        if values["department"] not in {d.name for d in settings.departments}:
+            raise Invalid(f"unknown department {values['department']!r}", field="department")
+    if "summary" in fields:
+        values["summary"] = _text(fields, "summary")
+        if len(values["summary"]) > SUMMARY_MAX:
+            raise Invalid(f"summary is longer than {SUMMARY_MAX} characters", field="summary")
+    for flag in ("urgent", "out_of_scope"):
+        if flag in fields:
+            values[flag] = _flag(fields, flag)
+    return values
+
+
+def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime) -> Changes:
+    """Correct a ticket's fields (any of EDITABLE_FIELDS); deadlines follow category and urgency.
+
+    `address` is the address as text (empty clears it); `urgent` and `out_of_scope`
+    are booleans. Unknown fields, categories or departments are refused, nothing is
+    changed then. Returns only what actually changed.
+    """
+    from ivr.intake.drafts import deadlines
+
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise Invalid(f"not editable: {', '.join(unknown)}")
+    if ticket.status not in EDITABLE_STATUSES:
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status}; it can no longer be edited"
+        )
+    values = _edited_values(app, fields)
+    changes: Changes = {}
+    if "address" in fields:
+        text = _text(fields, "address")
+        old_text = (ticket.address or {}).get("text") or ""
+        if text != old_text:
+            changes["address"] = {"old": old_text or None, "new": text or None}
+            ticket.address = _address(app, text)
+    for name, value in values.items():
+        _set(ticket, name, value, changes)
+    if "category" in changes:
+        ticket.category_source = "operator"
+    if "department" in changes:
+        ticket.department_source = "operator"
+    if "out_of_scope" in changes and not ticket.out_of_scope:
+        ticket.scope_kind = ticket.scope_rule = ticket.scope_advice = None
+    if "category" in changes or "urgent" in changes:
+        day = ticket.created_at.astimezone(app.settings.tz).date()
+        contact_due, due_date = deadlines(app, day, ticket.category, ticket.urgent)
+        _set(ticket, "contact_due", contact_due, changes)
+        _set(ticket, "due_date", due_date, changes)
+    if changes:
+        ticket.updated_at = at
+    return changes
+
+
+def mark_duplicate(ticket: Ticket, original: Ticket, at: datetime) -> Changes:
+    """重复件: the draft repeats `original` (or the ticket that one repeats) and is closed."""
+    while original.duplicate_of is not None:
+        original = original.duplicate_of
+    if original.id == ticket.id:
+        raise IllegalTransition(f"ticket {ticket.number} cannot duplicate itself")
+    if original.status == S.REJECTED:
+        raise IllegalTransition(f"ticket {original.number} was rejected; it cannot be the original")
+    if ticket.status != S.DRAFT:
+        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}, not a draft")
+    changes: Changes = {}
+    old = ticket.duplicate_of.number if ticket.duplicate_of else None
+    if old != original.number:
+        changes["duplicate_of"] = {"old": old, "new": original.number}
+    ticket.duplicate_of = original
+    _move(ticket, S.REJECTED, at, changes)
+    return changes
+
+
+def reject_out_of_scope(ticket: Ticket, reason: str, at: datetime) -> Changes:
+    """不予受理: the request is not for the hotline (courts, 110/119...); `reason` tells why."""
+    reason = required(reason, "give the reason the request is out of scope")
+    if ticket.status not in (S.DRAFT, S.REGISTERED):
+        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}; it cannot be rejected")
+    changes: Changes = {}
+    _set(ticket, "out_of_scope", True, changes)
+    _set(ticket, "scope_kind", ticket.scope_kind or "out_of_scope", changes)
+    _set(ticket, "result_note", reason, changes)
+    _move(ticket, S.REJECTED, at, changes)
+    return changes
+
+
+def complete(ticket: Ticket, note: str, at: datetime) -> Changes:
+    """办结: a registered (or re-handled) ticket is completed with a result note.
+
+    A draft may be completed at once (即时办结, a question answered on the call):
+    it is accepted first, by `accept`'s rules, so what `accept` refuses (a draft
+    marked out of scope) is refused here too.
+    """
+    note = required(note, "a completed ticket needs a result note")
+    changes = accept(ticket, at) if ticket.status == S.DRAFT else {}
+    _move(ticket, S.COMPLETED, at, changes)
+    _set(ticket, "result_note", note, changes)
+    return changes
+
+
+def reopen(ticket: Ticket, at: datetime) -> Changes:
+    """重办: a completed ticket goes back to the department (the caller was not satisfied).
+
+    Only completed tickets reopen (TRANSITIONS): a surveyed or closed ticket is
+    final, and a rejected request comes back as a new call, not a reopened draft.
+    """
+    changes: Changes = {}
+    _move(ticket, S.REHANDLE, at, changes)
+    return changes
+
+
+def survey_outcome(ticket: Ticket, score: str, at: datetime) -> Changes:
+    """A survey answer: the score is kept; a completed ticket becomes surveyed, or
+    goes back for re-handling (`reopen`) when the caller was unsatisfied."""
+    changes: Changes = {}
+    _set(ticket, "survey_outcome", score, changes)
+    if ticket.status == S.COMPLETED:
+        if score == "unsatisfied":
+            changes.update(reopen(ticket, at))
+        else:
+            _move(ticket, S.SURVEYED, at, changes)
+    return changes
