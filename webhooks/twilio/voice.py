@@ -158,7 +158,7 @@ def transcript() -> Any:
     args = request.args
     recording_sid = P.sid(args, "rec", "RE") if args.get("rec") else None
     reason = P.recording_end(args)
-    return _recorded(recording_sid, P.seconds(args, "dur"), reason, poll=P.poll(args))
+    return _recorded(recording_sid, None, reason, poll=P.poll(args))
 
 
 def _recorded(

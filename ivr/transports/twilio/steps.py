@@ -217,14 +217,11 @@ class TwilioCalls(CallService):
         so that the draft, and what the caller hears (emergency or out-of-scope advice,
         or the read-back), come from what was said."""
         sid = str((event.recording or {}).get("recording_sid") or "")
-        wait = self.transcripts
-        if (
-            event.reason == "hangup"
-            or not sid
-            or poll >= wait.max_polls
-            or self._answered(call_sid, seq)
-            or wait.ready(sid, block=poll > 0)
-        ):
+        if event.reason == "hangup" or not sid or poll >= self.transcripts.max_polls:
+            return self.step(call_sid, seq, event, links)
+        # The record action itself is always answered with the hold (a retry of it gets
+        # the same document); the polls step the flow once the transcript is there.
+        if poll > 0 and (self._answered(call_sid, seq) or self.transcripts.ready(sid)):
             return self.step(call_sid, seq, event, links)
         with self.app.db.read() as s:
             call = _call(s, call_sid)

@@ -43,9 +43,9 @@ class TranscriptWait:
             return 0
         return math.ceil(settings.asr.transcript_wait_s / POLL_S)
 
-    def ready(self, recording_sid: str, *, block: bool) -> bool:
-        """True once the recording is transcribed (or cannot be); `block`: wait up to POLL_S."""
-        deadline = time.monotonic() + (POLL_S if block else 0.0)
+    def ready(self, recording_sid: str) -> bool:
+        """True once the recording is transcribed (or cannot be), waiting up to POLL_S."""
+        deadline = time.monotonic() + POLL_S
         while True:
             if self._done(recording_sid):
                 return True

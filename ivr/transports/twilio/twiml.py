@@ -34,16 +34,12 @@ class Links:
         return f"{self.base}/twilio/{kind}?seq={seq}"
 
     def transcript_poll(self, seq: int, poll: int, event: RecordingFinished) -> str:
-        """The next poll for a recorded statement's transcript (the record action's step)."""
-        ref = event.recording or {}
-        query = {
-            "seq": seq,
-            "poll": poll,
-            "rec": ref.get("recording_sid") or "",
-            "end": event.reason,
-        }
-        if ref.get("duration_s") is not None:
-            query["dur"] = ref["duration_s"]
+        """The next poll for a recorded statement's transcript (the record action's step).
+
+        Only what Twilio repeats in a retried record action goes in, so that a retry is
+        answered with the same document."""
+        sid = (event.recording or {}).get("recording_sid") or ""
+        query = {"seq": seq, "poll": poll, "rec": sid, "end": event.reason}
         return f"{self.base}/twilio/transcript?{urlencode(query)}"
 
     @property
