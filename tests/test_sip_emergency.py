@@ -22,8 +22,8 @@ from ivr.intake.live import emergency_in, warm_up
 from ivr.transports.sip.media import CallMedia
 from ivr.transports.sip.recognizer import CallRecognizer, _heard_so_far
 
-from .sipfix import Ivr, caller_pcap, need_peers, running_ivr, sip_settings
-from .sipkit import run_sipp
+from .sipfix import Ivr, need_peers, running_ivr, sip_settings
+from .test_sip_inbound import call as sipp_call
 
 FIRE = "如遇火灾请立即拨打119火警电话。"
 STATEMENT = Record(max_length_s=20, silence_end_s=3, finish_on_key="#", beep=False)
@@ -124,16 +124,7 @@ def test_caller_naming_an_emergency_is_interrupted_and_advised(ivr: Ivr, tmp_pat
     # The phone warms the analysis up in the background when it starts (seconds on this
     # loaded machine); a call placed at once would wait for it mid-statement.
     warm_up(ivr.app.settings)
-    pcap = caller_pcap(ivr.app.settings, tmp_path, "12345", digit="2", n=1)
-    result = run_sipp(
-        "uac_call",
-        ivr.hostport,
-        service="12345",
-        keys={"caller": "13800138000"},
-        media={"media.pcap": pcap},
-        timeout=120,
-        recv_timeout=110,
-    )
+    result = sipp_call(ivr, tmp_path, "12345", digit="2", n=1)  # key 2, statement h01, "#"
     assert result.ok, result.describe()
     assert result.received("BYE")
     ivr.wait_idle()

@@ -141,6 +141,10 @@ class Flow(_M):
             out.append(node.on_hangup)
         return out
 
+    def handles_emergencies(self) -> bool:
+        """True if a record node says where to go when an emergency is heard."""
+        return any(isinstance(n, RecordNode) and n.on_emergency for n in self.nodes.values())
+
     def actions(self) -> set[str]:
         return {n.action for n in self.nodes.values() if isinstance(n, ActionNode)}
 

@@ -123,7 +123,10 @@ class CallSession:
     def _record(self, verb: Record) -> Event:
         recognizer = self.phone.new_recognizer()
         settings = self.phone.app.settings
-        recorded = self.media.record(verb, recognizer, lambda text: emergency_in(settings, text))
+        flow = self.phone.app.flows[self.flow]
+        # Only flows that say where an emergency goes (inbound.yaml) are interrupted.
+        watch = (lambda text: emergency_in(settings, text)) if flow.handles_emergencies() else None
+        recorded = self.media.record(verb, recognizer, watch)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
         ref = self.store(recorded)
         if recognizer is not None and recorded.transcript is None:
