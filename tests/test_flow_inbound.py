@@ -8,6 +8,7 @@ from ivr.flow import (
     CallerHangup,
     CallState,
     Digits,
+    EmergencyHeard,
     Gather,
     Hangup,
     Record,
@@ -105,29 +106,79 @@ def test_statement_creates_draft_and_reads_back_ticket() -> None:
     assert step.state.ended and step.state.end_reason == "flow-complete"
 
 
-def test_emergency_draft_advises_emergency_number_first() -> None:
-    rec = Recorder(
-        {
-            "create_draft": {
-                **DRAFT,
-                "scope_kind": "emergency",
-                "scope_advice": "如遇火灾请立即拨打119火警电话。",
-            }
-        }
-    )
-    e, step = started(rec)
+FIRE = "如遇火灾请立即拨打119火警电话。"
+
+
+def emergency_draft() -> Recorder:
+    return Recorder({"create_draft": {**DRAFT, "scope_kind": "emergency", "scope_advice": FIRE}})
+
+
+def test_emergency_draft_advises_emergency_number_and_offers_operator() -> None:
+    e, step = started(emergency_draft())
     step = e.step(step.state, Digits("3"))
     step = e.step(step.state, RecordingFinished({"recording_id": 1}))
-    assert prompts(step.verbs) == ["emergency", "readback", "goodbye"]
-    assert "119" in step.verbs[0].text
+    # The emergency number first; no ticket number or deadline for an emergency.
+    assert prompts(step.verbs) == ["emergency", "emergency_operator"]
+    assert "119" in step.verbs[0].prompts[0].text
+    assert step.state.waiting == "digits"
+    step = e.step(step.state, Digits("0"))
+    assert prompts(step.verbs) == ["transfer"]
+    assert step.verbs[-1] == Transfer("sip:operator@127.0.0.1")
 
 
-def test_out_of_scope_draft_is_still_read_back() -> None:
-    rec = Recorder({"create_draft": {**DRAFT, "scope_kind": "out_of_scope"}})
+def test_emergency_caller_who_presses_nothing_hears_goodbye() -> None:
+    e, step = started(emergency_draft())
+    step = e.step(step.state, Digits("3"))
+    step = e.step(step.state, RecordingFinished({"recording_id": 1}))
+    step = e.step(step.state, Timeout())
+    assert prompts(step.verbs) == ["goodbye"]
+    assert step.state.ended and step.state.end_reason == "flow-complete"
+
+
+def test_emergency_heard_while_speaking_stops_recording_and_advises() -> None:
+    rec = emergency_draft()
+    e, step = started(rec)
+    step = e.step(step.state, Digits("2"))
+    heard = EmergencyHeard("火警", FIRE, "楼下 着火 了", {"recording_id": 4})
+    step = e.step(step.state, heard)
+    # The draft is still made, from the recording, told which rule was heard.
+    assert rec.names() == ["create_draft"]
+    assert rec.calls[0][1]["recording"] == {"recording_id": 4}
+    assert rec.calls[0][1]["emergency_rule"] == "火警"
+    assert rec.calls[0][1]["recording_end"] == "emergency"
+    assert prompts(step.verbs) == ["emergency", "emergency_operator"]
+    step = e.step(step.state, Digits("0"))
+    assert step.verbs[-1] == Transfer("sip:operator@127.0.0.1")
+
+
+def test_emergency_heard_advice_is_spoken_even_when_the_draft_fails() -> None:
+    e, step = started(Recorder(fail={"create_draft"}))
+    step = e.step(step.state, Digits("1"))
+    step = e.step(step.state, EmergencyHeard("火警", FIRE))
+    assert prompts(step.verbs) == ["emergency", "emergency_operator"]
+    assert step.verbs[0].prompts[0].text == FIRE
+
+
+def test_emergency_heard_outside_recording_is_ignored() -> None:
+    rec = Recorder()
+    e, step = started(rec)
+    step = e.step(step.state, EmergencyHeard("火警", FIRE))
+    assert step.verbs == () and step.state.node == "menu" and rec.calls == []
+
+
+def test_out_of_scope_caller_hears_where_to_go_not_a_ticket_number() -> None:
+    advice = "信访事项请按《信访工作条例》向信访部门提出。"
+    rec = Recorder(
+        {"create_draft": {**DRAFT, "scope_kind": "out_of_scope", "scope_advice": advice}}
+    )
     e, step = started(rec)
     step = e.step(step.state, Digits("1"))
     step = e.step(step.state, RecordingFinished({"recording_id": 1}))
-    assert prompts(step.verbs) == ["readback", "goodbye"]
+    assert rec.names() == ["create_draft"]  # the draft is still stored for the operator
+    assert prompts(step.verbs) == ["out_of_scope", "goodbye"]
+    said = step.verbs[0].text
+    assert "不在本热线的受理范围" in said and advice in said
+    assert DRAFT["ticket_no_spoken"] not in said
 
 
 @pytest.mark.parametrize(

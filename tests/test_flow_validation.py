@@ -114,3 +114,10 @@ def test_flow_category_must_be_configured(tmp_path: Path, settings: Settings) ->
 def test_shipped_flows_load(settings: Settings) -> None:
     flows = load_flows(settings)
     assert set(flows) == {"inbound", "survey"}
+
+
+def test_only_the_inbound_flow_is_interrupted_by_emergencies() -> None:
+    from .flowkit import flow
+
+    assert flow("inbound").handles_emergencies()
+    assert not flow("survey").handles_emergencies()

@@ -63,7 +63,9 @@ class CallService:
         app = self.app
 
         def draft(variables: Mapping[str, Any]) -> dict[str, Any]:
-            ticket = create_draft(app, session, call, variables.get("category"))
+            ticket = create_draft(
+                app, session, call, variables.get("category"), variables.get("emergency_rule")
+            )
             return {
                 "ticket_no": ticket.number,
                 "ticket_no_spoken": digits_spoken(ticket.number),

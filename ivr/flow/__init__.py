@@ -5,6 +5,7 @@ from ivr.flow.engine import Action, CallState, Engine, Step, render, step
 from ivr.flow.verbs import (
     CallerHangup,
     Digits,
+    EmergencyHeard,
     Event,
     Gather,
     Hangup,
@@ -23,6 +24,7 @@ __all__ = [
     "CallState",
     "CallerHangup",
     "Digits",
+    "EmergencyHeard",
     "Engine",
     "Event",
     "Flow",

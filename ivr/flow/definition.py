@@ -73,6 +73,8 @@ class RecordNode(_Node):
     finish_on_key: str | None = "#"
     beep: bool = True
     next: str
+    # Where to go when the live recognizer hears an emergency (default: next).
+    on_emergency: str | None = None
 
 
 class ActionNode(_Node):
@@ -133,9 +135,15 @@ class Flow(_M):
             out += [*node.cases.values(), node.default]
         if isinstance(node, ActionNode) and node.on_error:
             out.append(node.on_error)
+        if isinstance(node, RecordNode) and node.on_emergency:
+            out.append(node.on_emergency)
         if node.on_hangup:
             out.append(node.on_hangup)
         return out
+
+    def handles_emergencies(self) -> bool:
+        """True if a record node says where to go when an emergency is heard."""
+        return any(isinstance(n, RecordNode) and n.on_emergency for n in self.nodes.values())
 
     def actions(self) -> set[str]:
         return {n.action for n in self.nodes.values() if isinstance(n, ActionNode)}

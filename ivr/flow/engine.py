@@ -30,6 +30,7 @@ from ivr.flow.definition import (
 from ivr.flow.verbs import (
     CallerHangup,
     Digits,
+    EmergencyHeard,
     Event,
     Gather,
     Hangup,
@@ -292,6 +293,19 @@ def step(
         run.run(node.next)
         if run.silent and not run.ended:
             run.end("caller-hangup")
+    elif (
+        isinstance(event, EmergencyHeard)
+        and state.waiting == "recording"
+        and isinstance(node, RecordNode)
+    ):
+        run.vars.update(
+            recording=event.recording,
+            recording_end="emergency",
+            emergency_rule=event.rule,
+            scope_kind="emergency",
+            scope_advice=event.advice,
+        )
+        run.run(node.on_emergency or node.next)
     else:
         ignored += 1
         run.waiting = state.waiting

@@ -73,7 +73,7 @@ class Timeout:
     pass
 
 
-RecordingEnd = Literal["finish-key", "silence", "max-length", "hangup", "timeout"]
+RecordingEnd = Literal["finish-key", "silence", "max-length", "hangup", "timeout", "emergency"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,24 @@ class RecordingFinished:
 
 
 @dataclass(frozen=True)
+class EmergencyHeard:
+    """The live recognizer heard an emergency while the caller spoke; recording stopped.
+
+    `rule` and `advice` are the matching scope rule's; `text` is what was heard.
+    """
+
+    rule: str
+    advice: str
+    text: str = ""
+    recording: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class CallerHangup:
     pass
 
 
-Event = Start | Digits | Timeout | RecordingFinished | CallerHangup
+Event = Start | Digits | Timeout | RecordingFinished | EmergencyHeard | CallerHangup
 
 
 def verb_to_dict(verb: Verb) -> dict[str, Any]:

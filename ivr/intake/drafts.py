@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.intake.analyze import Analysis, analyze
+from ivr.intake.analyze import Analysis, ScopeFlag, analyze
 from ivr.intake.duplicates import find_duplicate
 from ivr.phones import mask_number
 from ivr.services.unit import Actor, audit
@@ -47,7 +48,21 @@ def latest_transcript(session: Session, call_id: int) -> tuple[Recording | None,
     return rec, (rec.transcript if rec else None)
 
 
+def with_heard_emergency(app: Hotline, result: Analysis, heard_rule: str | None) -> Analysis:
+    """An emergency the live recognizer heard flags the draft even when the final
+    transcript is missing or worded so that no rule matches it."""
+    if heard_rule is None or (result.scope is not None and result.scope.kind == "emergency"):
+        return result
+    rule = next((r for r in app.settings.scope_rules if r.name == heard_rule), None)
+    if rule is None or rule.kind != "emergency":
+        return result
+    return replace(result, scope=ScopeFlag(rule.name, "emergency", rule.advice, ""))
+
+
 def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
+    # An emergency is urgent whether or not an urgency keyword was said.
+    emergency = result.scope is not None and result.scope.kind == "emergency"
+    result = replace(result, urgent=result.urgent or emergency)
     ticket.category, ticket.category_source = result.category, result.category_source
     ticket.department, ticket.department_source = result.department, result.department_source
     ticket.urgent, ticket.urgency_keywords = result.urgent, list(result.urgency_keywords)
@@ -75,9 +90,16 @@ def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
 
 
 def create_draft(
-    app: Hotline, session: Session, call: Call, menu_category: str | None = None
+    app: Hotline,
+    session: Session,
+    call: Call,
+    menu_category: str | None = None,
+    heard_rule: str | None = None,
 ) -> Ticket:
-    """The call's draft, created once (retries and replays return the same ticket)."""
+    """The call's draft, created once (retries and replays return the same ticket).
+
+    `heard_rule` names the emergency rule the live recognizer matched, if any.
+    """
     existing = session.scalars(select(Ticket).where(Ticket.call_id == call.id)).first()
     if existing is not None:
         return existing
@@ -86,6 +108,7 @@ def create_draft(
     recording, transcript = latest_transcript(session, call.id)
     text = transcript.normalized_text if transcript else ""
     result = analyze(app.settings, text, line=line, menu_category=menu_category)
+    result = with_heard_emergency(app, result, heard_rule)
     now = app.clock.now()
     day = now.astimezone(app.settings.tz).date()
     ticket = Ticket(
@@ -131,6 +154,8 @@ def refresh_draft(app: Hotline, session: Session, ticket: Ticket, transcript: Tr
     assert line is not None
     menu = ticket.category if ticket.category_source == "menu" else None
     result = analyze(app.settings, transcript.normalized_text, line=line, menu_category=menu)
+    heard = ticket.scope_rule if ticket.scope_kind == "emergency" else None
+    result = with_heard_emergency(app, result, heard)
     day = ticket.created_at.astimezone(app.settings.tz).date()
     _apply(app, ticket, result, day)
     now = app.clock.now()

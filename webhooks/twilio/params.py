@@ -80,6 +80,21 @@ def seq(args: Form) -> int:
     return int(value)
 
 
+def poll(args: Form) -> int:
+    value = args.get("poll") or ""
+    if not _SEQ.match(value):
+        raise BadParams(f"poll {value[:20]!r} is not a poll number")
+    return int(value)
+
+
+def recording_end(args: Form) -> str:
+    """How a recording that the caller is held after ended (carried in the poll URL)."""
+    value = args.get("end") or "silence"
+    if value not in ("finish-key", "silence"):
+        raise BadParams(f"end {value[:20]!r} is not how a recording ended")
+    return value
+
+
 def seconds(form: Form, name: str) -> float | None:
     value = form.get(name)
     if value is None or value == "":

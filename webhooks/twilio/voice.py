@@ -3,7 +3,8 @@
 POST /twilio/voice            the number's voice URL (inbound calls)
 POST /twilio/survey?ctx=..    the answer URL of survey calls the dialer places
 POST /twilio/gather?seq=N     <Gather> action (Digits; empty: no key)
-POST /twilio/record?seq=N     <Record> action
+POST /twilio/record?seq=N     <Record> action (holds the caller while the statement is transcribed)
+POST /twilio/transcript?seq=N&poll=K&rec=RE..  <Redirect> polls of that hold
 POST /twilio/timeout?seq=N    <Redirect> after a <Gather>/<Record> that got nothing
 POST /twilio/status[?ctx=..]  call status callback
 POST /twilio/recording        recording status callback (fetch, store, transcribe job)
@@ -148,12 +149,29 @@ def record() -> Any:
     recording_sid = P.sid(form, "RecordingSid", "RE") if form.get("RecordingSid") else None
     duration = P.seconds(form, "RecordingDuration")
     reason = "hangup" if keys == "hangup" else ("finish-key" if keys else "silence")
+    return _recorded(recording_sid, duration, reason, poll=0)
+
+
+@bp.post("/transcript")
+@signed
+def transcript() -> Any:
+    args = request.args
+    recording_sid = P.sid(args, "rec", "RE") if args.get("rec") else None
+    reason = P.recording_end(args)
+    return _recorded(recording_sid, None, reason, poll=P.poll(args))
+
+
+def _recorded(
+    recording_sid: str | None, duration: float | None, reason: str, poll: int
+) -> Response:
     ref = (
         {"provider": "twilio", "recording_sid": recording_sid, "duration_s": duration}
         if recording_sid
         else None
     )
-    return _step(RecordingFinished(ref, reason))  # type: ignore[arg-type]
+    event = RecordingFinished(ref, reason)  # type: ignore[arg-type]
+    call_sid, seq = _call_sid(), P.seq(request.args)
+    return twiml(_voice().calls.recorded(call_sid, seq, event, _links(), poll))
 
 
 @bp.post("/timeout")

@@ -17,7 +17,7 @@ import time
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ivr.asr.audio import rms
 from ivr.flow import Digits, Event, Gather, Record, Timeout
@@ -44,12 +44,21 @@ class Recognizer(Protocol):
         """Hand a transcript that `finish` did not wait for to `handler` once it is done."""
         ...
 
+    def heard(self) -> str:
+        """What was recognized so far, while the caller is still speaking."""
+        ...
+
+
+# Looks at what the recognizer heard so far; anything but None stops the recording.
+Watch = Callable[[str], Any]
+
 
 @dataclass
 class Recorded:
     pcm16: bytes
-    reason: str  # finish-key | silence | max-length | hangup
+    reason: str  # finish-key | silence | max-length | hangup | heard
     transcript: dict[str, object] | None
+    heard: Any = None  # what the watch found when reason == "heard"
 
     @property
     def duration_s(self) -> float:
@@ -146,8 +155,11 @@ class CallMedia:
             deadline = time.monotonic() + verb.timeout_s
         return None
 
-    def record(self, verb: Record, recognizer: Recognizer | None) -> Recorded:
-        """The caller's statement until the finish key, end of speech or max length."""
+    def record(
+        self, verb: Record, recognizer: Recognizer | None, watch: Watch | None = None
+    ) -> Recorded:
+        """The caller's statement until the finish key, end of speech or max length, or
+        until `watch` finds something in what the recognizer has heard so far."""
         if verb.beep:
             self.play(BEEP)
         while not self.digits.empty():  # keys pressed during the prompt are not the finish key
@@ -171,6 +183,7 @@ class CallMedia:
         start = time.monotonic()
         no_speech_limit = max(verb.silence_end_s * 3, 8.0)
         reason = "max-length"
+        checked, found = "", None
         try:
             while time.monotonic() - start < verb.max_length_s:
                 if self.hung_up.is_set():
@@ -183,6 +196,18 @@ class CallMedia:
                         break
                 except queue.Empty:
                     pass
+                if watch is not None and recognizer is not None:
+                    heard = recognizer.heard()
+                    if heard != checked:
+                        checked = heard
+                        try:
+                            found = watch(heard)
+                        except Exception:  # a failing check must not lose the statement
+                            log.exception("the live check of the statement failed; not checking")
+                            watch = None
+                        if found is not None:
+                            reason = "heard"
+                            break
                 with lock:
                     quiet = time.monotonic() - float(state["quiet_since"])
                     heard = bool(state["speech"])
@@ -204,4 +229,4 @@ class CallMedia:
                 transcript = recognizer.finish()
             except Exception:
                 log.exception("transcription of the statement failed; it stays pending")
-        return Recorded(pcm, reason, transcript)
+        return Recorded(pcm, reason, transcript, found)

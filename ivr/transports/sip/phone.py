@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivr.calls.service import StepResult
 from ivr.flow import Flow, Say
+from ivr.intake.live import warm_up
 from ivr.phones import mask_number
 from ivr.transports.sip.auth import authorization
 from ivr.transports.sip.dialog import Dialog
@@ -116,6 +117,11 @@ class SipPhone:
                 target=self._register_loop, name="sip-register", daemon=True
             )
             self._reg_thread.start()
+        # The statement analysis loads its data on first use (seconds); a caller's first
+        # statement is checked for emergencies while it is spoken, so load it now.
+        threading.Thread(
+            target=warm_up, args=(self.settings,), name="intake-warm-up", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -53,6 +53,7 @@ class CallRecognizer:
         self._lock = threading.Lock()
         self._result: Transcript | None = None
         self._late: Callable[[Transcript], None] | None = None
+        self._heard = ""
 
     def feed(self, pcm16: bytes) -> bool:
         """Accept 8 kHz 16-bit audio; True once the worker heard the end of speech."""
@@ -73,6 +74,11 @@ class CallRecognizer:
             return None
         return self._result
 
+    def heard(self) -> str:
+        """What the recognizer has heard so far (closed utterances and the current guess)."""
+        with self._lock:
+            return self._heard
+
     def when_late(self, handler: Callable[[Transcript], None]) -> None:
         """Call `handler` with the transcript once the worker has it (now, if it has)."""
         with self._lock:
@@ -86,6 +92,10 @@ class CallRecognizer:
     # from the worker's reader thread
     def end_of_speech(self) -> None:
         self._eos.set()
+
+    def hear(self, text: str) -> None:
+        with self._lock:
+            self._heard = text
 
     def deliver(self, result: Transcript | None) -> None:
         with self._lock:
@@ -180,11 +190,13 @@ class _Worker:
                 self._died("it exited")
                 return
             with self._lock:
-                rec = self._calls.get(key) if kind == "eos" else self._calls.pop(key, None)
+                rec = self._calls.get(key) if kind != "result" else self._calls.pop(key, None)
             if rec is None:
                 continue
             if kind == "eos":
                 rec.end_of_speech()
+            elif kind == "heard":
+                rec.hear(rest[0])
             else:
                 rec.deliver(rest[0])
 
@@ -315,6 +327,9 @@ def serve(conn: Connection, asr: dict[str, Any], base_dir: Path | None, eos_ms: 
     conn.send(("ready", model.name))
     recs: dict[int, StreamingRecognizer] = {}
     heard_end: set[int] = set()
+    # Closed utterances per call: with the current partial, what the caller said so far
+    # (the call checks it for emergencies while the caller is still speaking).
+    finals: dict[int, list[str]] = {}
     while True:
         try:
             kind, key, *rest = conn.recv()
@@ -331,18 +346,38 @@ def serve(conn: Connection, asr: dict[str, Any], base_dir: Path | None, eos_ms: 
                 recs[key] = StreamingRecognizer(
                     model, "s16le", RATE, eos_ms, no_speech_timeout_ms=None
                 )
+                finals[key] = []
             elif kind == "audio" and key in recs:
                 events = recs[key].feed(rest[0])
+                heard = _heard_so_far(finals[key], events)
+                if heard is not None:
+                    conn.send(("heard", key, heard))
                 if key not in heard_end and any(isinstance(e, EndOfSpeech) for e in events):
                     heard_end.add(key)
                     conn.send(("eos", key))
             elif kind == "finish":
                 rec = recs.pop(key, None)
                 heard_end.discard(key)
+                finals.pop(key, None)
                 conn.send(("result", key, rec.finish().to_dict() if rec else None))
         except (EOFError, OSError):
             return
         except Exception:
             log.exception("ASR worker: call %d failed; its statement stays pending", key)
             recs.pop(key, None)
+            finals.pop(key, None)
             conn.send(("result", key, None))
+
+
+def _heard_so_far(finals: list[str], events: list[Any]) -> str | None:
+    """The call's text so far after these recognizer events; None if they changed nothing."""
+    from ivr.asr.stream import Final, Partial
+
+    partial, changed = "", False
+    for e in events:
+        if isinstance(e, Final):
+            finals.append(e.text)
+            partial, changed = "", True
+        elif isinstance(e, Partial):
+            partial, changed = e.text, True
+    return " ".join([*finals, partial]).strip() if changed else None

@@ -13,6 +13,7 @@ from ivr.calls.recordings import add_transcript, store_recording
 from ivr.calls.service import StepResult
 from ivr.flow import (
     CallerHangup,
+    EmergencyHeard,
     Event,
     Gather,
     Hangup,
@@ -23,6 +24,7 @@ from ivr.flow import (
     Timeout,
     Transfer,
 )
+from ivr.intake.live import emergency_in
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import T1
@@ -120,14 +122,23 @@ class CallSession:
 
     def _record(self, verb: Record) -> Event:
         recognizer = self.phone.new_recognizer()
-        recorded = self.media.record(verb, recognizer)
+        settings = self.phone.app.settings
+        flow = self.phone.app.flows[self.flow]
+        # Only flows that say where an emergency goes (inbound.yaml) are interrupted.
+        watch = (lambda text: emergency_in(settings, text)) if flow.handles_emergencies() else None
+        recorded = self.media.record(verb, recognizer, watch)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
         ref = self.store(recorded)
         if recognizer is not None and recorded.transcript is None:
             rid = int(ref["recording_id"])  # type: ignore[call-overload]
             recognizer.when_late(lambda t: self._late_transcript(rid, t))
-        reason = "hangup" if recorded.reason == "hangup" else recorded.reason
-        return RecordingFinished(ref, reason)  # type: ignore[arg-type]
+        if recorded.heard is not None:
+            flag = recorded.heard
+            log.warning("call %s: emergency (%s) heard while recording", self.call_id, flag.rule)
+            return EmergencyHeard(
+                flag.rule, flag.advice, recognizer.heard() if recognizer else "", ref
+            )
+        return RecordingFinished(ref, recorded.reason)  # type: ignore[arg-type]
 
     def store(self, recorded: Recorded) -> dict[str, object]:
         app = self.phone.app

@@ -21,13 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ivr.calls.service import CallService, StepResult, UnknownCall, caller_number
-from ivr.flow import CallerHangup, CallState, Event
+from ivr.flow import CallerHangup, CallState, Event, RecordingFinished
 from ivr.flow.verbs import verb_from_dict
 from ivr.lines import resolve_line
 from ivr.phones import mask_number
 from ivr.store.models import Call, CallEvent
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.context import OutboundContext
+from ivr.transports.twilio.transcript_wait import TranscriptWait
 from ivr.transports.twilio.twiml import Links, TwimlRenderer
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class TwilioCalls(CallService):
     def __init__(self, app: Hotline, renderer: TwimlRenderer) -> None:
         super().__init__(app)
         self.renderer = renderer
+        self.transcripts = TranscriptWait(app)
 
     # -- starting calls ----------------------------------------------------------
     def start_inbound(self, call: InboundCall, links: Links) -> str:
@@ -207,6 +209,34 @@ class TwilioCalls(CallService):
             s.add(_note(call, self.app.clock.now(), STEP_NOTE, {"seq": seq, "twiml": twiml}))
             return twiml
 
+    def recorded(
+        self, call_sid: str, seq: int, event: RecordingFinished, links: Links, poll: int
+    ) -> str:
+        """The statement is recorded: hold the caller (a prompt, then `<Redirect>` polls)
+        until its transcript exists, at most `asr.transcript_wait_s`, then step the flow,
+        so that the draft, and what the caller hears (emergency or out-of-scope advice,
+        or the read-back), come from what was said."""
+        sid = str((event.recording or {}).get("recording_sid") or "")
+        if event.reason == "hangup" or not sid or poll >= self.transcripts.max_polls:
+            return self.step(call_sid, seq, event, links)
+        # The record action itself is always answered with the hold (a retry of it gets
+        # the same document); the polls step the flow once the transcript is there.
+        if poll > 0 and (self._answered(call_sid, seq) or self.transcripts.ready(sid)):
+            return self.step(call_sid, seq, event, links)
+        with self.app.db.read() as s:
+            call = _call(s, call_sid)
+            if call is None:
+                raise UnknownCall(f"no call {PROVIDER}/{call_sid}")
+            flow = self.app.flows[call.flow]
+            variables = dict(CallState.from_dict(call.flow_state.get("state", {})).vars)
+        return self.renderer.hold(flow, variables, links, seq, poll + 1, event, announce=poll == 0)
+
+    def _answered(self, call_sid: str, seq: int) -> bool:
+        """The step was already answered (a retried poll): step() replays it."""
+        with self.app.db.read() as s:
+            call = _call(s, call_sid)
+            return call is not None and seq in _ledger(s, call)
+
     def _locked(self, s: Session, call_sid: str) -> Call:
         """The call row, locked for this transaction on every backend (SQLite included)."""
         if s.get_bind().dialect.name == "sqlite":
@@ -323,6 +353,13 @@ class TwilioCalls(CallService):
             upd.status,
         )
         return call
+
+
+def _call(s: Session, call_sid: str) -> Call | None:
+    """The call's row without a lock (for read-only transactions)."""
+    return s.scalars(
+        select(Call).where(Call.provider == PROVIDER, Call.provider_call_id == call_sid)
+    ).first()
 
 
 def _note(call: Call, at: Any, name: str, data: Mapping[str, Any]) -> CallEvent:

@@ -11,12 +11,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.config import TwilioConfig
-from ivr.flow import Flow, Gather, Hangup, Play, Record, Say, Transfer, Verb
+from ivr.flow import Flow, Gather, Hangup, Play, Record, RecordingFinished, Say, Transfer, Verb
 from ivr.transports.twilio.prompts import PromptAudio
 
 
@@ -31,6 +32,15 @@ class Links:
 
     def action(self, kind: str, seq: int) -> str:
         return f"{self.base}/twilio/{kind}?seq={seq}"
+
+    def transcript_poll(self, seq: int, poll: int, event: RecordingFinished) -> str:
+        """The next poll for a recorded statement's transcript (the record action's step).
+
+        Only what Twilio repeats in a retried record action goes in, so that a retry is
+        answered with the same document."""
+        sid = (event.recording or {}).get("recording_sid") or ""
+        query = {"seq": seq, "poll": poll, "rec": sid, "end": event.reason}
+        return f"{self.base}/twilio/transcript?{urlencode(query)}"
 
     @property
     def recording_callback(self) -> str:
@@ -78,6 +88,24 @@ class TwimlRenderer:
         last = verbs[-1] if verbs else None
         if ended and not isinstance(last, Hangup | Transfer):
             r.hangup()
+        return str(r)
+
+    def hold(
+        self,
+        flow: Flow,
+        variables: Mapping[str, Any],
+        links: Links,
+        seq: int,
+        poll: int,
+        event: RecordingFinished,
+        *,
+        announce: bool,
+    ) -> str:
+        """While the transcript is made: the flow's `hold` prompt once, then the next poll."""
+        r = VoiceResponse()
+        if announce and "hold" in flow.prompts:
+            self._say(r, Say("hold", flow.prompts["hold"]), flow, variables, links)
+        r.redirect(links.transcript_poll(seq, poll, event), method="POST")
         return str(r)
 
     def hangup(self) -> str:

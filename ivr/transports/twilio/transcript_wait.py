@@ -1,0 +1,61 @@
+"""Whether a Twilio statement's transcript exists yet, for the hold between `<Record>` and
+the flow's next step.
+
+Each poll is one webhook request: it waits up to POLL_S on the server (Twilio's caller
+hears silence meanwhile; the webhook timeout is 15 s) and answers with a `<Redirect>` to
+the next poll, so the number of polls bounds the wait: at most `asr.transcript_wait_s`.
+Without an installed ASR model nothing would ever transcribe the recording, so the
+caller is not held at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+from ivr.asr.models import ModelError, locate
+from ivr.calls.recordings import find_recording
+from ivr.store.models import RecordingStatus
+from ivr.transports.twilio import PROVIDER
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+CHECK_EVERY_S = 0.2
+
+
+class TranscriptWait:
+    def __init__(self, app: Hotline) -> None:
+        self.app = app
+
+    @property
+    def max_polls(self) -> int:
+        """0 (no hold) without an ASR model; else enough polls for `transcript_wait_s`."""
+        settings = self.app.settings
+        try:
+            locate(settings.asr, settings.base_dir)
+        except ModelError:
+            return 0
+        return math.ceil(settings.asr.transcript_wait_s / POLL_S)
+
+    def ready(self, recording_sid: str) -> bool:
+        """True once the recording is transcribed (or cannot be), waiting up to POLL_S."""
+        deadline = time.monotonic() + POLL_S
+        while True:
+            if self._done(recording_sid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(CHECK_EVERY_S)
+
+    def _done(self, recording_sid: str) -> bool:
+        with self.app.db.read() as s:
+            rec = find_recording(s, PROVIDER, recording_sid)
+            return rec is not None and (
+                rec.transcript is not None or rec.status == RecordingStatus.FAILED
+            )
