@@ -80,7 +80,10 @@ def test_emergency_is_flagged_and_caller_told_the_number(hotline: Hotline) -> No
     )
     assert sim.ticket is not None and sim.ticket["out_of_scope"]
     assert sim.ticket["scope"]["kind"] == "emergency"
-    said = [getattr(v, "text", "") for v in sim.dialogue]
+    # the advice is said on its own or as the prompt of the operator offer (press 0)
+    said = [getattr(v, "text", "") for v in sim.dialogue] + [
+        p.text for v in sim.dialogue for p in getattr(v, "prompts", ())
+    ]
     assert any("119" in s for s in said)
 
 
