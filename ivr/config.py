@@ -99,6 +99,13 @@ class IntakeConfig(_Model):
     low_confidence: float = Field(default=0.5, gt=0, le=1)
     # Off: drafts come from the keyword lists alone (no model is trained or loaded).
     use_model: bool = True
+    # The model's say on urgency and emergencies (0 turns each off): a draft is urgent when
+    # P(urgent) + P(emergency) reaches urgent_by_model; an emergency scope rule the
+    # keywords missed is flagged at emergency_by_model; a matched emergency keyword is
+    # ignored when the model is this sure the statement is normal (上次有乘客晕倒, 表扬).
+    urgent_by_model: float = Field(default=0.6, ge=0, le=1)
+    emergency_by_model: float = Field(default=0.6, ge=0, le=1)
+    emergency_veto: float = Field(default=0.9, ge=0, le=1)
     routing_overrides: list[RoutingOverride] = []
     # Words that cancel a trigger heard after them in the same clause (不是着火).
     negations: list[str] = ["不是", "没有", "不想", "并非", "没"]
@@ -109,6 +116,7 @@ class IntakeConfig(_Model):
     mention_after: list[str] = []
     # An emergency trigger after one of these in its clause is over (上次有乘客晕倒).
     past_words: list[str] = []
+    past_after: list[str] = []
     # Longer words that contain a trigger but mean something else (退伍军人 is not 军人).
     shadow_words: list[str] = []
     # Each group: the first word is the canonical one rules and keywords are written

@@ -36,7 +36,7 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
 
 
 def _register() -> None:
-    from ivr.cli import asr, calendar, calls, campaigns, jobs, run, tickets, users
+    from ivr.cli import asr, calendar, calls, campaigns, intake, jobs, run, tickets, users
 
     main.add_command(run.serve)
     main.add_command(run.db)
@@ -50,6 +50,7 @@ def _register() -> None:
     main.add_command(asr.models)
     main.add_command(asr.transcribe)
     main.add_command(calendar.calendar)
+    main.add_command(intake.intake)
 
 
 _register()

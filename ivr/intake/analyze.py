@@ -38,6 +38,7 @@ class ScopeFlag:
     rule: str
     kind: Literal["emergency", "out_of_scope"]
     advice: str
+    # The keyword heard; "" when the model flagged an emergency no keyword caught.
     matched: str
 
 
@@ -125,13 +126,33 @@ def _department(
     return found[0], "keywords", tuple(found[1])
 
 
-def _scope(settings: Settings, m: Matcher, text: str) -> ScopeFlag | None:
+def _probability(said: dict[str, Prediction], name: str, *labels: str) -> float:
+    p = said.get(name)
+    return sum(prob for label, prob in p.top if label in labels) if p else 0.0
+
+
+def _scope(
+    settings: Settings, m: Matcher, text: str, said: dict[str, Prediction]
+) -> ScopeFlag | None:
+    intake = settings.intake
+    veto = 0 < intake.emergency_veto <= _probability(said, "urgency", "normal")
     # Emergency rules first: "起诉" must not hide "着火" in the same statement.
     rules = sorted(settings.scope_rules, key=lambda r: r.kind != "emergency")
     for rule in rules:
+        if rule.kind == "emergency" and veto:
+            continue
         hits = m.hits(text, rule.keywords, emergency=rule.kind == "emergency")
         if hits:
             return ScopeFlag(rule.name, rule.kind, rule.advice, hits[0][1])
+    guess = said.get("scope")
+    rule = next((r for r in rules if guess and r.name == guess.label), None)
+    if (
+        guess is not None
+        and rule is not None
+        and rule.kind == "emergency"
+        and 0 < intake.emergency_by_model <= guess.probability
+    ):
+        return ScopeFlag(rule.name, rule.kind, rule.advice, "")
     return None
 
 
@@ -187,7 +208,7 @@ def analyze(
     department, department_source, department_keywords = _department(
         settings, m, text, line, said.get("department")
     )
-    scope = _scope(settings, m, text)
+    scope = _scope(settings, m, text, said)
     urgency_keywords = tuple(k for _, k in m.hits(text, settings.urgency.keywords))
     phones = tuple(extract_phone_numbers(text, area_code=settings.city.area_code))
     confidence = {
@@ -208,7 +229,11 @@ def analyze(
         department=department,
         department_source=department_source,
         department_keywords=department_keywords,
-        urgent=bool(urgency_keywords) or (scope is not None and scope.kind == "emergency"),
+        urgent=bool(urgency_keywords)
+        or (scope is not None and scope.kind == "emergency")
+        or 0
+        < settings.intake.urgent_by_model
+        <= _probability(said, "urgency", "urgent", "emergency"),
         urgency_keywords=urgency_keywords,
         scope=scope,
         address=extract_address(text, settings.city) if text else None,

@@ -33,7 +33,7 @@ from ivr.intake.corpus import Example, corpus_files, corpus_hash, load_corpus
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("category", "department", "urgency")
+FIELDS = ("category", "department", "urgency", "scope")
 MODELS_DIR = "models"
 MANIFEST = "manifest.json"
 # Part of the default model's cache key: bump when a saved model's layout changes.

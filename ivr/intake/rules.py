@@ -45,6 +45,7 @@ class Matcher:
     mention_before: tuple[str, ...]
     mention_after: tuple[str, ...]
     past_words: tuple[str, ...]
+    past_after: tuple[str, ...]
     shadow_words: tuple[str, ...]
     synonyms: tuple[tuple[str, ...], ...]
 
@@ -73,6 +74,8 @@ class Matcher:
         if emergency:
             earlier = _clause_before(text, pos, PAST_CLAUSE_CHARS)
             if any(p in earlier for p in self.past_words):
+                return False
+            if any(after.startswith(p) for p in self.past_after):
                 return False
         return True
 
@@ -114,6 +117,7 @@ def _matcher(dumped: str) -> Matcher:
         mention_before=tuple(config.mention_before),
         mention_after=tuple(config.mention_after),
         past_words=tuple(config.past_words),
+        past_after=tuple(config.past_after),
         shadow_words=tuple(config.shadow_words),
         synonyms=tuple(tuple(w.casefold() for w in g) for g in config.synonyms),
     )
