@@ -97,6 +97,8 @@ class IntakeConfig(_Model):
     # A category/department below this probability is marked 低置信度 and the
     # keyword hints of categories[]/departments[] may replace it.
     low_confidence: float = Field(default=0.5, gt=0, le=1)
+    # Candidates within this much of the model's best are close: the hints choose among them.
+    hint_margin: float = Field(default=0.15, ge=0, le=1)
     # Off: drafts come from the keyword lists alone (no model is trained or loaded).
     use_model: bool = True
     # The model's say on urgency and emergencies (0 turns each off): a draft is urgent when

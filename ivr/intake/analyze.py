@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -84,13 +84,32 @@ def _best(
 def _override(settings: Settings, m: Matcher, text: str, field: str) -> str | None:
     for rule in settings.intake.routing_overrides:
         value = getattr(rule, field)
-        if value is not None and len(m.hits(text, rule.keywords)) == len(set(rule.keywords)):
+        folded = text.casefold()
+        if value is not None and all(m.position(folded, k)[0] >= 0 for k in rule.keywords):
             return str(value)
     return None
 
 
-def _confident(settings: Settings, p: Prediction | None, known: Iterable[str]) -> bool:
-    return p is not None and p.probability >= settings.intake.low_confidence and p.label in known
+def _choose(
+    settings: Settings,
+    m: Matcher,
+    text: str,
+    p: Prediction | None,
+    groups: Sequence[tuple[str, list[str]]],
+) -> tuple[str, bool, tuple[str, ...]] | None:
+    """(value, from the model?, hint keywords) or None: the model where it is sure; the
+    keyword hints where it is not (below intake.low_confidence) or where it hesitates
+    between close candidates (within intake.hint_margin: then only among those)."""
+    known = {name for name, _ in groups}
+    top = [(label, prob) for label, prob in (p.top if p else ()) if label in known]
+    if top and top[0][1] >= settings.intake.low_confidence:
+        close = [label for label, prob in top if prob >= top[0][1] - settings.intake.hint_margin]
+        if len(close) == 1:
+            return top[0][0], True, ()
+        hint = _best(m, text, (g for g in groups if g[0] in close))
+        return (hint[0], False, tuple(hint[1])) if hint else (top[0][0], True, ())
+    hint = _best(m, text, groups)
+    return (hint[0], False, tuple(hint[1])) if hint else None
 
 
 def _category(
@@ -105,11 +124,10 @@ def _category(
         return menu_category, "menu"
     if (rule := _override(settings, m, text, "category")) is not None:
         return rule, "override"
-    if _confident(settings, p, (c.name for c in settings.categories)):
-        assert p is not None
-        return p.label, "model"
-    by_text = _best(m, text, ((c.name, c.keywords) for c in settings.categories))
-    return (by_text[0], "text") if by_text else (line.default_category, "line_default")
+    chosen = _choose(settings, m, text, p, [(c.name, c.keywords) for c in settings.categories])
+    if chosen is None:
+        return line.default_category, "line_default"
+    return chosen[0], "model" if chosen[1] else "text"
 
 
 def _department(
@@ -117,13 +135,10 @@ def _department(
 ) -> tuple[str, DepartmentSource, tuple[str, ...]]:
     if (rule := _override(settings, m, text, "department")) is not None:
         return rule, "override", ()
-    if _confident(settings, p, (d.name for d in settings.departments)):
-        assert p is not None
-        return p.label, "model", ()
-    found = _best(m, text, ((d.name, d.keywords) for d in settings.departments))
-    if found is None:
+    chosen = _choose(settings, m, text, p, [(d.name, d.keywords) for d in settings.departments])
+    if chosen is None:
         return line.default_department, "line_default", ()
-    return found[0], "keywords", tuple(found[1])
+    return chosen[0], "model" if chosen[1] else "keywords", chosen[2]
 
 
 def _probability(said: dict[str, Prediction], name: str, *labels: str) -> float:
@@ -197,11 +212,13 @@ def analyze(
     `model` defaults to the deployed (or default) intake model of the storage folder."""
     text = normalize_transcript(text)
     m = matcher(settings.intake)
-    if model is None and settings.intake.use_model and text:
+    # A greeting alone says nothing: the line's defaults, as without a model.
+    heard = bool(_FILLER.sub("", text).strip())
+    if model is None and settings.intake.use_model and heard:
         from ivr.intake.model import current  # scikit-learn loads only when a draft is made
 
         model = current(settings.storage_path)
-    said = model.predict_one(text) if model is not None and text else {}
+    said = model.predict_one(text) if model is not None and heard else {}
     category, category_source = _category(
         settings, m, text, line, menu_category, said.get("category")
     )

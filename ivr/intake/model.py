@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ FIELDS = ("category", "department", "urgency", "scope")
 MODELS_DIR = "models"
 MANIFEST = "manifest.json"
 # Part of the default model's cache key: bump when a saved model's layout changes.
-FORMAT = "intake-model-1"
+FORMAT = "intake-model-2"
 # Bounds the model's size on a large history (weights: features x classes float32).
 MAX_CHARS = 200_000
 MAX_WORDS = 50_000
@@ -120,12 +121,12 @@ class LinearProba:
         return self.classes[np.argmax(self.predict_proba(x), axis=1)]
 
 
-def _trainable(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[int], list[str]]:
+def _trainable(labels: Sequence[str | None]) -> tuple[list[int], list[str]]:
     """Row indexes with a label; a class seen once is repeated (calibration splits it in two)."""
     idx = [i for i, y in enumerate(labels) if y is not None]
     counts = Counter(labels[i] for i in idx)
     idx += [i for i in list(idx) if counts[labels[i]] == 1]
-    return idx, [labels[i] for i in idx]
+    return idx, [str(labels[i]) for i in idx]
 
 
 @dataclass(frozen=True)
@@ -135,23 +136,62 @@ class Prediction:
     top: tuple[tuple[str, float], ...]
 
 
+_DISTRICT_GOVERNMENT = re.compile(r"^(.+区)人民政府$")
+DISTRICT_GOVERNMENT = "区人民政府"
+DISTRICT_MASK = ""
+
+
+def districts_of(labels: Iterable[str]) -> tuple[str, ...]:
+    """The districts whose governments are departments (五华区 of 五华区人民政府)."""
+    found = {m.group(1) for label in labels if (m := _DISTRICT_GOVERNMENT.match(label or ""))}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
 @dataclass
 class IntakeModel:
+    """Statements are read with district names masked: which district a matter is in
+    says nothing about who handles it, so the five district governments are one class
+    (区人民政府) and the district named in the statement picks the government."""
+
     version: str
     features: FeatureUnion
     classifiers: dict[str, LinearProba]
     info: dict[str, Any] = field(default_factory=dict)
+    districts: tuple[str, ...] = ()
+
+    def _names(self) -> list[str]:
+        return [n for d in self.districts for n in (d, d.removesuffix("区")) if len(n) >= 2]
+
+    def mask(self, text: str) -> str:
+        for name in self._names():
+            text = text.replace(name, DISTRICT_MASK)
+        return text
+
+    def district_government(self, text: str) -> str | None:
+        said = [(text.find(n), n) for n in self._names() if n in text]
+        if not said:
+            return None
+        name = min(said)[1]
+        district = next(d for d in self.districts if d.startswith(name))
+        return f"{district}人民政府"
+
+    def _label(self, label: str, text: str) -> str:
+        if label == DISTRICT_GOVERNMENT:
+            return self.district_government(text) or label
+        return label
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Prediction]]:
         """Per statement: field -> the most likely label, its probability and the top three."""
-        x = self.features.transform(list(texts))
+        x = self.features.transform([self.mask(t) for t in texts])
         out: list[dict[str, Prediction]] = [{} for _ in texts]
         for name, clf in self.classifiers.items():
             proba = clf.predict_proba(x)
             classes = clf.classes
             for row, p in enumerate(proba):
                 order = np.argsort(-p)[:3]
-                top = tuple((str(classes[i]), round(float(p[i]), 4)) for i in order)
+                top = tuple(
+                    (self._label(str(classes[i]), texts[row]), round(float(p[i]), 4)) for i in order
+                )
                 out[row][name] = Prediction(top[0][0], top[0][1], top)
         return out
 
@@ -170,29 +210,35 @@ class IntakeModel:
 def fit(
     examples: Sequence[Example], version: str, info: dict[str, Any] | None = None
 ) -> IntakeModel:
-    texts = [e.text for e in examples]
-    features = _features()
-    x = features.fit_transform(texts)
-    classifiers = {}
+    districts = districts_of(e.department for e in examples)
+    shell = IntakeModel(version, _features(), {}, dict(info or {}), districts)
+    x = shell.features.fit_transform([shell.mask(e.text) for e in examples])
     for name in FIELDS:
-        labels: list[Any] = [getattr(e, name) for e in examples]
-        idx, y = _trainable(texts, labels)
+        labels: list[Any] = [_training_label(getattr(e, name), name) for e in examples]
+        idx, y = _trainable(labels)
         if len(set(y)) < 2:
             continue
-        classifiers[name] = LinearProba.of(_classifier(y).fit(x[idx], y))
-    return IntakeModel(version, features, classifiers, dict(info or {}))
+        shell.classifiers[name] = LinearProba.of(_classifier(y).fit(x[idx], y))
+    return shell
+
+
+def _training_label(value: str | None, name: str) -> str | None:
+    if name == "department" and value and _DISTRICT_GOVERNMENT.match(value):
+        return DISTRICT_GOVERNMENT
+    # An out-of-scope row without a department teaches nothing about routing.
+    return value or None
 
 
 def kfold_accuracy(examples: Sequence[Example], folds: int = 5, seed: int = 0) -> dict[str, float]:
     """k-fold accuracy of category and department on the training rows. The TF-IDF
     vocabulary is fitted once on all of them (a small optimism, k times faster)."""
-    texts = [e.text for e in examples]
-    x = _features().fit_transform(texts)
+    shell = IntakeModel("kfold", _features(), {}, {}, districts_of(e.department for e in examples))
+    x = shell.features.fit_transform([shell.mask(e.text) for e in examples])
     result = {}
     for name in ("category", "department"):
-        y = np.array([getattr(e, name) for e in examples])
+        y = np.array([_training_label(getattr(e, name), name) or "" for e in examples])
         counts = Counter(y)
-        keep = np.array([counts[v] >= folds for v in y])
+        keep = np.array([bool(v) and counts[v] >= folds for v in y])
         xs, ys = x[keep], y[keep]
         correct = 0
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -79,14 +79,16 @@ class Matcher:
                 return False
         return True
 
-    def position(self, text: str, keyword: str, *, emergency: bool = False) -> int:
-        """Where the caller first means the keyword (or a synonym of it); -1 if nowhere."""
-        best = -1
+    def position(self, text: str, keyword: str, *, emergency: bool = False) -> tuple[int, str]:
+        """Where the caller first means the keyword (or a synonym of it) and the word said;
+        (-1, "") if nowhere."""
+        best = (-1, "")
         for word in self.variants(keyword.casefold()):
             pos = _find(text, word)
             while pos >= 0:
                 if self._meant(text, pos, word, emergency=emergency):
-                    best = pos if best < 0 else min(best, pos)
+                    if best[0] < 0 or pos < best[0]:
+                        best = (pos, word)
                     break
                 pos = _find(text, word, pos + 1)
         return best
@@ -94,14 +96,15 @@ class Matcher:
     def hits(
         self, text: str, keywords: Iterable[str], *, emergency: bool = False
     ) -> list[tuple[int, str]]:
-        """(first position, keyword) for each distinct keyword meant in the text, in text order."""
+        """(first position, word said) for each distinct word meant in the text that is one
+        of the keywords or their synonyms, in text order."""
         folded = text.casefold()
-        found = []
+        found: dict[str, int] = {}
         for keyword in dict.fromkeys(k for k in keywords if k):
-            pos = self.position(folded, keyword, emergency=emergency)
-            if pos >= 0:
-                found.append((pos, keyword))
-        return sorted(found)
+            pos, word = self.position(folded, keyword, emergency=emergency)
+            if pos >= 0 and word not in found:
+                found[word] = pos
+        return sorted((pos, word) for word, pos in found.items())
 
 
 def matcher(config: IntakeConfig) -> Matcher:
