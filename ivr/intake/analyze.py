@@ -156,7 +156,8 @@ def _scope(
     for rule in rules:
         if rule.kind == "emergency" and veto:
             continue
-        hits = m.hits(text, rule.keywords, emergency=rule.kind == "emergency")
+        emergency = rule.kind == "emergency"
+        hits = m.hits(text, rule.keywords, emergency=emergency, mentions=not emergency)
         if hits:
             return ScopeFlag(rule.name, rule.kind, rule.advice, hits[0][1])
     guess = said.get("scope")

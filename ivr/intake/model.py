@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FIELDS = ("category", "department", "urgency", "scope")
 MODELS_DIR = "models"
 MANIFEST = "manifest.json"
+CACHE_ENV = "IVR_MODEL_CACHE"
 # Part of the default model's cache key: bump when a saved model's layout changes.
 FORMAT = "intake-model-2"
 # Bounds the model's size on a large history (weights: features x classes float32).
@@ -201,7 +203,7 @@ class IntakeModel:
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"intake-{self.version}.joblib"
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         joblib.dump(self, tmp, compress=3)
         tmp.replace(path)
         return path
@@ -315,15 +317,29 @@ def load(path: Path) -> IntakeModel:
     return model
 
 
+def shared_cache() -> Path:
+    """Where default models are also kept for every storage folder of this user
+    (IVR_MODEL_CACHE, else ~/.cache/hotline-ivr): one training per corpus version."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "hotline-ivr"
+
+
 def default_model(storage: Path) -> IntakeModel | None:
     """The model of the shipped corpus, trained once per corpus version and cached."""
     files = corpus_files()
     if not files:
         return None
     version = f"default-{corpus_hash(files, salt=FORMAT)}"
-    path = models_dir(storage) / f"intake-{version}.joblib"
-    if path.exists():
-        return load(path)
+    if version in _defaults:
+        return _defaults[version]
+    name = f"intake-{version}.joblib"
+    for folder in (models_dir(storage), shared_cache()):
+        if (folder / name).exists():
+            try:
+                _defaults[version] = load(folder / name)
+                return _defaults[version]
+            except (OSError, ValueError, EOFError) as exc:
+                log.warning("intake model %s unreadable, training again: %s", folder / name, exc)
     examples = [e for e in load_corpus(files) if e.split != "test"]
     if not examples:
         return None
@@ -335,10 +351,12 @@ def default_model(storage: Path) -> IntakeModel | None:
         len(examples),
         time.perf_counter() - started,
     )
-    try:
-        model.save(models_dir(storage))
-    except OSError as exc:
-        log.warning("intake model not cached in %s: %s", storage, exc)
+    for folder in (models_dir(storage), shared_cache()):
+        try:
+            model.save(folder)
+        except OSError as exc:
+            log.warning("intake model not cached in %s: %s", folder, exc)
+    _defaults[version] = model
     return model
 
 
@@ -352,6 +370,7 @@ def current_file(storage: Path) -> Path | None:
 
 
 _cache: dict[Path, IntakeModel | None] = {}
+_defaults: dict[str, IntakeModel] = {}
 _lock = threading.Lock()
 
 

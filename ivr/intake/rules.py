@@ -57,15 +57,18 @@ class Matcher:
                 words.extend(w for w in group if w not in words)
         return tuple(words)
 
-    def _meant(self, text: str, pos: int, word: str, *, emergency: bool) -> bool:
+    def _meant(self, text: str, pos: int, word: str, *, emergency: bool, mentions: bool) -> bool:
         end = pos + len(word)
         clause = _clause_before(text, pos, CLAUSE_CHARS)
         if any(n in clause for n in self.negations):
             return False
-        if any(clause.endswith(m) for m in self.mention_before):
+        after = text[end : end + CLAUSE_CHARS]
+        if any(after.startswith(p) for p in self.place_words):
             return False
-        after = text[end : end + 6]
-        if any(after.startswith(p) for p in (*self.place_words, *self.mention_after)):
+        if mentions and (
+            any(m in clause for m in self.mention_before)
+            or any(m in after for m in self.mention_after)
+        ):
             return False
         for shadow in self.shadow_words:
             at = pos - shadow.find(word)
@@ -79,14 +82,16 @@ class Matcher:
                 return False
         return True
 
-    def position(self, text: str, keyword: str, *, emergency: bool = False) -> tuple[int, str]:
+    def position(
+        self, text: str, keyword: str, *, emergency: bool = False, mentions: bool = False
+    ) -> tuple[int, str]:
         """Where the caller first means the keyword (or a synonym of it) and the word said;
         (-1, "") if nowhere."""
         best = (-1, "")
         for word in self.variants(keyword.casefold()):
             pos = _find(text, word)
             while pos >= 0:
-                if self._meant(text, pos, word, emergency=emergency):
+                if self._meant(text, pos, word, emergency=emergency, mentions=mentions):
                     if best[0] < 0 or pos < best[0]:
                         best = (pos, word)
                     break
@@ -94,14 +99,20 @@ class Matcher:
         return best
 
     def hits(
-        self, text: str, keywords: Iterable[str], *, emergency: bool = False
+        self,
+        text: str,
+        keywords: Iterable[str],
+        *,
+        emergency: bool = False,
+        mentions: bool = False,
     ) -> list[tuple[int, str]]:
         """(first position, word said) for each distinct word meant in the text that is one
-        of the keywords or their synonyms, in text order."""
+        of the keywords or their synonyms, in text order. `emergency`: a past event does
+        not count; `mentions`: a word only mentioned or asked about does not count."""
         folded = text.casefold()
         found: dict[str, int] = {}
         for keyword in dict.fromkeys(k for k in keywords if k):
-            pos, word = self.position(folded, keyword, emergency=emergency)
+            pos, word = self.position(folded, keyword, emergency=emergency, mentions=mentions)
             if pos >= 0 and word not in found:
                 found[word] = pos
         return sorted((pos, word) for word, pos in found.items())
