@@ -70,10 +70,17 @@ def train_cmd(c: Ctx, source: Path | None, folds: int) -> None:
 def retrain_cmd(c: Ctx, folds: int) -> None:
     """Add the drafts operators corrected before accepting them, and train again."""
     from ivr.intake import training
+    from ivr.store import Database, SchemaNotReady
 
-    app = c.hotline()
-    with app.db.read() as s:
-        fixed = training.corrections(s)
+    db = Database(c.settings.resolved_database_url)
+    try:
+        db.check_schema()
+        with db.read() as s:
+            fixed = training.corrections(s)
+    except SchemaNotReady as exc:
+        fail(str(exc))
+    finally:
+        db.dispose()
     click.echo(f"{len(fixed)} corrected drafts")
     storage = c.settings.storage_path
     extra = [*training.saved_history(storage), *fixed]
