@@ -25,6 +25,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from scipy import sparse
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
@@ -138,6 +139,26 @@ class Prediction:
     top: tuple[tuple[str, float], ...]
 
 
+def _tfidf(vec: TfidfVectorizer, texts: Sequence[str]) -> Any:
+    """TfidfVectorizer.transform for sublinear_tf and l2 norm (as _features() makes them)."""
+    analyzer = vec.build_analyzer()
+    vocabulary, idf = vec.vocabulary_, vec.idf_
+    indptr, indices, values = [0], [], []
+    for text in texts:
+        counts = Counter(i for token in analyzer(text) if (i := vocabulary.get(token)) is not None)
+        if counts:
+            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            w = (1.0 + np.log(tf)) * idf[cols]
+            w /= np.linalg.norm(w)
+            indices.append(cols)
+            values.append(w)
+        indptr.append(indptr[-1] + len(counts))
+    data = np.concatenate(values) if values else np.zeros(0)
+    cols_all = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return sparse.csr_matrix((data, cols_all, indptr), shape=(len(texts), len(vocabulary)))
+
+
 _DISTRICT_GOVERNMENT = re.compile(r"^(.+区)人民政府$")
 DISTRICT_GOVERNMENT = "区人民政府"
 DISTRICT_MASK = ""
@@ -182,9 +203,17 @@ class IntakeModel:
             return self.district_government(text) or label
         return label
 
+    def vectorize(self, texts: Sequence[str]) -> Any:
+        """The fitted FeatureUnion's output, computed directly: scikit-learn's input
+        validation costs more than the arithmetic for one statement. float32 like the
+        weights (scipy would copy them to float64 for every product)."""
+        masked = [self.mask(t) for t in texts]
+        parts = [_tfidf(vec, masked) for _, vec in self.features.transformer_list]
+        return sparse.hstack(parts, format="csr", dtype=np.float32)
+
     def predict(self, texts: Sequence[str]) -> list[dict[str, Prediction]]:
         """Per statement: field -> the most likely label, its probability and the top three."""
-        x = self.features.transform([self.mask(t) for t in texts])
+        x = self.vectorize(texts)
         out: list[dict[str, Prediction]] = [{} for _ in texts]
         for name, clf in self.classifiers.items():
             proba = clf.predict_proba(x)
