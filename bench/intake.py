@@ -230,7 +230,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Intake per statement (analyze: model, rules, address, phone numbers, summary): "
         f"median {t['median_ms']} ms, p99 {t['p99_ms']} ms ({t['statements']} statements); "
-        f"the model's part: median {t['model_median_ms']} ms, p99 {t['model_p99_ms']} ms. Model: {m['file_mb']} MB file, load "
+        f"the model's part: median {t['model_median_ms']} ms, p99 {t['model_p99_ms']} ms. "
+        f"Model: {m['file_mb']} MB file, load "
         f"{m['load_s']} s (imports + jieba + first prediction), {m['rss_mb']} MB peak RSS. "
         f"Default model trained from the corpus at first use in {r['default_model_training_s']} s.",
     ]
