@@ -3,11 +3,16 @@ history and the operators' corrections."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ivr.cli.common import Ctx, fail, pass_ctx
+
+if TYPE_CHECKING:
+    from ivr.intake.training import TrainResult
 
 
 @click.group()
@@ -21,10 +26,12 @@ def _percent(acc: dict[str, float] | None) -> str:
     return "  ".join(f"{name} {100 * v:.1f}%" for name, v in acc.items())
 
 
-def _report(result: object) -> None:
-    from ivr.intake.training import TrainResult
-
-    assert isinstance(result, TrainResult)
+def _train_and_report(train: Callable[[], TrainResult]) -> None:
+    """Train, print what was measured; exit 1 when the new model was not deployed."""
+    try:
+        result = train()
+    except ValueError as exc:
+        fail(str(exc))
     click.echo(f"trained {result.version} on {result.rows} rows in {result.seconds:.1f} s")
     if result.kfold:
         click.echo(f"k-fold accuracy:            {_percent(result.kfold)}")
@@ -35,6 +42,7 @@ def _report(result: object) -> None:
         click.echo(f"deployed: new drafts come from {result.version}")
     else:
         click.echo(f"not deployed: it scores lower than {result.current_version}")
+        raise SystemExit(1)
 
 
 @intake.command("train")
@@ -52,16 +60,12 @@ def train_cmd(c: Ctx, source: Path | None, folds: int) -> None:
     from ivr.intake import training
 
     storage = c.settings.storage_path
-    try:
-        if source is None:
-            result = training.train(storage, training.saved_history(storage), folds=folds)
-        else:
-            result = training.train_from_table(storage, source, folds=folds)
-    except ValueError as exc:
-        fail(str(exc))
-    _report(result)
-    if not result.deployed:
-        raise SystemExit(1)
+    if source is None:
+        _train_and_report(
+            lambda: training.train(storage, training.saved_history(storage), folds=folds)
+        )
+    else:
+        _train_and_report(lambda: training.train_from_table(storage, source, folds=folds))
 
 
 @intake.command("retrain")
@@ -84,13 +88,7 @@ def retrain_cmd(c: Ctx, folds: int) -> None:
     click.echo(f"{len(fixed)} corrected drafts")
     storage = c.settings.storage_path
     extra = [*training.saved_history(storage), *fixed]
-    try:
-        result = training.train(storage, extra, folds=folds, source="retrain")
-    except ValueError as exc:
-        fail(str(exc))
-    _report(result)
-    if not result.deployed:
-        raise SystemExit(1)
+    _train_and_report(lambda: training.train(storage, extra, folds=folds, source="retrain"))
 
 
 @intake.command("eval")
