@@ -29,7 +29,9 @@ __all__ = ["Address", "Analysis", "ScopeFlag", "analyze", "similarity", "summari
 
 SUMMARY_MAX = 60
 
-CategorySource = Literal["menu", "override", "model", "text", "line_default"]
+# "text": decided from the statement, by the model or the keyword hints (the draft's
+# intake facts say which: a model decision has its category_confidence).
+CategorySource = Literal["menu", "override", "text", "line_default"]
 DepartmentSource = Literal["override", "model", "keywords", "line_default"]
 
 
@@ -127,7 +129,7 @@ def _category(
     chosen = _choose(settings, m, text, p, [(c.name, c.keywords) for c in settings.categories])
     if chosen is None:
         return line.default_category, "line_default"
-    return chosen[0], "model" if chosen[1] else "text"
+    return chosen[0], "text"
 
 
 def _department(

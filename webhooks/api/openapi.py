@@ -118,7 +118,7 @@ TICKET = _all_required(
         "category": _STR,
         "category_source": {
             "type": "string",
-            "description": "menu, override, model, text, line_default or operator.",
+            "description": "menu, override, text (model or hints), line_default or operator.",
         },
         "department": _STR,
         "department_source": _STR,
