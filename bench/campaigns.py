@@ -6,11 +6,12 @@
 1. Scheduling cost: 100,000 completed tickets; the time `create_campaign` takes to
    select them and plan their first attempts, and the memory it needs (peak
    traced Python allocations), on SQLite and (when reachable) PostgreSQL.
-2. Pacing: a campaign of N tickets dialed through the real SIP dialer to one
-   SIPp callee answering 486 Busy (so calls are short and the pace is the only
-   limit); call start times are taken where the dialer is entered. Reported: the
-   configured and achieved calls per second, the most starts in any one second,
-   and the spacing between starts.
+2. Pacing: a campaign of N tickets dialed as `ivr campaign run` dials it (the
+   dispatcher, the survey dial job and the in-process call limits) through the
+   real SIP dialer to one SIPp callee answering 486 Busy (so calls are short and
+   the pace is the only limit); call start times are taken where the dialer is
+   entered. Reported: the configured and achieved calls per second, the most
+   starts in any one second, and the spacing between starts.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from bench.pg import fresh_postgres
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import load_config
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import Ticket, TicketStatus, upgrade
-from ivr.surveys.campaigns import create_campaign
-from ivr.surveys.runner import CampaignRunner
+from ivr.surveys.run import run_campaign
 from ivr.transports.sip.dialer import SipDialer
 from ivr.transports.sip.service import build_phone
 
@@ -99,7 +101,7 @@ def bench_planning(url: str, n: int, *, trace: bool) -> dict[str, Any]:
         if trace:
             tracemalloc.start()
         t0 = time.perf_counter()
-        _, planned = create_campaign(app, "bench")
+        _, planned = create_campaign(app, Actor.system("bench"), "bench")
         seconds = time.perf_counter() - t0
         out: dict[str, Any] = {"tickets": n, "planned": planned}
         if trace:
@@ -142,13 +144,13 @@ def bench_pacing(calls: int, cps: float) -> dict[str, Any]:
         upgrade(settings.resolved_database_url)
         app = Hotline.open(settings, FixedClock(MONDAY_10))
         add_tickets(app, calls)
-        cid, _ = create_campaign(app, "pace")
+        cid, _ = create_campaign(app, Actor.system("bench"), "pace")
         phone = build_phone(app, load_asr=False)
         phone.start()
         with start_sipp("uas_busy", calls=calls, timeout=calls / cps + 120) as callee:
             dialer = StartTimes(phone, callee.uri_hostport)
             t0 = time.monotonic()
-            summary = CampaignRunner(app, dialer).run(cid)
+            summary = run_campaign(app, dialer, cid)
             wall = time.monotonic() - t0
         phone.stop()
         app.close()

@@ -1,4 +1,8 @@
-"""Accounts, roles, API tokens and the audit log (no web framework here)."""
+"""Accounts: roles, password and token hashing, sign-in (no web framework here).
+
+Changes to accounts and tokens are `ivr.services.accounts` functions; this
+module holds the pure helpers they and the doors share.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ivr.services.unit import Invalid
 from ivr.store.models import ApiToken, AuditEntry, Role, User
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 # Higher rank may do everything a lower rank may.
 ROLE_RANK: dict[str, int] = {Role.OPERATOR: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
 MIN_PASSWORD_LENGTH = 8
-SYSTEM = "system"
 # A fixed hash to compare against when the user does not exist, so that a wrong
 # username costs as much time as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
-
-
-class AccountError(ValueError):
-    pass
 
 
 def has_role(role: str, needed: str) -> bool:
@@ -36,46 +36,21 @@ def can_see_phone(role: str) -> bool:
     return has_role(role, Role.SUPERVISOR)
 
 
-def _check_role(role: str) -> str:
+def check_role(role: str) -> str:
     if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+        raise Invalid(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     return role
 
 
-def _check_password(password: str) -> str:
+def hash_password(password: str) -> str:
+    """The stored form of a new password (scrypt); refuses one that is too short."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-    return password
+        raise Invalid(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    return generate_password_hash(password, method="scrypt")
 
 
 def find_user(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
-
-
-def create_user(session: Session, username: str, password: str, role: str, at: datetime) -> User:
-    username = username.strip()
-    if not username:
-        raise AccountError("username must not be empty")
-    if find_user(session, username) is not None:
-        raise AccountError(f"user {username!r} already exists")
-    user = User(
-        username=username,
-        password_hash=generate_password_hash(_check_password(password), method="scrypt"),
-        role=_check_role(role),
-        active=True,
-        created_at=at,
-    )
-    session.add(user)
-    session.flush()
-    return user
-
-
-def set_password(user: User, password: str) -> None:
-    user.password_hash = generate_password_hash(_check_password(password), method="scrypt")
-
-
-def set_role(user: User, role: str) -> None:
-    user.role = _check_role(role)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -105,25 +80,19 @@ def recent_failed_logins(session: Session, username: str, since: datetime) -> in
     )
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def issue_token(session: Session, user: User, name: str, at: datetime) -> str:
-    """A new API token for `user`; the plain token is returned once, only its hash is kept."""
-    if not name.strip():
-        raise AccountError("a token needs a name")
+def new_token() -> tuple[str, str]:
+    """A new bearer token and its hash; only the hash is ever stored."""
     token = "ivr_" + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(user_id=user.id, name=name.strip(), token_hash=_token_hash(token), created_at=at)
-    )
-    session.flush()
-    return token
+    return token, token_hash(token)
 
 
 def token_for(session: Session, token: str) -> ApiToken | None:
     """The live (not revoked, active user) token record matching `token`."""
-    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
+    row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     return row
@@ -137,15 +106,3 @@ def user_for_token(session: Session, token: str, at: datetime | None = None) -> 
     if at is not None:
         row.last_used_at = at
     return row.user
-
-
-def revoke_token(session: Session, user: User, name: str, at: datetime) -> int:
-    """Revoke the user's live tokens called `name`; returns how many."""
-    rows = session.scalars(
-        select(ApiToken).where(
-            ApiToken.user_id == user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None)
-        )
-    ).all()
-    for row in rows:
-        row.revoked_at = at
-    return len(rows)

@@ -17,7 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+from ivr.shipped import shipped, source_root
+
+# The shipped default: the repository's config.yaml, or the copy a wheel installs
+# (`ivr init` starts a deployment from it).
+DEFAULT_CONFIG = shipped("config.yaml")
 CONFIG_ENV = "IVR_CONFIG"
 DATABASE_ENV = "DATABASE_URL"
 REDIS_ENV = "REDIS_URL"
@@ -126,9 +130,54 @@ class IntakeConfig(_Model):
     synonyms: list[list[str]] = []
 
 
+# Words that carry no request: fillers, pronouns, particles, time and politeness words.
+_STOP_WORDS = [
+    w
+    for line in (
+        "那个 这个 就是 嗯 啊 呃 喂 您好 你好 我 我们 我家 你们 他们 它",
+        "这 那 这里 那里 这边 那边 了 的 地 得 着 过 吗 呢 吧 呀 啦 嘛",
+        "一下 请问 请 麻烦 帮忙 帮 谢谢 想 要 我要 问 问一下 反映 反应",
+        "一个 一直 已经 还 还是 就 都 也 又 再 很 太 好像 什么 什么时候",
+        "时候 怎么 怎么办 为什么 有没有 没有人 有人 人 能 能不能 可以 是",
+        "不是 在 从 到 给 把 被 和 跟 对 让 今天 昨天 前天 现在 开始",
+        "一天 两天 三天 几天 好几天 天 晚上 早上 上午 下午 中午 天天 每天",
+        "尽快 赶紧 马上 处理 解决 一些 有点 这样 那样 说 打 打电话 电话",
+        "热线 没 没有 不 好 大 月 个 号 之前 之后 以后 到现在 投诉 举报",
+        "咨询 建议 求助 问题 情况 事情 事 门口 凌晨 半夜 每天晚上",
+        "一到 老是 总是",
+    )
+    for w in line.split()
+]
+# Ways of saying the same problem or object (topic words); the first word of a group stands for it.
+_SYNONYMS = (
+    "停电 没电 断电 不来电 跳闸 来电",
+    "停水 没水 断水 不来水 来水 没有水",
+    "路灯 灯 街灯",
+    "坏 坏了 不亮 失灵 不能用 不好用",
+    "噪音 噪声 吵 太吵 扰民 睡不着",
+    "漏水 渗水 滴水",
+    "堵塞 堵 堵了 不通",
+    "垃圾 垃圾桶 垃圾站",
+    "工资 薪水 工钱",
+    "拖欠 欠 欠薪 不发 没发 不给发",
+)
+# Ways of naming the same kind of place: folded, but not weighted as topic words.
+_PLACE_SYNONYMS = ("小区 楼 楼栋 单元 院子 宿舍", "店 摊 摊位 店铺", "公司 单位 老板 厂里")
+
+
 class DuplicateConfig(_Model):
+    """Repeat calls about the same request (ivr.intake.duplicates)."""
+
     window_days: int = Field(default=7, ge=0, le=90)
-    min_similarity: float = Field(default=0.6, gt=0, le=1)
+    history_days: int = Field(default=90, ge=0, le=3650)
+    min_similarity: float = Field(default=0.5, gt=0, le=1)
+    department_boost: float = Field(default=0.1, ge=0, le=1)
+    topic_weight: float = Field(default=3.0, ge=1, le=20)
+    stop_words: list[str] = list(_STOP_WORDS)
+    extra_stop_words: list[str] = []
+    synonyms: list[list[str]] = [g.split() for g in _SYNONYMS]
+    extra_synonyms: list[list[str]] = []
+    place_synonyms: list[list[str]] = [g.split() for g in _PLACE_SYNONYMS]
 
 
 class CalendarConfig(_Model):
@@ -482,10 +531,30 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+def find_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """Which config.yaml to read.
+
+    `path`, else $IVR_CONFIG, else config.yaml in the current directory (a deployment
+    made by `ivr init`), else, when running from a source tree, the repository's own.
+    """
+    env = dict(os.environ) if env is None else env
+    if path or env.get(CONFIG_ENV):
+        return Path(path or env[CONFIG_ENV])
+    here = Path.cwd() / "config.yaml"
+    if here.is_file():
+        return here
+    if source_root() is not None:
+        return DEFAULT_CONFIG
+    raise ConfigError(
+        f"no config.yaml in {Path.cwd()}: make a deployment folder with `ivr init DIR` and run "
+        "from there, or name the file with --config or IVR_CONFIG"
+    )
+
+
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
     """Read, validate and return the settings; raise ConfigError naming file, key and reason."""
     env = dict(os.environ) if env is None else env
-    cfg_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    cfg_path = find_config(path, env).resolve()
     try:
         raw_text = cfg_path.read_text(encoding="utf-8")
     except OSError as exc:

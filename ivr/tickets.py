@@ -10,6 +10,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ivr.config import DuplicateConfig
+from ivr.intake.duplicates import earlier_tickets
 from ivr.phones import mask_number
 from ivr.store.models import Ticket, TicketSequence, TicketStatus
 
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from ivr.app import Hotline
 
 S = TicketStatus
+# The caller's earlier tickets listed with a ticket (`duplicates.history_days`).
+HISTORY_DAYS = DuplicateConfig().history_days
 TRANSITIONS: dict[str, set[str]] = {
     S.DRAFT: {S.REGISTERED, S.REJECTED},
     S.REGISTERED: {S.COMPLETED, S.REJECTED},
@@ -263,7 +267,9 @@ def _intake(facts: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def to_dict(ticket: Ticket, *, show_phone: bool = False) -> dict[str, Any]:
+def to_dict(
+    ticket: Ticket, *, show_phone: bool = False, history_days: int = HISTORY_DAYS
+) -> dict[str, Any]:
     caller = ticket.caller_number if show_phone else mask_number(ticket.caller_number)
     return {
         "number": ticket.number,
@@ -297,4 +303,13 @@ def to_dict(ticket: Ticket, *, show_phone: bool = False) -> dict[str, Any]:
         "survey_outcome": ticket.survey_outcome,
         "created_at": ticket.created_at.isoformat(),
         "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
+        "earlier_tickets": [
+            {
+                "number": t.number,
+                "created_at": t.created_at.isoformat(),
+                "status": t.status,
+                "summary": t.summary,
+            }
+            for t in earlier_tickets(ticket, history_days)
+        ],
     }

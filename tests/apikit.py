@@ -13,16 +13,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from ivr.accounts import create_user, issue_token
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
-from ivr.store import AuditEntry, SurveyAttempt, upgrade
-from ivr.surveys.campaigns import create_campaign
+from ivr.services.accounts import create_user, issue_token
+from ivr.services.campaigns import create_campaign
+from ivr.store import SurveyAttempt, upgrade
 from ivr.surveys.outcomes import record_score
 from ivr.tickets import complete, find
 from webhooks import create_app
 
 from .conftest import settings_for
+from .consolekit import SETUP, audit_log
 
 CALLER = "13800138000"
 NOISE = "我要投诉我们小区楼下的烧烤店每天晚上噪音扰民到凌晨两点"
@@ -64,7 +65,7 @@ class ApiRig:
         """A campaign over freshly completed tickets whose callees gave `scores`."""
         for _ in scores:
             self.completed()
-        campaign_id, planned = create_campaign(self.hotline, "11月回访")
+        campaign_id, planned = create_campaign(self.hotline, SETUP, "11月回访")
         assert planned >= len(scores)
         now = self.hotline.clock.now()
         with self.hotline.db.session() as s:
@@ -79,11 +80,7 @@ class ApiRig:
         return campaign_id
 
     def audit_log(self) -> list[tuple[str, str, int | None, dict[str, Any]]]:
-        with self.hotline.db.session() as s:
-            return [
-                (e.actor, e.action, e.ticket_id, e.detail)
-                for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))
-            ]
+        return audit_log(self.hotline)
 
 
 ROLES = ("operator", "supervisor", "admin")
@@ -93,11 +90,9 @@ ROLES = ("operator", "supervisor", "admin")
 def api_rig(hotline: Hotline) -> Iterator[ApiRig]:
     app = create_app(hotline)
     rig = ApiRig(hotline, app, app.test_client())
-    now = hotline.clock.now()
-    with hotline.db.session() as s:
-        for role in ROLES:
-            user = create_user(s, f"{role}-user", "password-123", role, now)
-            rig.tokens[role] = issue_token(s, user, f"platform-{role}", now)
+    for role in ROLES:
+        create_user(hotline, SETUP, f"{role}-user", "password-123", role)
+        rig.tokens[role] = issue_token(hotline, SETUP, f"{role}-user", f"platform-{role}")
     try:
         yield rig
     finally:

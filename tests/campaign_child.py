@@ -1,4 +1,5 @@
-"""A campaign runner in its own process (killed with -9 by test_survey_campaign_sip.py).
+"""`ivr campaign run`'s dialing in its own process (killed with -9 by
+test_survey_campaign_sip.py).
 
 argv: settings JSON file, campaign id, routes JSON ({phone: "host:port"}), ISO time.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import Settings
-from ivr.surveys.runner import CampaignRunner
+from ivr.surveys.run import run_campaign
 from ivr.transports.sip.dialer import SipDialer
 from ivr.transports.sip.service import build_phone
 
@@ -39,8 +40,8 @@ def main() -> None:
     app = Hotline.open(settings, clock)
     phone = build_phone(app, load_asr=False)
     phone.start()
-    print("runner started", flush=True)
-    CampaignRunner(app, RoutedSipDialer(phone, routes)).run(campaign_id)
+    print("campaign run started", flush=True)
+    run_campaign(app, RoutedSipDialer(phone, routes), campaign_id)
     phone.stop()
 
 

@@ -48,11 +48,13 @@ def completed_tickets(
 
 
 class ScriptedDialer:
-    """Outcome per number (answered with a key, busy, ...); counts concurrency."""
+    """Outcome per number (answered with a key, busy, ...); counts concurrency and notes
+    when each call starts (monotonic seconds)."""
 
     def __init__(self, app: Hotline, script: Mapping[str, str], hold_s: float = 0.0) -> None:
         self.app, self.script, self.hold_s = app, dict(script), hold_s
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.starts: list[float] = []
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
@@ -66,6 +68,7 @@ class ScriptedDialer:
         ring_timeout: float | None = None,
     ) -> DialResult:
         with self._lock:
+            self.starts.append(time.monotonic())
             self.calls.append((number_or_uri, dict(variables or {})))
             self.active += 1
             self.max_active = max(self.max_active, self.active)

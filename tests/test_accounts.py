@@ -8,60 +8,48 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from ivr.accounts import (
-    AccountError,
-    authenticate,
-    can_see_phone,
-    create_user,
-    find_user,
-    has_role,
-    issue_token,
-    revoke_token,
-    set_password,
-    user_for_token,
-)
+from ivr.accounts import authenticate, can_see_phone, has_role, user_for_token
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
 from ivr.cli import main
 from ivr.config import load_config
-from ivr.services import audit
-from ivr.store import ApiToken, AuditEntry, Ticket, upgrade
+from ivr.services import Actor, Conflict, IllegalTransition, Invalid, NotFound, audit
+from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
+from ivr.store import ApiToken, AuditEntry, Ticket, User, upgrade
 
 from .conftest import ROOT
 
+ADMIN = Actor.user("admin")
+
 
 def test_password_is_hashed_and_checked(hotline: Hotline) -> None:
-    now = hotline.clock.now()
-    with hotline.db.session() as s:
-        user = create_user(s, "wang", "correct horse", "operator", now)
+    create_user(hotline, ADMIN, "wang", "correct horse", "operator")
+    with hotline.db.read() as s:
+        user = s.scalars(select(User)).one()
         assert "correct horse" not in user.password_hash
         assert user.password_hash.startswith("scrypt:")
-    with hotline.db.session() as s:
         assert authenticate(s, "wang", "correct horse") is not None
         assert authenticate(s, "wang", "wrong password") is None
         assert authenticate(s, "nobody", "correct horse") is None
-        user = find_user(s, "wang")
-        assert user is not None
-        set_password(user, "battery staple")
-    with hotline.db.session() as s:
+    update_user(hotline, ADMIN, "wang", password="battery staple")
+    with hotline.db.read() as s:
         assert authenticate(s, "wang", "correct horse") is None
-        user = authenticate(s, "wang", "battery staple")
-        assert user is not None
-        user.active = False
-    with hotline.db.session() as s:
+        assert authenticate(s, "wang", "battery staple") is not None
+    update_user(hotline, ADMIN, "wang", active=False)
+    with hotline.db.read() as s:
         assert authenticate(s, "wang", "battery staple") is None
 
 
 def test_bad_accounts_are_refused(hotline: Hotline) -> None:
-    now = hotline.clock.now()
-    with hotline.db.session() as s:
-        create_user(s, "li", "long enough", "supervisor", now)
-        with pytest.raises(AccountError, match="already exists"):
-            create_user(s, "li", "long enough", "operator", now)
-        with pytest.raises(AccountError, match="unknown role"):
-            create_user(s, "zhao", "long enough", "root", now)
-        with pytest.raises(AccountError, match="too short"):
-            create_user(s, "zhao", "short", "operator", now)
+    create_user(hotline, ADMIN, "li", "long enough", "supervisor")
+    with pytest.raises(Conflict, match="already exists"):
+        create_user(hotline, ADMIN, "li", "long enough", "operator")
+    with pytest.raises(Invalid, match="unknown role"):
+        create_user(hotline, ADMIN, "zhao", "long enough", "root")
+    with pytest.raises(Invalid, match="too short"):
+        create_user(hotline, ADMIN, "zhao", "short", "operator")
+    with hotline.db.read() as s:
+        assert s.scalars(select(User.username)).all() == ["li"]
 
 
 def test_roles_rank_and_phone_visibility() -> None:
@@ -73,9 +61,8 @@ def test_roles_rank_and_phone_visibility() -> None:
 
 def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
     now = hotline.clock.now()
-    with hotline.db.session() as s:
-        user = create_user(s, "platform", "long enough", "supervisor", now)
-        token = issue_token(s, user, "province", now)
+    create_user(hotline, ADMIN, "platform", "long enough", "supervisor")
+    token = issue_token(hotline, ADMIN, "platform", "province")
     with hotline.db.session() as s:
         row = s.scalars(select(ApiToken)).one()
         assert token not in row.token_hash and len(row.token_hash) == 64
@@ -85,9 +72,7 @@ def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
         assert user_for_token(s, token + "x") is None
     with hotline.db.session() as s:
         assert s.scalars(select(ApiToken)).one().last_used_at == now
-        user = find_user(s, "platform")
-        assert user is not None
-        assert revoke_token(s, user, "province", now) == 1
+    assert revoke_token(hotline, ADMIN, "platform", "province") == 1
     with hotline.db.session() as s:
         assert user_for_token(s, token) is None
 
@@ -176,3 +161,53 @@ def test_cli_users_add_list_passwd_token(cli_env: dict[str, str]) -> None:
             assert user is not None and user.username == "wang"
     finally:
         app.close()
+
+
+# ---- the rules of account changes (whichever door asks) ------------------------------
+
+
+def test_the_last_active_admin_stays(hotline: Hotline) -> None:
+    create_user(hotline, ADMIN, "root", "long enough", "admin")
+    with pytest.raises(IllegalTransition, match="last active admin"):
+        update_user(hotline, Actor.cli(), "root", active=False)
+    with pytest.raises(IllegalTransition, match="last active admin"):
+        update_user(hotline, Actor.cli(), "root", role="supervisor")
+    create_user(hotline, ADMIN, "root2", "long enough", "admin")
+    with pytest.raises(IllegalTransition, match="your own account"):
+        update_user(hotline, Actor.user("root"), "root", role="supervisor")
+    assert update_user(hotline, Actor.user("root2"), "root", role="supervisor").changes == {
+        "role": {"old": "admin", "new": "supervisor"}
+    }
+    with hotline.db.read() as s:
+        roles = {name: role for name, role in s.execute(select(User.username, User.role))}
+        actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert roles == {"root": "supervisor", "root2": "admin"}
+    assert actions == ["user.create", "user.create", "user.update"]  # refusals leave no row
+
+
+def test_an_update_that_changes_nothing_is_not_audited(hotline: Hotline) -> None:
+    create_user(hotline, ADMIN, "wang", "long enough", "operator")
+    updated = update_user(hotline, ADMIN, "wang", role="operator", active=True)
+    assert updated.changes == {} and updated.account.username == "wang"
+    with pytest.raises(NotFound, match="no user nobody"):
+        update_user(hotline, ADMIN, "nobody", password="long enough")
+    with hotline.db.read() as s:
+        assert s.scalars(select(AuditEntry.action)).all() == ["user.create"]
+
+
+def test_token_names_are_unique_among_live_tokens(hotline: Hotline) -> None:
+    """The audit log names API callers by their token's name, so two live ones may not share it."""
+    create_user(hotline, ADMIN, "platform", "long enough", "supervisor")
+    create_user(hotline, ADMIN, "other", "long enough", "operator")
+    issue_token(hotline, ADMIN, "platform", "province")
+    with pytest.raises(Conflict, match="live token named 'province'"):
+        issue_token(hotline, ADMIN, "other", "province")
+    with pytest.raises(Invalid, match="must not be empty"):
+        issue_token(hotline, ADMIN, "other", "  ")
+    revoke_token(hotline, ADMIN, "platform", "province")
+    assert issue_token(hotline, ADMIN, "other", "province").startswith("ivr_")
+    update_user(hotline, ADMIN, "other", active=False)
+    with pytest.raises(IllegalTransition, match="disabled"):
+        issue_token(hotline, ADMIN, "other", "city")
+    with pytest.raises(NotFound, match="no live token"):
+        revoke_token(hotline, ADMIN, "other", "city")

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from ivr.accounts import revoke_token
 from ivr.app import Hotline
 from ivr.clock import FixedClock
-from ivr.store import User
+from ivr.services.accounts import create_user, revoke_token, update_user
 from webhooks.api.openapi import SPACES
 
 from .apikit import BACKENDS, CALLER, EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig, hotline_on
+from .consolekit import SETUP
 
 
 @pytest.fixture
@@ -82,6 +82,8 @@ EVERY_ENDPOINT = [
     ("POST", "/api/tickets/{n}/complete", {"note": "已处理"}),
     ("GET", "/api/campaigns", None),
     ("GET", "/api/campaigns/1", None),
+    ("POST", "/api/campaigns/1/pause", None),
+    ("POST", "/api/campaigns/1/resume", None),
 ]
 
 
@@ -103,11 +105,9 @@ def test_requests_without_a_valid_token_are_refused(rig: ApiRig, authorization: 
 def test_revoked_tokens_and_deactivated_users_are_refused(rig: ApiRig) -> None:
     assert rig.call("GET", "/api/tickets", role="operator").status_code == 200
     assert rig.call("GET", "/api/tickets", role="admin").status_code == 200
-    now = rig.hotline.clock.now()
-    with rig.hotline.db.session() as s:
-        operator = s.query(User).filter_by(username="operator-user").one()
-        assert revoke_token(s, operator, "platform-operator", now) == 1
-        s.query(User).filter_by(username="admin-user").one().active = False
+    assert revoke_token(rig.hotline, SETUP, "operator-user", "platform-operator") == 1
+    create_user(rig.hotline, SETUP, "admin-2", "password-123", "admin")  # not the last admin
+    update_user(rig.hotline, SETUP, "admin-user", active=False)
     error(rig.call("GET", "/api/tickets", role="operator"), 401, "unauthorized")
     error(rig.call("GET", "/api/tickets", role="admin"), 401, "unauthorized")
     assert rig.call("GET", "/api/tickets", role="supervisor").status_code == 200

@@ -22,13 +22,13 @@ from ivr.accounts import find_user
 from ivr.app import Hotline
 from ivr.calls.recordings import add_transcript, store_recording
 from ivr.calls.simulate import simulate_inbound
+from ivr.services.campaigns import create_campaign
 from ivr.store import Call, SurveyAttempt, Ticket
-from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score
 from ivr.tickets import complete
 from webhooks.console.secret import KEY_FILE, secret_key
 
-from .consolekit import CALLER, GAS_LEAK, NOISE, audit_log, browser, console_app, draft
+from .consolekit import CALLER, GAS_LEAK, NOISE, SETUP, audit_log, browser, console_app, draft
 
 
 @pytest.fixture
@@ -417,7 +417,7 @@ def surveyed(hotline: Hotline, scores: list[str]) -> int:
             t = s.get(Ticket, tid)
             assert t is not None
             complete(t, "已协调城管执法", hotline.clock.now())
-    campaign_id, planned = create_campaign(hotline, "11月回访")
+    campaign_id, planned = create_campaign(hotline, SETUP, "11月回访")
     assert planned == len(scores)
     with hotline.db.session() as s:
         attempts = s.scalars(select(SurveyAttempt).order_by(SurveyAttempt.id)).all()
@@ -434,7 +434,8 @@ def test_campaign_progress_and_rate(app: Flask, hotline: Hotline) -> None:
     assert "11月回访" in page and "3/3" in page and "66.7%" in page
     r = sup.post(f"/console/campaigns/{cid}/pause", follow_redirects=True)
     assert r.status_code == 200
-    assert ("supervisor", "campaign.pause") in [(a, act) for a, act, _, _ in audit_log(hotline)]
+    actions = [(a, act) for a, act, _, _ in audit_log(hotline)]
+    assert ("user:supervisor", "campaign.pause") in actions
 
 
 def test_reports_draw_charts_and_export(app: Flask, hotline: Hotline) -> None:
@@ -574,3 +575,18 @@ def test_admin_manages_accounts_and_others_cannot(app: Flask, hotline: Hotline) 
     }
     assert updates[2]["active"] == {"old": True, "new": False}
     assert "new-password-1" not in json.dumps(updates)
+
+
+def test_the_audit_log_page_finds_a_user_by_name(app: Flask, hotline: Hotline) -> None:
+    """Sign-ins are logged under the bare name, changes as user:<name>: a name finds both."""
+    admin = browser(app, "admin")
+    admin.post(
+        "/console/users", {"username": "zhao", "role": "operator", "password": "long enough"}
+    )
+    page = browser(app, "supervisor").get("/console/audit?actor=admin").get_data(as_text=True)
+    assert "user:admin" in page and "user.create" in page and ">login<" in page
+    page = browser(app, "supervisor").get("/console/audit?actor=user:admin").get_data(as_text=True)
+    assert "user.create" in page and ">login<" not in page
+    assert "zhao" not in browser(app, "admin").get("/console/audit?actor=supervisor").get_data(
+        as_text=True
+    )

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ivr.config import LineConfig, Settings, load_config
 from ivr.intake.address import Address, extract_address
-from ivr.intake.analyze import Analysis, analyze, similarity, summarize
+from ivr.intake.analyze import Analysis, analyze, summarize
+from ivr.intake.similarity import similarity
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared/testdata"
 HOTLINE_TSV = TESTDATA / "speech/hotline/transcripts.tsv"
@@ -121,8 +122,8 @@ def test_hotline_addresses(cfg: Settings, hotline_rows: dict[str, tuple[str, str
         ("劳动仲裁怎么申请", "仲裁", "out_of_scope", "仲裁"),
         ("我想去信访局信访", "信访", "out_of_scope", "信访"),
         ("对区政府的处罚决定申请行政复议", "行政复议", "out_of_scope", "行政复议"),
-        ("法院的人一直不理我", "党委人大法院军队事务", "out_of_scope", "法院"),
-        ("部队的训练场晚上太吵", "党委人大法院军队事务", "out_of_scope", "部队"),
+        ("执行法官一直不理我", "法院检察院", "out_of_scope", "执行法官"),
+        ("部队训练的枪声晚上太吵", "军队武警", "out_of_scope", "部队训练"),
         # an emergency wins over an out-of-scope matter said first
         ("我要起诉他，现在楼下着火了", "火警", "emergency", "着火"),
     ],

@@ -21,8 +21,9 @@ from ivr.jobs.broker import BrokerError
 from ivr.jobs.protocol import RetryJob, UnknownJob
 from ivr.jobs.registry import register_jobs
 from ivr.runtime.lease import Lease
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign, resume_campaign
 from ivr.store import Campaign, Ticket
-from ivr.surveys.campaigns import create_campaign, set_status
 from ivr.surveys.scheduler import DispatchScheduler
 
 from .conftest import REDIS_URL, ROOT
@@ -149,8 +150,8 @@ def test_embedded_scheduler_and_in_process_worker_survey_a_campaign(
     """No Redis: the same dispatch and dial job as production, inside one process."""
     phones = [f"1390000{i:04d}" for i in range(6)]
     completed_tickets(hotline, phones, datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
-    cid, _ = create_campaign(hotline, "embedded")
-    set_status(hotline, cid, "running")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "embedded")
+    resume_campaign(hotline, Actor.system("test"), cid)
     jobs = DramatiqJobs(quick())
     dialer = ScriptedDialer(hotline, dict.fromkeys(phones, "satisfied"), hold_s=0.05)
     register_jobs(hotline, jobs, dialer)

@@ -23,8 +23,9 @@ from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.runtime import logs
 from ivr.runtime.lease import Lease
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import Database, upgrade
-from ivr.surveys.campaigns import create_campaign
 from ivr.surveys.outcomes import record_score
 from webhooks import create_app
 
@@ -46,7 +47,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_show_survey_results_queue_depth_and_request_latency(hotline: Hotline) -> None:
     completed_tickets(hotline, ["13900000001"], datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
-    create_campaign(hotline, "m")
+    create_campaign(hotline, Actor.system("test"), "m")
     with hotline.db.session() as s:
         record_score(s, {"attempt_id": 1, "score": "unsatisfied"}, hotline.clock.now())
     client = create_app(hotline).test_client()

@@ -1,16 +1,22 @@
-"""Several processes on PostgreSQL and Redis: two workers, two schedulers, kill -9.
+"""Several processes on PostgreSQL and Redis: two workers, two schedulers, kill -9,
+and `ivr campaign run` beside a worker.
 
 The acceptance of issue 8: every target is called at most once per attempt, the
 global calls-per-second and the concurrent-call cap hold across processes (as
 measured from the dialer's own start and end times), and a worker killed in the
 middle of a call or of a transcription loses nothing and duplicates nothing.
+Issue 12: `ivr campaign run` dials through the same jobs and limits, so run
+beside workers it keeps the same global limits.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,11 +29,12 @@ from ivr.calls.transcription import TRANSCRIBE_JOB
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.jobs import DramatiqJobs, dead_letters
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign, resume_campaign
 from ivr.store import Campaign, Recording, SurveyAttempt, Ticket, Transcript, upgrade
-from ivr.surveys.campaigns import create_campaign, set_status
 
 from .asr_fixtures import ffmpeg, ko_asr_config, speech_file
-from .conftest import REDIS_URL
+from .conftest import REDIS_URL, ROOT
 from .scaleout import (
     Child,
     most_at_once,
@@ -41,6 +48,7 @@ from .surveykit import completed_tickets
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 COMPLETED = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+CPS, CAP = 4.0, 3  # the global limits under test
 
 pytestmark = pytest.mark.postgres
 
@@ -50,10 +58,20 @@ def _campaign(settings: Settings, n: int) -> tuple[Hotline, int, list[str]]:
     app = Hotline.open(settings, FixedClock(NOW))
     phones = [f"139{i:08d}" for i in range(n)]
     completed_tickets(app, phones, COMPLETED)
-    cid, planned = create_campaign(app, "scale-out")
+    cid, planned = create_campaign(app, Actor.system("test"), "scale-out")
     assert planned == n
-    set_status(app, cid, "running")
+    resume_campaign(app, Actor.system("test"), cid)
     return app, cid, phones
+
+
+def _limited_campaign(
+    base: Settings, tmp: Path, database_url: str, namespace: str, n: int
+) -> tuple[Settings, Hotline, int, list[str]]:
+    """A running campaign of n targets under the limits CPS and CAP."""
+    settings = scaleout_settings(
+        base, tmp, database_url, namespace, calls_per_second=CPS, max_concurrent=CAP
+    )
+    return (settings, *_campaign(settings, n))
 
 
 def _first_attempts_done(app: Hotline, cid: int) -> bool:
@@ -76,12 +94,10 @@ def _stop_all(children: list[Child]) -> None:
 def test_two_workers_two_schedulers_call_each_target_once_within_global_limits(
     base_settings: Settings, tmp_path: Path, postgres_url: str, redis_namespace: str
 ) -> None:
-    cps, cap, hold = 4.0, 3, 0.8
-    settings = scaleout_settings(
-        base_settings, tmp_path, postgres_url, redis_namespace,
-        calls_per_second=cps, max_concurrent=cap,
-    )  # fmt: skip
-    app, cid, phones = _campaign(settings, 36)
+    cps, cap, hold = CPS, CAP, 0.8
+    settings, app, cid, phones = _limited_campaign(
+        base_settings, tmp_path, postgres_url, redis_namespace, 36
+    )
     calls_log = tmp_path / "calls.jsonl"
     at = NOW.isoformat()
     children: list[Child] = []
@@ -100,7 +116,8 @@ def test_two_workers_two_schedulers_call_each_target_once_within_global_limits(
         leader = leaders()[0]
         leader.kill9()  # the other scheduler takes over the rest of the campaign
         wait_until("every first attempt", lambda: _first_attempts_done(app, cid), 120, children)
-        assert len(leaders()) == 2
+        # Awaited: under load the killed leader may have queued the last attempts already.
+        wait_until("the other scheduler to lead", lambda: len(leaders()) == 2, 30, children)
     finally:
         _stop_all(children)
 
@@ -118,6 +135,73 @@ def test_two_workers_two_schedulers_call_each_target_once_within_global_limits(
         outcomes = Counter(s.scalars(select(Ticket.survey_outcome)))
         assert outcomes == {"satisfied": len(phones)}
         assert s.get(Campaign, cid).status == "done"  # type: ignore[union-attr]
+    app.close()
+
+
+def test_campaign_run_beside_a_busy_worker_keeps_the_global_limits(
+    base_settings: Settings, tmp_path: Path, postgres_url: str, redis_namespace: str
+) -> None:
+    """A worker and the scheduler are surveying one campaign when `ivr campaign run`
+    starts on another: every call of both counts against one pace and one cap.
+    (The former CampaignRunner paced and capped its own calls only: together with
+    the worker's it went up to twice the rate and twice the cap.)"""
+    cps, cap, hold = CPS, CAP, 0.8
+    settings, app, busy_cid, busy_phones = _limited_campaign(
+        base_settings, tmp_path, postgres_url, redis_namespace, 30
+    )
+    phones = [f"138{i:08d}" for i in range(30)]
+    completed_tickets(app, phones, COMPLETED - timedelta(days=1))
+    cid, planned = create_campaign(app, Actor.system("test"), "campaign run")
+    assert planned == len(phones)
+    calls_log = tmp_path / "calls.jsonl"
+    at = NOW.isoformat()
+    children = [
+        spawn(role, settings, tmp_path, at, calls_log, hold, 1) for role in ("worker", "scheduler")
+    ]
+    worker = children[0]
+    out = tmp_path / "campaign-run.log"
+    cmd = [sys.executable, "-m", "tests.campaign_cli_child", str(tmp_path / "settings.json")]
+    try:
+        wait_until("the worker's first call", lambda: bool(read_calls(calls_log)), 60, children)
+        with out.open("wb") as f:
+            run = subprocess.Popen(
+                [*cmd, at, str(calls_log), str(hold), "campaign", "run", str(cid)],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            run.wait(180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait(10)
+        wait_until("the busy campaign", lambda: _first_attempts_done(app, busy_cid), 120, children)
+    finally:
+        _stop_all(children)
+    text = out.read_text(errors="replace")
+    assert run.returncode == 0, text
+    assert f"done: dialed {len(phones)}; answered {len(phones)}" in text
+
+    calls = read_calls(calls_log)
+    starts = [c for c in calls if c["event"] == "start"]
+    ends = {c["attempt_id"]: c["t"] for c in calls if c["event"] == "end"}
+    # Every target of both campaigns called once.
+    assert sorted(c["phone"] for c in starts) == sorted(busy_phones + phones)
+    assert len({c["attempt_id"] for c in starts}) == len(starts)
+    # One pace and one cap over every call, whichever process placed it.
+    assert most_in_any_window([c["t"] for c in starts]) <= cps
+    assert most_at_once([(c["t"], ends[c["attempt_id"]]) for c in starts]) <= cap
+    with app.db.session() as s:
+        run_attempts = set(
+            s.scalars(select(SurveyAttempt.id).where(SurveyAttempt.campaign_id == cid))
+        )
+        assert Counter(s.scalars(select(Ticket.survey_outcome))) == {"satisfied": 60}
+        assert s.get(Campaign, cid).status == "done"  # type: ignore[union-attr]
+    # The campaign's calls are jobs like any other: `campaign run` and the worker shared them.
+    run_pids = {c["pid"] for c in starts if c["attempt_id"] in run_attempts}
+    assert run_pids == {run.pid, worker.proc.pid}
     app.close()
 
 

@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import time
-import warnings
 import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from ivr.asr.audio import alaw2lin, ulaw2lin
 from ivr.config import ConfigError, Settings, SipConfig, load_config
 from ivr.flow.configured import load_flows
 from ivr.prompts import PromptLibrary, concat_pcm
@@ -63,10 +63,6 @@ from .sipkit import (
     wav_to_ulaw,
 )
 from .sipkit.sipmsg import build_request, pcmu_sdp
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # stdlib up to 3.12, as ivr.transports.sip.rtp uses it
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLER = "13800138000"
@@ -505,8 +501,8 @@ def test_defect3_pcma_caller_hears_alaw_prompts(ivr: Ivr, tmp_path: Path) -> Non
     clip_pcm = concat_pcm(library.clips_for(flow.prompts["greeting"], {"greeting": line.greeting}))
     clip = np.frombuffer(clip_pcm, dtype="<i2").astype(np.float64)[: 160 * 100]  # first 2 s
     assert np.abs(clip).max() > 3000, "the greeting clip is silent"
-    as_alaw = best_match(frames, clip, lambda b: audioop.alaw2lin(b, 2))
-    as_ulaw = best_match(frames, clip, lambda b: audioop.ulaw2lin(b, 2))
+    as_alaw = best_match(frames, clip, alaw2lin)
+    as_ulaw = best_match(frames, clip, ulaw2lin)
     # A-law quantisation keeps ~38 dB SNR; A-law bytes read as mu-law are noise (< 0 dB).
     assert as_alaw > 25, (as_alaw, as_ulaw)
     assert as_ulaw < 10, (as_alaw, as_ulaw)

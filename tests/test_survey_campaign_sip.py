@@ -1,5 +1,5 @@
 """Campaigns end to end over SIP: SIPp callees press 1, 2, 3 or nothing, are busy or never
-answer; and a runner killed with -9 resumes without calling anyone twice."""
+answer; and a campaign run killed with -9 resumes without calling anyone twice."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from sqlalchemy import select
 from ivr.clock import FixedClock
 from ivr.config import Settings
 from ivr.reports.surveys import report, total
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import SurveyAttempt, Ticket
-from ivr.surveys.campaigns import create_campaign
-from ivr.surveys.runner import CampaignRunner
+from ivr.surveys.run import run_campaign
 
 from .campaign_child import RoutedSipDialer
 from .sipfix import need_peers, running_ivr, sip_settings
@@ -71,10 +72,10 @@ def test_campaign_over_sip_scores_tickets_and_reports(
                     strict=True,
                 )
             )
-            cid, planned = create_campaign(ivr.app, "sip e2e")
+            cid, planned = create_campaign(ivr.app, Actor.system("test"), "sip e2e")
             assert planned == 6
             routes = {p: c.uri_hostport for p, c in callees.items()}
-            summary = CampaignRunner(ivr.app, RoutedSipDialer(ivr.phone, routes)).run(cid)
+            summary = run_campaign(ivr.app, RoutedSipDialer(ivr.phone, routes), cid)
             ivr.wait_idle()
             with ivr.app.db.session() as s:
                 tickets = {p: s.get(Ticket, i) for p, i in ids.items()}
@@ -113,7 +114,7 @@ def test_campaign_over_sip_scores_tickets_and_reports(
     assert t.satisfaction_rate == 2 / 3 and t.response_rate == 0.5
 
 
-def test_runner_killed_with_sigkill_resumes_without_double_calls(
+def test_campaign_run_killed_with_sigkill_resumes_without_double_calls(
     base_settings: Settings, tmp_path: Path
 ) -> None:
     need_peers("sipp")
@@ -124,8 +125,8 @@ def test_runner_killed_with_sigkill_resumes_without_double_calls(
     try:
         with running_ivr(settings, asr=False, clock=FixedClock(MONDAY_10)) as ivr:
             completed_tickets(ivr.app, phones, MONDAY_10.replace(hour=9))
-            cid, _ = create_campaign(ivr.app, "crash")
-            # The first runner gets its own RTP ports so the restarted one cannot collide.
+            cid, _ = create_campaign(ivr.app, Actor.system("test"), "crash")
+            # The first run gets its own RTP ports so the restarted one cannot collide.
             child_settings = sip_settings(base_settings, tmp_path).model_copy(
                 update={"surveys": settings.surveys, "database_url": settings.database_url}
             )
@@ -161,7 +162,7 @@ def test_runner_killed_with_sigkill_resumes_without_double_calls(
             child.wait(timeout=10)
             with ivr.app.db.session() as s:
                 before = {a.id: (a.status, a.score) for a in s.scalars(select(SurveyAttempt))}
-            summary = CampaignRunner(ivr.app, RoutedSipDialer(ivr.phone, routes)).run(cid)
+            summary = run_campaign(ivr.app, RoutedSipDialer(ivr.phone, routes), cid)
             ivr.wait_idle()
             with ivr.app.db.session() as s:
                 after = list(s.scalars(select(SurveyAttempt).order_by(SurveyAttempt.id)))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,12 +16,18 @@ from sqlalchemy import select
 
 from ivr.app import Hotline
 from ivr.clock import FixedClock
+from ivr.config import Settings
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
+from ivr.services.dnc import add_do_not_call
 from ivr.store import Campaign, SurveyAttempt, Ticket
-from ivr.surveys.campaigns import Filters, add_do_not_call, create_campaign, policy_for
+from ivr.surveys.campaigns import Filters, policy_for
 from ivr.surveys.policy import Pacer
-from ivr.surveys.runner import CampaignRunner
+from ivr.surveys.run import run_campaign
 from ivr.workdays import WorkCalendar
 
+from .conftest import ROOT
+from .scaleout import most_at_once, most_in_any_window, read_calls
 from .surveykit import ScriptedDialer, completed_tickets
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -72,19 +82,18 @@ def test_pacing_never_exceeds_the_rate_in_any_second() -> None:
     assert all(b - a >= 1 / 3 - 1e-9 for a, b in pairwise(starts))
 
 
-def test_runner_paces_calls_and_caps_concurrency(hotline: Hotline, clock: FixedClock) -> None:
+def test_campaign_run_paces_calls_and_caps_concurrency(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 23, 10, 0))
     fast(hotline, calls_per_second=10.0, max_concurrent=3)
     phones = [f"1390000{i:04d}" for i in range(24)]
     completed_tickets(hotline, phones, local(2026, 11, 23, 9, 0))
-    cid, n = create_campaign(hotline, "pace")
+    cid, n = create_campaign(hotline, Actor.system("test"), "pace")
     assert n == 24
     dialer = ScriptedDialer(hotline, dict.fromkeys(phones, "satisfied"), hold_s=0.4)
-    summary = CampaignRunner(hotline, dialer).run(cid)
+    summary = run_campaign(hotline, dialer, cid)
     assert summary.state == "done" and summary.dialed == 24
     assert dialer.max_active == 3
-    per_second = Counter(int(t) for t in summary.starts)
-    assert max(per_second.values()) <= 10
+    assert most_in_any_window(dialer.starts) <= 10
 
 
 def test_retries_are_spaced_one_per_day_and_stop_at_three(
@@ -93,22 +102,21 @@ def test_retries_are_spaced_one_per_day_and_stop_at_three(
     clock.set(local(2026, 11, 23, 10, 0))  # Monday
     fast(hotline, deadline_workdays=5)
     completed_tickets(hotline, ["13900000001"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "retry")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "retry")
     dialer = ScriptedDialer(hotline, {"13900000001": "busy"})
-    runner = CampaignRunner(hotline, dialer)
-    first = runner.run(cid)
+    first = run_campaign(hotline, dialer, cid)
     assert first.state == "waiting" and first.outcomes == {"busy": 1}
     _, a2 = attempts(hotline)
     # 2 hours later is 12:00, when the morning window closes: the afternoon window.
     assert a2.attempt_no == 2 and a2.not_before == local(2026, 11, 23, 14, 0).astimezone(UTC)
     clock.set(local(2026, 11, 23, 14, 0))  # due, but the number was called today
-    again = runner.run(cid)
+    again = run_campaign(hotline, dialer, cid)
     assert again.dialed == 0 and again.postponed == 1
     assert attempts(hotline)[1].not_before == local(2026, 11, 24, 9, 0).astimezone(UTC)
     clock.set(local(2026, 11, 24, 9, 0))
-    runner.run(cid)
+    run_campaign(hotline, dialer, cid)
     clock.set(local(2026, 11, 25, 9, 0))
-    last = runner.run(cid)
+    last = run_campaign(hotline, dialer, cid)
     assert last.state == "done"
     assert [a.attempt_no for a in attempts(hotline)] == [1, 2, 3]
     assert [c[0] for c in dialer.calls] == ["13900000001"] * 3
@@ -120,9 +128,9 @@ def test_no_calls_outside_windows(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 23, 12, 30))
     fast(hotline)
     completed_tickets(hotline, ["13900000002"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "lunch")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "lunch")
     dialer = ScriptedDialer(hotline, {"13900000002": "satisfied"})
-    summary = CampaignRunner(hotline, dialer).run(cid)
+    summary = run_campaign(hotline, dialer, cid)
     assert summary.dialed == 0 and summary.state == "waiting"
     assert summary.next_due == local(2026, 11, 23, 14, 0).astimezone(UTC)
 
@@ -135,14 +143,14 @@ def test_do_not_call_and_opted_out_callers_are_skipped(hotline: Hotline, clock: 
         ["13900000003", "13900000004", "13900000005", "13900000006"],
         local(2026, 11, 23, 9, 0),
     )
-    add_do_not_call(hotline, "13900000003", "asked on the phone")
+    add_do_not_call(hotline, Actor.system("test"), "13900000003", "asked on the phone")
     with hotline.db.session() as s:
         t = s.get(Ticket, ids[1])
         assert t is not None
         t.no_callback = True
-    cid, _ = create_campaign(hotline, "dnc")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "dnc")
     dialer = ScriptedDialer(hotline, {"13900000006": "satisfied"})
-    summary = CampaignRunner(hotline, dialer).run(cid)
+    summary = run_campaign(hotline, dialer, cid)
     assert [c[0] for c in dialer.calls] == ["13900000006"]
     assert summary.skipped == 3
     outcomes = {a.phone: a.outcome for a in attempts(hotline)}
@@ -169,8 +177,8 @@ def test_past_deadline_expires(hotline: Hotline, clock: FixedClock) -> None:
     clock.set(local(2026, 11, 27, 10, 0))  # Friday
     fast(hotline)
     completed_tickets(hotline, ["13900000007"], local(2026, 11, 20, 10, 0))
-    cid, _ = create_campaign(hotline, "late")
-    summary = CampaignRunner(hotline, ScriptedDialer(hotline, {})).run(cid)
+    cid, _ = create_campaign(hotline, Actor.system("test"), "late")
+    summary = run_campaign(hotline, ScriptedDialer(hotline, {}), cid)
     assert summary.expired == 1 and summary.dialed == 0
     assert attempts(hotline)[0].status == "expired"
 
@@ -181,17 +189,22 @@ def test_selection_filters_and_already_planned(hotline: Hotline, clock: FixedClo
         hotline, ["13900000008"], local(2026, 11, 23, 9, 0), line="12369", department="生态环境局"
     )
     completed_tickets(hotline, ["13900000009"], local(2026, 11, 20, 9, 0))
-    assert create_campaign(hotline, "env", Filters(line="12369"))[1] == 1
+    assert create_campaign(hotline, Actor.system("test"), "env", Filters(line="12369"))[1] == 1
     # The ticket already has an open attempt: a second campaign does not take it again.
-    assert create_campaign(hotline, "all")[1] == 1
-    assert create_campaign(hotline, "dept", Filters(department="无此部门"))[1] == 0
+    assert create_campaign(hotline, Actor.system("test"), "all")[1] == 1
+    assert (
+        create_campaign(hotline, Actor.system("test"), "dept", Filters(department="无此部门"))[1]
+        == 0
+    )
 
 
-def test_crashed_runner_claims_are_never_dialed_again(hotline: Hotline, clock: FixedClock) -> None:
+def test_calls_a_crashed_run_left_dialing_are_never_dialed_again(
+    hotline: Hotline, clock: FixedClock
+) -> None:
     clock.set(local(2026, 11, 23, 10, 0))
     fast(hotline, deadline_workdays=5)
     completed_tickets(hotline, ["13900000010", "13900000011"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "crash")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "crash")
     with hotline.db.session() as s:
         a1, a2 = s.scalars(select(SurveyAttempt).order_by(SurveyAttempt.id)).all()
         now = clock.now()
@@ -208,7 +221,7 @@ def test_crashed_runner_claims_are_never_dialed_again(hotline: Hotline, clock: F
         assert c is not None
         c.runner, c.heartbeat_at = "elsewhere:1:x", now - timedelta(minutes=5)
     dialer = ScriptedDialer(hotline, {})
-    summary = CampaignRunner(hotline, dialer).run(cid)
+    summary = run_campaign(hotline, dialer, cid)
     assert summary.recovered == 2 and dialer.calls == []
     rows = attempts(hotline)
     assert (rows[0].outcome, rows[1].outcome) == ("interrupted", "answered")
@@ -216,18 +229,18 @@ def test_crashed_runner_claims_are_never_dialed_again(hotline: Hotline, clock: F
     assert [(a.ticket_id, a.attempt_no) for a in rows[2:]] == [(rows[0].ticket_id, 2)]
 
 
-def test_live_runner_lease_is_respected(hotline: Hotline, clock: FixedClock) -> None:
+def test_campaign_run_respects_a_live_runner_lease(hotline: Hotline, clock: FixedClock) -> None:
     from ivr.surveys.campaigns import CampaignError
 
     clock.set(local(2026, 11, 23, 10, 0))
     completed_tickets(hotline, ["13900000012"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "lease")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "lease")
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None
         c.runner, c.heartbeat_at = "elsewhere:1:x", clock.now()
     with pytest.raises(CampaignError, match="being run by elsewhere"):
-        CampaignRunner(hotline, ScriptedDialer(hotline, {})).run(cid)
+        run_campaign(hotline, ScriptedDialer(hotline, {}), cid)
 
 
 def test_workcalendar_statutory_holidays() -> None:
@@ -239,20 +252,32 @@ def test_workcalendar_statutory_holidays() -> None:
 
 
 def test_embedded_scheduler_runs_running_campaigns_only(
-    hotline: Hotline, clock: FixedClock
+    hotline: Hotline, clock: FixedClock, tmp_path: Path
 ) -> None:
-    from ivr.surveys.campaigns import set_status
-    from ivr.surveys.scheduler import CampaignScheduler
+    from ivr.jobs import DramatiqJobs
+    from ivr.jobs.registry import register_jobs
+    from ivr.runtime.lease import Lease
+    from ivr.services.campaigns import resume_campaign
+    from ivr.surveys.scheduler import DispatchScheduler
 
     clock.set(local(2026, 11, 23, 10, 0))
     fast(hotline)
     completed_tickets(hotline, ["13900000020"], local(2026, 11, 23, 9, 0))
-    cid, _ = create_campaign(hotline, "sched")
+    cid, _ = create_campaign(hotline, Actor.system("test"), "sched")
     dialer = ScriptedDialer(hotline, {"13900000020": "satisfied"})
-    scheduler = CampaignScheduler(hotline, dialer)
-    assert scheduler.tick() == 0  # created, not started
-    set_status(hotline, cid, "running")
-    assert scheduler.tick() == 1
+    jobs = DramatiqJobs(hotline.settings.jobs)
+    register_jobs(hotline, jobs, dialer)
+    scheduler = DispatchScheduler(hotline, jobs, Lease(hotline.db, "scheduler", tmp_path), 1.0)
+    try:
+        assert scheduler.tick() == 0  # created, not started
+        resume_campaign(hotline, Actor.system("test"), cid)
+        assert scheduler.tick() == 1
+        assert jobs.wait_idle(20)
+        assert scheduler.tick() == 0
+    finally:
+        jobs.close(wait=False)
+        scheduler.lease.release()
+    assert [n for n, _ in dialer.calls] == ["13900000020"]
     with hotline.db.session() as s:
         c = s.get(Campaign, cid)
         assert c is not None and c.status == "done"
@@ -294,8 +319,54 @@ def test_campaign_plans_its_first_calls_after_the_holidays(
     ):
         clock.set(evening)
         completed_tickets(hotline, ["13900000021", "13900000022"], evening - timedelta(hours=8))
-        cid, n = create_campaign(hotline, f"after {evening:%m-%d}")
+        cid, n = create_campaign(hotline, Actor.system("test"), f"after {evening:%m-%d}")
         assert n == 2
         with hotline.db.session() as s:
             planned = s.scalars(select(SurveyAttempt).where(SurveyAttempt.campaign_id == cid))
             assert {a.not_before for a in planned} == {first_call.astimezone(UTC)}
+
+
+def _campaign_run_cli(settings: Settings, tmp: Path, calls_log: Path, *args: str) -> str:
+    """`ivr campaign run ARGS` in a child process with the recording dialer; its output."""
+    cfg = tmp / "settings.json"
+    cfg.write_text(settings.model_dump_json())
+    at = local(2026, 11, 23, 10, 0).isoformat()
+    cmd = [sys.executable, "-m", "tests.campaign_cli_child", str(cfg), at, str(calls_log), "0.3"]
+    done = subprocess.run(
+        [*cmd, "campaign", "run", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+def test_campaign_run_command_without_redis_dials_in_its_own_process(
+    hotline: Hotline, clock: FixedClock, tmp_path: Path
+) -> None:
+    from ivr.services.campaigns import pause_campaign
+
+    fast(hotline, calls_per_second=4.0, max_concurrent=2)
+    phones = [f"1390000{i:04d}" for i in range(8)]
+    completed_tickets(hotline, phones, local(2026, 11, 23, 9, 0))
+    cid, _ = create_campaign(hotline, Actor.system("test"), "cli")
+    calls_log = tmp_path / "calls.jsonl"
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, str(cid))
+    assert out.startswith("exit 0") and "done: dialed 8; answered 8" in out, out
+    assert "8/8" in out  # the progress bar
+    calls = read_calls(calls_log)
+    starts = [c for c in calls if c["event"] == "start"]
+    ends = {c["attempt_id"]: c["t"] for c in calls if c["event"] == "end"}
+    assert sorted(c["phone"] for c in starts) == phones
+    assert most_in_any_window([c["t"] for c in starts]) <= 4
+    assert most_at_once([(c["t"], ends[c["attempt_id"]]) for c in starts]) == 2
+    # A campaign that cannot run says why, without a traceback.
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, "999")
+    assert out.startswith("exit 1") and "error: no campaign 999" in out, out
+    cid2, _ = create_campaign(hotline, Actor.system("test"), "empty")
+    pause_campaign(hotline, Actor.system("test"), cid2)
+    out = _campaign_run_cli(hotline.settings, tmp_path, calls_log, str(cid2))
+    assert out.startswith("exit 1") and f"campaign {cid2} is paused: resume it first" in out
+    assert "Traceback" not in out

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import Hotline
+from ivr.services import Actor
+from ivr.services.campaigns import create_campaign
 from ivr.store import SurveyAttempt, Ticket
-from ivr.surveys.campaigns import create_campaign
-from ivr.surveys.runner import CampaignRunner
+from ivr.surveys.run import run_campaign
 from ivr.transports.twilio.dialer import TwilioDialer, e164
 
 from .asr_fixtures import speech_file
@@ -49,7 +50,7 @@ def driven_calls(rig: Rig) -> list[DriverCall]:
 
 def attempt_vars(rig: Rig, phone: str = "13800138000") -> tuple[int, dict[str, object]]:
     (ticket_id,) = completed_tickets(rig.hotline, [phone], MONDAY_9)
-    _, n = create_campaign(rig.hotline, "twilio")
+    _, n = create_campaign(rig.hotline, Actor.system("test"), "twilio")
     assert n == 1
     with rig.hotline.db.session() as s:
         a = s.scalars(select(SurveyAttempt).where(SurveyAttempt.ticket_id == ticket_id)).one()
@@ -161,13 +162,13 @@ def test_rejected_request_is_not_retried_and_bad_numbers_are_not_dialed(rig: Rig
     assert rig.api.create_attempts == 1
 
 
-def test_campaign_runner_dials_through_twilio(rig: Rig) -> None:
+def test_campaign_run_dials_through_twilio(rig: Rig) -> None:
     phones = {"13900000001": Callee("human", ["2"]), "13900000002": Callee("machine")}
     ids = dict(zip(phones, completed_tickets(rig.hotline, list(phones), MONDAY_9), strict=True))
-    cid, planned = create_campaign(rig.hotline, "twilio campaign")
+    cid, planned = create_campaign(rig.hotline, Actor.system("test"), "twilio campaign")
     assert planned == 2
     d, _ = dialer(rig, {e164(p): c for p, c in phones.items()})
-    summary = CampaignRunner(rig.hotline, d).run(cid)
+    summary = run_campaign(rig.hotline, d, cid)
     assert dict(summary.outcomes) == {"answered": 1, "machine": 1}
     with rig.hotline.db.session() as s:
         outcomes = {

@@ -6,8 +6,12 @@ little-endian PCM, each at any sample rate. Rates are changed by a stateful
 polyphase windowed-sinc FIR, so a stream cut into 20 ms packets gives exactly
 the samples that converting the whole recording at once gives.
 
-G.711 is decoded with lookup tables (the ITU-T formulas, identical to ffmpeg's
-and audioop's), so nothing here depends on the deprecated `audioop` module.
+G.711 is decoded and encoded with lookup tables (the ITU-T formulas, identical
+to ffmpeg's and to those of the standard library's audio module that Python 3.13
+removed). The section "PCM helpers" replaces, byte for byte, the rest of what the
+project used from that module: `lin2ulaw`, `lin2alaw`, `ulaw2lin`, `alaw2lin`,
+`rms`, `tomono`, `lin2lin` to 16 bits and `ratecv` (tests/test_g711.py compares
+them). This module is the project's one G.711 implementation.
 """
 
 from __future__ import annotations
@@ -53,6 +57,36 @@ def _alaw_table() -> Int16Array:
 _ULAW = _ulaw_table()
 _ALAW = _alaw_table()
 
+# Encoder segment ends (Sun's g711.c, as CPython's removed module used them): a
+# magnitude belongs to the first segment whose end is >= it.
+_SEG_UEND = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
+_SEG_AEND = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
+
+
+def _lin2ulaw_table() -> npt.NDArray[np.uint8]:
+    """mu-law byte for every 16-bit sample, indexed by the sample's uint16 bit pattern."""
+    v = np.arange(65536, dtype=np.int32).astype(np.uint16).view(np.int16).astype(np.int32) >> 2
+    mask = np.where(v < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.abs(v), 8159) + (0x84 >> 2)  # clip, add the bias
+    seg = np.searchsorted(_SEG_UEND, mag, side="left")
+    uval = (seg << 4) | ((mag >> (seg + 1)) & 0x0F)
+    return (np.where(seg >= 8, 0x7F, uval) ^ mask).astype(np.uint8)
+
+
+def _lin2alaw_table() -> npt.NDArray[np.uint8]:
+    """A-law byte for every 16-bit sample, indexed by the sample's uint16 bit pattern."""
+    v = np.arange(65536, dtype=np.int32).astype(np.uint16).view(np.int16).astype(np.int32) >> 3
+    mask = np.where(v >= 0, 0xD5, 0x55)
+    mag = np.where(v >= 0, v, -v - 1)
+    seg = np.searchsorted(_SEG_AEND, mag, side="left")
+    quant = np.where(seg < 2, mag >> 1, mag >> np.minimum(seg, 15)) & 0x0F
+    aval = (seg << 4) | quant
+    return (np.where(seg >= 8, 0x7F, aval) ^ mask).astype(np.uint8)
+
+
+_LIN2ULAW = _lin2ulaw_table()
+_LIN2ALAW = _lin2alaw_table()
+
 
 def check_format(input_format: str, rate: int) -> None:
     if input_format not in INPUT_FORMATS:
@@ -75,6 +109,16 @@ def decode(data: bytes, input_format: str) -> Int16Array:
             raise ValueError("16-bit PCM needs an even number of bytes")
         return np.frombuffer(data, dtype="<i2").astype(np.int16)
     raise ValueError(f"unknown audio format {input_format!r}; use one of {INPUT_FORMATS}")
+
+
+def encode(samples: npt.ArrayLike, output_format: Literal["ulaw", "alaw"]) -> bytes:
+    """16-bit samples -> G.711 bytes (one table lookup per sample, no Python loop)."""
+    index = np.asarray(samples, dtype=np.int16).view(np.uint16)
+    if output_format == "ulaw":
+        return _LIN2ULAW[index].tobytes()
+    if output_format == "alaw":
+        return _LIN2ALAW[index].tobytes()
+    raise ValueError(f"unknown G.711 encoding {output_format!r}; use 'ulaw' or 'alaw'")
 
 
 def to_int16(samples: FloatArray) -> Int16Array:
@@ -215,6 +259,93 @@ class PcmConverter:
 def convert(data: bytes, input_format: str, input_rate: int, output_rate: int) -> bytes:
     """One-shot conversion of a whole buffer to 16-bit PCM at `output_rate`."""
     return PcmConverter(input_format, input_rate, output_rate).convert(data, final=True)
+
+
+# -- PCM helpers (what the project used from the removed module, same bytes) -
+
+
+def _s16(pcm16: bytes) -> Int16Array:
+    if len(pcm16) % 2:
+        raise ValueError("16-bit PCM needs an even number of bytes")
+    return np.frombuffer(pcm16, dtype="<i2")
+
+
+def lin2ulaw(pcm16: bytes) -> bytes:
+    """16-bit little-endian PCM -> mu-law bytes (stdlib lin2ulaw(pcm16, 2))."""
+    return encode(_s16(pcm16), "ulaw")
+
+
+def lin2alaw(pcm16: bytes) -> bytes:
+    """16-bit little-endian PCM -> A-law bytes (stdlib lin2alaw(pcm16, 2))."""
+    return encode(_s16(pcm16), "alaw")
+
+
+def ulaw2lin(data: bytes) -> bytes:
+    """mu-law bytes -> 16-bit little-endian PCM (stdlib ulaw2lin(data, 2))."""
+    return decode(data, "ulaw").astype("<i2").tobytes()
+
+
+def alaw2lin(data: bytes) -> bytes:
+    """A-law bytes -> 16-bit little-endian PCM (stdlib alaw2lin(data, 2))."""
+    return decode(data, "alaw").astype("<i2").tobytes()
+
+
+def rms(pcm16: bytes) -> int:
+    """Root mean square of 16-bit samples, truncated (stdlib rms(pcm16, 2)); 0 if empty."""
+    x = _s16(pcm16).astype(np.int64)
+    if not len(x):
+        return 0
+    return int(math.sqrt(float(np.dot(x, x)) / len(x)))
+
+
+def lin2lin(data: bytes, width: int) -> bytes:
+    """Signed little-endian PCM of 1, 2, 3 or 4 bytes -> 16-bit (stdlib lin2lin(d, w, 2)).
+
+    Wider samples keep their top 16 bits; 8-bit samples here are SIGNED, as in the
+    stdlib (8-bit WAV is unsigned: decode(data, "u8") is bias(..., -128) then this).
+    """
+    if width == 2:
+        return bytes(data[: len(data) - len(data) % 2])
+    if width == 1:
+        return (np.frombuffer(data, dtype=np.int8).astype("<i2") << 8).tobytes()
+    if width in (3, 4):
+        raw = np.frombuffer(data[: len(data) - len(data) % width], dtype=np.uint8)
+        top = raw.reshape(-1, width)[:, width - 2 :]  # the two most significant bytes
+        return np.ascontiguousarray(top).tobytes()
+    raise ValueError(f"sample width must be 1, 2, 3 or 4 bytes, got {width}")
+
+
+def tomono(pcm16: bytes) -> bytes:
+    """Interleaved stereo 16-bit PCM -> mono, floor of the mean (stdlib tomono(d, 2, .5, .5))."""
+    frames = _s16(pcm16[: len(pcm16) - len(pcm16) % 4]).astype(np.int32).reshape(-1, 2)
+    return ((frames[:, 0] + frames[:, 1]) >> 1).astype("<i2").tobytes()
+
+
+def ratecv(pcm16: bytes, in_rate: int, out_rate: int) -> bytes:
+    """Mono 16-bit PCM from `in_rate` to `out_rate` Hz by linear interpolation.
+
+    Byte for byte what the stdlib's `ratecv(pcm16, 2, 1, in_rate, out_rate, None)[0]` gave (no
+    state carried between calls, no low-pass filter): output k lies between inputs i-1 and
+    i with i = ceil(k * in/out), weighted by d = i*out - k*in, in its arithmetic
+    (samples scaled to 32 bits, C double, truncation toward zero, then an arithmetic shift).
+    For transcription use `Resampler`, which filters.
+    """
+    if in_rate <= 0 or out_rate <= 0:
+        raise ValueError("sample rates must be positive")
+    x = _s16(pcm16).astype(np.int64) << 16
+    g = math.gcd(in_rate, out_rate)
+    inr, outr = in_rate // g, out_rate // g
+    if not len(x):
+        return b""
+    k = np.arange((len(x) - 1) * outr // inr + 1, dtype=np.int64)
+    i = -(-k * inr // outr)
+    d = i * outr - k * inr
+    cur = x[i]
+    prev = np.where(i > 0, x[np.maximum(i - 1, 0)], 0)
+    value = np.trunc(
+        (prev.astype(np.float64) * d + cur.astype(np.float64) * (outr - d)) / float(outr)
+    )
+    return (value.astype(np.int64) >> 16).astype("<i2").tobytes()
 
 
 # -- WAV ---------------------------------------------------------------------

@@ -31,11 +31,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr.config import AsrConfig
+from ivr.shipped import shipped
 
 log = logging.getLogger(__name__)
 
 MANIFEST_ENV = "IVR_ASR_MANIFEST"
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "asr_models" / "manifest.yaml"
+DEFAULT_MANIFEST = shipped("asr_models/manifest.yaml")
 DEFAULT_SAMPLE_RATE = 16000
 
 

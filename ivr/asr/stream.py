@@ -162,10 +162,6 @@ class StreamingRecognizer:
         """True once EndOfSpeech has been emitted."""
         return self._ended
 
-    @property
-    def decoded_seconds(self) -> float:
-        return self._decoded_samples / self.model.sample_rate
-
     def feed(self, chunk: bytes) -> list[Event]:
         """Add audio in the input format; return what the decoder can say about it so far."""
         if self._finished:

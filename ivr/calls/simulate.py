@@ -99,7 +99,8 @@ def simulate_inbound(
         sim.dialogue.extend(step.verbs)
     with app.db.session() as session:
         ticket = session.scalars(select(Ticket).where(Ticket.call_id == step.call_id)).first()
-        sim.ticket = to_dict(ticket) if ticket else None
+        history = app.settings.duplicates.history_days
+        sim.ticket = to_dict(ticket, history_days=history) if ticket else None
     return sim
 
 

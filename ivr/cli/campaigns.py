@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ivr.cli.common import Ctx, fail, pass_ctx
+from ivr.services import Actor, ServiceError
 
 
 @click.group()
@@ -54,12 +56,19 @@ def campaign_create(
     csv_path: Path | None,
 ) -> None:
     """Plan a campaign over completed tickets not yet surveyed (or a CSV)."""
-    from ivr.surveys.campaigns import CampaignError, Filters, create_campaign, import_csv
+    from ivr.services.campaigns import create_campaign, create_campaign_from_csv
+    from ivr.surveys.campaigns import Filters
 
     app = c.hotline()
     try:
         if csv_path is not None:
-            cid, n, problems = import_csv(app, name, csv_path)
+            try:
+                text = csv_path.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"{csv_path}: cannot read: {exc}", 1)
+            planned, problems = create_campaign_from_csv(
+                app, Actor.cli(), name, text, csv_path.name
+            )
             for p in problems:
                 click.echo(f"skipped: {p}", err=True)
         else:
@@ -70,10 +79,10 @@ def campaign_create(
                 department,
                 category,
             )
-            cid, n = create_campaign(app, name, f)
-    except CampaignError as exc:
-        fail(str(exc), 1)
-    click.echo(f"campaign {cid}: {n} ticket(s) planned")
+            planned = create_campaign(app, Actor.cli(), name, f)
+    except ServiceError as exc:
+        fail(exc.message, 1)
+    click.echo(f"campaign {planned.campaign_id}: {planned.planned} ticket(s) planned")
 
 
 @campaign.command("run")
@@ -93,22 +102,40 @@ def campaign_create(
 def campaign_run(
     c: Ctx, campaign_id: int, dialer_name: str | None, max_seconds: float | None, wait: bool
 ) -> None:
-    """Call the campaign's citizens now (within the calling windows)."""
+    """Call the campaign's citizens now (within the calling windows).
+
+    The same dispatch, dial job and call limits as `ivr serve`: with REDIS_URL the
+    calls are queued for every worker (this process included) under the global
+    limits; without, they run in this process.
+    """
     from tqdm import tqdm
 
+    from ivr.jobs.broker import BrokerError
     from ivr.surveys.campaigns import CampaignError, progress
-    from ivr.surveys.runner import CampaignRunner
+    from ivr.surveys.run import run_campaign
 
     app = c.hotline()
-    with app.db.session() as s:
+    with app.db.read() as s:
         planned = progress(s, campaign_id).get("planned", 0)
     dialer, stop = _dialer(app, dialer_name or c.settings.surveys.dialer)
     bar = tqdm(total=planned, unit="call", desc=f"campaign {campaign_id}")
+
+    def advance(summary: Any) -> None:
+        bar.update(summary.dialed - bar.n)
+
     try:
-        runner = CampaignRunner(app, dialer, on_progress=lambda sm: bar.update(1))
-        summary = runner.run(campaign_id, max_seconds=max_seconds, stop_when_idle=not wait)
+        summary = run_campaign(
+            app,
+            dialer,
+            campaign_id,
+            max_seconds=max_seconds,
+            stop_when_idle=not wait,
+            on_progress=advance,
+        )
     except CampaignError as exc:
         fail(str(exc), 1)
+    except BrokerError as exc:
+        fail(f"cannot queue survey calls: {exc}", 2)
     finally:
         bar.close()
         stop()
@@ -142,23 +169,26 @@ def _dialer(app: Any, name: str) -> tuple[Any, Any]:
 @pass_ctx
 def campaign_pause(c: Ctx, campaign_id: int) -> None:
     """Stop claiming new calls (calls in progress finish)."""
-    _set_status(c, campaign_id, "paused")
+    from ivr.services.campaigns import pause_campaign
+
+    _change(c, campaign_id, pause_campaign, "paused")
 
 
 @campaign.command("resume")
 @click.argument("campaign_id", type=int)
 @pass_ctx
 def campaign_resume(c: Ctx, campaign_id: int) -> None:
-    _set_status(c, campaign_id, "running")
+    """Start a created campaign, or go on with a paused one."""
+    from ivr.services.campaigns import resume_campaign
+
+    _change(c, campaign_id, resume_campaign, "running")
 
 
-def _set_status(c: Ctx, campaign_id: int, status: str) -> None:
-    from ivr.surveys.campaigns import CampaignError, set_status
-
+def _change(c: Ctx, campaign_id: int, change: Callable[..., None], status: str) -> None:
     try:
-        set_status(c.hotline(), campaign_id, status)
-    except CampaignError as exc:
-        fail(str(exc), 1)
+        change(c.hotline(), Actor.cli(), campaign_id)
+    except ServiceError as exc:
+        fail(exc.message, 1)
     click.echo(f"campaign {campaign_id}: {status}")
 
 
@@ -167,21 +197,19 @@ def _set_status(c: Ctx, campaign_id: int, status: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def campaign_status(c: Ctx, campaign_id: int, as_json: bool) -> None:
-    from ivr.store import Campaign
-    from ivr.surveys.campaigns import progress
+    from ivr.queries.campaigns import one_campaign
 
     app = c.hotline()
-    with app.db.session() as s:
-        camp = s.get(Campaign, campaign_id)
-        if camp is None:
-            fail(f"no campaign {campaign_id}", 1)
-        counts = progress(s, campaign_id)
-        data = {"id": camp.id, "name": camp.name, "status": camp.status, "counts": counts}
+    with app.db.read() as s:
+        camp = one_campaign(s, campaign_id)
+    if camp is None:
+        fail(f"no campaign {campaign_id}", 1)
+    data = {"id": camp.id, "name": camp.name, "status": camp.status, "counts": camp.progress}
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"campaign {data['id']} {data['name']!r}: {data['status']}")
-    for k, v in sorted(counts.items()):
+    click.echo(f"campaign {camp.id} {camp.name!r}: {camp.status}")
+    for k, v in sorted(camp.progress.items()):
         click.echo(f"  {k:<24} {v}")
 
 
@@ -226,11 +254,12 @@ def campaign_report(c: Ctx, campaign_id: int | None, by: str, csv_out: Path | No
 @pass_ctx
 def campaign_dnc(c: Ctx, number: str, reason: str) -> None:
     """Never call NUMBER for a survey again."""
-    from ivr.phones import PhoneNumberError, mask_number
-    from ivr.surveys.campaigns import add_do_not_call
+    from ivr.phones import mask_number
+    from ivr.services.dnc import add_do_not_call
 
     try:
-        n = add_do_not_call(c.hotline(), number, reason)
-    except PhoneNumberError:
-        fail(f"{number!r}: not a phone number")
-    click.echo(f"{mask_number(n)} will not be called")
+        listed = add_do_not_call(c.hotline(), Actor.cli(), number, reason)
+    except ServiceError as exc:
+        fail(exc.message)
+    already = "" if listed.added else " (it was on the list already)"
+    click.echo(f"{mask_number(listed.number)} will not be called{already}")

@@ -28,7 +28,8 @@ def tickets_list(c: Ctx, status: str | None, limit: int, as_json: bool) -> None:
         q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
         if status:
             q = q.where(Ticket.status == status)
-        rows = [to_dict(t) for t in s.scalars(q)]
+        history = app.settings.duplicates.history_days
+        rows = [to_dict(t, history_days=history) for t in s.scalars(q)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -50,7 +51,7 @@ def tickets_show(c: Ctx, number: str, as_json: bool) -> None:
         ticket = find(s, number)
         if ticket is None:
             fail(f"no ticket {number}", 1)
-        data = to_dict(ticket)
+        data = to_dict(ticket, history_days=app.settings.duplicates.history_days)
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else ticket_text(data))
 
 
@@ -68,7 +69,7 @@ def tickets_complete(c: Ctx, number: str, note: str, as_json: bool) -> None:
             if ticket is None:
                 fail(f"no ticket {number}", 1)
             complete(ticket, note, app.clock.now())
-            data = to_dict(ticket)
+            data = to_dict(ticket, history_days=app.settings.duplicates.history_days)
     except TicketError as exc:
         fail(str(exc), 1)
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else ticket_text(data))

@@ -1,23 +1,16 @@
-"""`ivr users ...`: console accounts and API tokens."""
+"""`ivr users ...`: console accounts and API tokens (each change audited as `cli:<os user>`)."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from sqlalchemy import select
 
-from ivr.accounts import (
-    ROLES,
-    AccountError,
-    create_user,
-    find_user,
-    issue_token,
-    set_password,
-    set_role,
-)
+from ivr.accounts import ROLES
 from ivr.cli.common import Ctx, fail, pass_ctx
-from ivr.store import User
+from ivr.queries.accounts import all_users
+from ivr.services import Actor, ServiceError
+from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
 
 
 @click.group()
@@ -41,10 +34,9 @@ def users_add(c: Ctx, username: str, role: str, password_stdin: bool) -> None:
     app = c.hotline()
     password = _read_password(password_stdin)
     try:
-        with app.db.session() as s:
-            create_user(s, username, password, role, app.clock.now())
-    except AccountError as exc:
-        fail(str(exc), 1)
+        create_user(app, Actor.cli(), username, password, role)
+    except ServiceError as exc:
+        fail(exc.message, 1)
     click.echo(f"user {username} added ({role})")
 
 
@@ -58,15 +50,9 @@ def users_passwd(c: Ctx, username: str, password_stdin: bool, role: str | None) 
     app = c.hotline()
     password = _read_password(password_stdin)
     try:
-        with app.db.session() as s:
-            user = find_user(s, username)
-            if user is None:
-                fail(f"no user {username}", 1)
-            set_password(user, password)
-            if role:
-                set_role(user, role)
-    except AccountError as exc:
-        fail(str(exc), 1)
+        update_user(app, Actor.cli(), username, password=password, role=role)
+    except ServiceError as exc:
+        fail(exc.message, 1)
     click.echo(f"password of {username} changed")
 
 
@@ -74,10 +60,11 @@ def users_passwd(c: Ctx, username: str, password_stdin: bool, role: str | None) 
 @pass_ctx
 def users_list(c: Ctx) -> None:
     app = c.hotline()
-    with app.db.session() as s:
-        for u in s.scalars(select(User).order_by(User.username)):
-            state = "active" if u.active else "disabled"
-            click.echo(f"{u.username:<24} {u.role:<10} {state:<8} since {u.created_at:%Y-%m-%d}")
+    with app.db.read() as s:
+        rows = all_users(s)
+    for u in rows:
+        state = "active" if u.active else "disabled"
+        click.echo(f"{u.username:<24} {u.role:<10} {state:<8} since {u.created_at:%Y-%m-%d}")
 
 
 @users.command("token")
@@ -86,13 +73,21 @@ def users_list(c: Ctx) -> None:
 @pass_ctx
 def users_token(c: Ctx, username: str, name: str) -> None:
     """Issue an API token NAME for USERNAME; it is printed once and never shown again."""
-    app = c.hotline()
     try:
-        with app.db.session() as s:
-            user = find_user(s, username)
-            if user is None:
-                fail(f"no user {username}", 1)
-            token = issue_token(s, user, name, app.clock.now())
-    except AccountError as exc:
-        fail(str(exc), 1)
+        token = issue_token(c.hotline(), Actor.cli(), username, name)
+    except ServiceError as exc:
+        fail(exc.message, 1)
     click.echo(token)
+
+
+@users.command("revoke")
+@click.argument("username")
+@click.argument("name")
+@pass_ctx
+def users_revoke(c: Ctx, username: str, name: str) -> None:
+    """Revoke USERNAME's API token NAME; calls with it are refused from now on."""
+    try:
+        n = revoke_token(c.hotline(), Actor.cli(), username, name)
+    except ServiceError as exc:
+        fail(exc.message, 1)
+    click.echo(f"token {name} of {username} revoked ({n})")

@@ -14,11 +14,13 @@ The street part is found without word segmentation: a place suffix (路, 街,
 
 from __future__ import annotations
 
+import importlib.resources
 import re
+import sys
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
 from ivr.config import CityConfig
 
@@ -60,12 +62,35 @@ _NO_CITY = {"省直辖县级行政区划", "自治区直辖县级行政区划"}
 _GENERIC_DISTRICT = re.compile(r"[东西南北中城新老郊矿市]+区")
 _MASK = "#"
 _MAX_CPCA_RUNS = 8
+_ABSENT = object()
+
+
+def _resource_stream(package: str, name: str) -> BinaryIO:
+    return importlib.resources.files(package).joinpath(name).open("rb")
 
 
 @cache
 def _cpca() -> ModuleType:
-    import cpca  # loads its data (~0.4 s) once, on first use
+    """cpca, imported with a stand-in for the one `pkg_resources` call it makes.
 
+    cpca 0.5.5 reads its table with `pkg_resources.resource_stream`. setuptools 81
+    removed `pkg_resources` and Python 3.12+ venvs have no setuptools at all, so
+    while cpca loads, `pkg_resources` is a module that serves the same file through
+    importlib.resources; the previous entry (if any) is put back afterwards.
+    """
+    if "cpca" in sys.modules:
+        return sys.modules["cpca"]
+    shim = ModuleType("pkg_resources")
+    shim.resource_stream = _resource_stream  # type: ignore[attr-defined]
+    saved = sys.modules.get("pkg_resources", _ABSENT)
+    sys.modules["pkg_resources"] = shim
+    try:
+        import cpca  # loads its data (~0.4 s) once, on first use
+    finally:
+        if saved is _ABSENT:
+            sys.modules.pop("pkg_resources", None)
+        else:
+            sys.modules["pkg_resources"] = saved
     return cpca
 
 

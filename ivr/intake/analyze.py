@@ -11,7 +11,6 @@ line the caller dialed when nothing else decides. Scope and urgency are rules
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +24,7 @@ from ivr.phones import mask_number, mask_text
 if TYPE_CHECKING:
     from ivr.intake.model import IntakeModel, Prediction
 
-__all__ = ["Address", "Analysis", "ScopeFlag", "analyze", "similarity", "summarize"]
+__all__ = ["Address", "Analysis", "ScopeFlag", "analyze", "summarize"]
 
 SUMMARY_MAX = 60
 
@@ -265,21 +264,3 @@ def analyze(
         model_version=model.version if model is not None and said else None,
         low_confidence=low,
     )
-
-
-_NOT_CONTENT = re.compile(r"[\W_]+")
-
-
-def _bigrams(text: str) -> tuple[str, Counter[str]]:
-    content = _NOT_CONTENT.sub("", normalize_transcript(text)).casefold()
-    return content, Counter(content[i : i + 2] for i in range(len(content) - 1))
-
-
-def similarity(a: str, b: str) -> float:
-    """Dice coefficient of the character bigrams of two statements, punctuation ignored."""
-    text_a, grams_a = _bigrams(a)
-    text_b, grams_b = _bigrams(b)
-    if not grams_a or not grams_b:
-        return 1.0 if text_a and text_a == text_b else 0.0
-    overlap = sum((grams_a & grams_b).values())
-    return 2 * overlap / (grams_a.total() + grams_b.total())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.intake.analyze import Analysis, analyze, similarity
+from ivr.intake.analyze import Analysis, analyze
+from ivr.intake.duplicates import find_duplicate
 from ivr.phones import mask_number
 from ivr.store.models import Call, Recording, Ticket, TicketStatus, Transcript
 from ivr.tickets import next_ticket_number
@@ -39,30 +40,6 @@ def latest_transcript(session: Session, call_id: int) -> tuple[Recording | None,
         select(Recording).where(Recording.call_id == call_id).order_by(Recording.id.desc())
     ).first()
     return rec, (rec.transcript if rec else None)
-
-
-def find_duplicate(app: Hotline, session: Session, ticket: Ticket) -> Ticket | None:
-    """Same caller, similar statement within the window: the earliest such ticket."""
-    rules = app.settings.duplicates
-    if not ticket.caller_number or not ticket.statement:
-        return None
-    since = ticket.created_at - timedelta(days=rules.window_days)
-    candidates = session.scalars(
-        select(Ticket)
-        .where(
-            Ticket.caller_number == ticket.caller_number,
-            Ticket.created_at >= since,
-            Ticket.status != TicketStatus.REJECTED,
-            Ticket.id != ticket.id if ticket.id else True,
-        )
-        .order_by(Ticket.created_at)
-    ).all()
-    for other in candidates:
-        if other is ticket or not other.statement:
-            continue
-        if similarity(other.statement, ticket.statement) >= rules.min_similarity:
-            return other.duplicate_of or other
-    return None
 
 
 def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:

@@ -21,14 +21,17 @@ if TYPE_CHECKING:
 
 
 def register_jobs(
-    app: Hotline, jobs: DramatiqJobs, dialer: Dialer | None = None
+    app: Hotline, jobs: DramatiqJobs, dialer: Dialer | None = None, worker: str | None = None
 ) -> RecordingIntake:
-    """Register the recording jobs (and the dial job with a dialer); the recording intake."""
+    """Register the recording jobs (and the dial job with a dialer); the recording intake.
+
+    `worker` names this process in the attempts it dials (default: a fresh worker id).
+    """
     cfg = app.settings.twilio
     intake = RecordingIntake(app, cfg, RecordingFetcher(cfg), jobs)
     jobs.register(TRANSCRIBE_JOB, transcribe_job(app))
     jobs.register(FETCH_JOB, intake.fetch_job)
     if dialer is not None:
         limits = CallLimits(app.settings.surveys, app.settings.jobs, jobs.client)
-        jobs.register(DIAL_JOB, DialJob(app, dialer, limits))
+        jobs.register(DIAL_JOB, DialJob(app, dialer, limits, worker))
     return intake

@@ -57,7 +57,6 @@ WEBHOOK_LATENCY = Histogram(
     ["endpoint", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-JOBS = Counter("ivr_jobs", "Jobs run in this process, by job and result.", ["job", "result"])
 
 
 @contextmanager

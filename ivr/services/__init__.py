@@ -16,6 +16,7 @@ from ivr.services.unit import (
     ServiceError,
     audit,
     locked,
+    serialized,
     unit_of_work,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "ServiceError",
     "audit",
     "locked",
+    "serialized",
     "unit_of_work",
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.store import AuditEntry, Ticket
@@ -106,6 +106,18 @@ def locked(session: Session, model: type[Row], row_id: int) -> Row | None:
     """The row with this id, locked for update until the unit of work ends."""
     stmt = select(model).where(model.id == row_id).with_for_update()  # type: ignore[attr-defined]
     return session.execute(stmt).scalar_one_or_none()
+
+
+def serialized(session: Session, name: str) -> None:
+    """Hold the lock called `name` until the unit of work ends.
+
+    For rules that read several rows and none of them alone can be locked (the
+    last active admin, planning tickets no other campaign has planned). SQLite's
+    unit already holds the database's write lock; PostgreSQL takes a
+    transaction-scoped advisory lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
 
 
 def audit(

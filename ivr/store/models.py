@@ -183,6 +183,8 @@ class Ticket(Base):
     statement: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # City + street place of `address` (ivr.intake.duplicates.address_key): repeat calls.
+    address_key: Mapped[str | None] = mapped_column(String(96))
     phone_numbers: Mapped[list[Any]] = mapped_column(default=list)
     out_of_scope: Mapped[bool] = mapped_column(default=False)
     scope_kind: Mapped[str | None] = mapped_column(String(16))
@@ -206,7 +208,10 @@ class Ticket(Base):
     duplicate_of: Mapped[Ticket | None] = relationship(remote_side="Ticket.id")
     call: Mapped[Call | None] = relationship()
 
-    __table_args__ = (Index("ix_tickets_caller_created", "caller_number", "created_at"),)
+    __table_args__ = (
+        Index("ix_tickets_caller_created", "caller_number", "created_at"),
+        Index("ix_tickets_address_key_created", "address_key", "created_at"),
+    )
 
 
 class Campaign(Base):

@@ -1,14 +1,17 @@
 """Survey attempts: claiming one for a call, recording how it ended, planning the next.
 
-Shared by the single-process CampaignRunner and the survey dial job, so both
-apply the same rules: one claim per attempt (a committed row update before the
-number is dialed), never a second dial of an attempt, a follow-up attempt when
-the outcome allows one.
+The dispatcher claims (`try_claim`) and the survey dial job finishes (`finish`), so
+every dialing process applies the same rules: one claim per attempt (a committed
+row update before the number is dialed), never a second dial of an attempt, a
+follow-up attempt when the outcome allows one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +37,26 @@ log = logging.getLogger(__name__)
 VALID_SCORES = {"satisfied", "basically_satisfied", "unsatisfied"}
 
 
+def worker_id() -> str:
+    """Who claims or dials: host:pid:nonce (stored in `claimed_by` and `Campaign.runner`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def holder_dead(holder: str) -> bool:
+    """True when `holder` (a worker_id) is a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @dataclass
 class RunSummary:
     dialed: int = 0
@@ -44,14 +67,6 @@ class RunSummary:
     recovered: int = 0
     state: str = "running"  # done | paused | waiting | time-limit
     next_due: datetime | None = None
-    starts: list[float] = field(default_factory=list)  # monotonic call start times
-
-
-@dataclass(frozen=True)
-class Claimed:
-    attempt_id: int
-    phone: str
-    variables: dict[str, Any]
 
 
 class AttemptBook:
@@ -75,35 +90,32 @@ class AttemptBook:
         if not answered:
             self.follow_up(s, a, now)
 
-    def try_claim(
-        self, s: Session, a: SurveyAttempt, now: datetime, summary: RunSummary
-    ) -> Claimed | None:
+    def try_claim(self, s: Session, a: SurveyAttempt, now: datetime, summary: RunSummary) -> bool:
+        """Claim a due attempt for a call, or settle it (skipped, expired, postponed)."""
         ticket = s.get(Ticket, a.ticket_id)
         assert ticket is not None
         if ticket.status != TicketStatus.COMPLETED or ticket.survey_outcome is not None:
             a.status, a.outcome, a.finished_at = "skipped", "already_surveyed", now
             summary.skipped += 1
-            return None
+            return False
         if ticket.no_callback or is_do_not_call(self.app, s, a.phone):
             a.status, a.outcome, a.finished_at = "skipped", "do_not_call", now
             summary.skipped += 1
-            return None
+            return False
         if ticket.completed_at and now > self.policy.deadline(ticket.completed_at):
             a.status, a.outcome, a.finished_at = "expired", "deadline", now
             summary.expired += 1
-            return None
+            return False
         if self.called_today(s, a, now):
             a.not_before = self.policy.next_day(now)
             summary.postponed += 1
-            return None
+            return False
         won = s.execute(
             update(SurveyAttempt)
             .where(SurveyAttempt.id == a.id, SurveyAttempt.status == "planned")
             .values(status="claimed", claimed_by=self.worker, claimed_at=now)
         ).rowcount
-        if won != 1:
-            return None  # another runner claimed it first
-        return Claimed(a.id, a.phone, self.variables(ticket, a.id))
+        return won == 1  # 0: another process claimed it first
 
     def variables(self, ticket: Ticket, attempt_id: int) -> dict[str, Any]:
         """What the survey flow says and records: the line, the ticket number, the attempt."""

@@ -1,4 +1,8 @@
-"""Campaigns: which completed tickets to survey, and their first attempts."""
+"""Campaigns: which completed tickets to survey, and their first attempts.
+
+The planning here runs inside the unit of work of `ivr.services.campaigns`,
+which creates the campaign row, checks the rules and writes the audit row.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from ivr.phones import PhoneNumberError, normalize_number
@@ -72,26 +75,19 @@ def _eligible(app: Hotline, f: Filters) -> Any:
     return q.order_by(Ticket.completed_at, Ticket.id)
 
 
-def create_campaign(app: Hotline, name: str, filters: Filters | None = None) -> tuple[int, int]:
-    """A campaign over the completed, not yet surveyed tickets; (campaign id, attempts)."""
-    filters = filters or Filters()
-    policy = policy_for(app)
-    now = app.clock.now()
-    with app.db.session() as s:
-        campaign = Campaign(
-            name=name, status="created", filters=filters.as_dict(), created_at=now, updated_at=now
-        )
-        s.add(campaign)
-        s.flush()
-        first_call = lru_cache(maxsize=4096)(policy.next_allowed)
-        rows = [
-            _first_attempt(campaign.id, tid, phone, first_call(max(now, completed or now)))
-            for tid, phone, completed in s.execute(_eligible(app, filters))
-        ]
-        if rows:
-            s.execute(insert(SurveyAttempt), rows)
-        log.info("campaign %d %r: %d tickets", campaign.id, name, len(rows))
-        return campaign.id, len(rows)
+def plan_completed(
+    app: Hotline, session: Session, campaign: Campaign, filters: Filters, now: datetime
+) -> int:
+    """First attempts for the completed, not yet surveyed tickets matching `filters`."""
+    first_call = lru_cache(maxsize=4096)(policy_for(app).next_allowed)
+    rows = [
+        _first_attempt(campaign.id, tid, phone, first_call(max(now, completed or now)))
+        for tid, phone, completed in session.execute(_eligible(app, filters))
+    ]
+    if rows:
+        session.execute(insert(SurveyAttempt), rows)
+    log.info("campaign %d %r: %d tickets", campaign.id, campaign.name, len(rows))
+    return len(rows)
 
 
 def _first_attempt(
@@ -107,81 +103,62 @@ def _first_attempt(
     }
 
 
-def import_csv(app: Hotline, name: str, path: Path) -> tuple[int, int, list[str]]:
-    """A campaign from a CSV of ticket number + phone; (id, attempts, problems by line)."""
-    policy = policy_for(app)
-    now = app.clock.now()
+def plan_listed(
+    app: Hotline, session: Session, campaign: Campaign, csv_text: str, now: datetime
+) -> tuple[int, list[str]]:
+    """First attempts for a CSV of ticket number + phone; (attempts, problems by line)."""
+    first_call = policy_for(app).next_allowed(now)
     problems: list[str] = []
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignError(f"{path}: cannot read: {exc}") from exc
-    reader = csv.reader(text.splitlines())
-    with app.db.session() as s:
-        campaign = Campaign(
-            name=name, status="created", filters={"csv": path.name}, created_at=now, updated_at=now
+    rows = []
+    seen: set[int] = set()
+    for lineno, record in enumerate(csv.reader(csv_text.splitlines()), start=1):
+        if not record or (lineno == 1 and not any(ch.isdigit() for ch in record[0])):
+            continue  # blank line or a header row
+        if len(record) < 2:
+            problems.append(f"line {lineno}: expected ticket number,phone")
+            continue
+        number, raw_phone = record[0].strip(), record[1].strip()
+        ticket = session.scalars(select(Ticket).where(Ticket.number == number)).first()
+        if ticket is None:
+            problems.append(f"line {lineno}: no ticket {number}")
+            continue
+        try:
+            phone = normalize_number(raw_phone)
+        except PhoneNumberError:
+            problems.append(f"line {lineno}: {number}: not a phone number")
+            continue
+        if ticket.id in seen:
+            problems.append(f"line {lineno}: {number} listed twice")
+            continue
+        seen.add(ticket.id)
+        rows.append(_first_attempt(campaign.id, ticket.id, phone, first_call))
+    if rows:
+        session.execute(insert(SurveyAttempt), rows)
+    return len(rows), problems
+
+
+def progress_of(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per campaign: counts of attempts by status, and of finished attempts by outcome."""
+    out: dict[int, Counter[str]] = {cid: Counter() for cid in campaign_ids}
+    for cid, status, outcome, n in session.execute(
+        select(
+            SurveyAttempt.campaign_id,
+            SurveyAttempt.status,
+            SurveyAttempt.outcome,
+            func.count(),
         )
-        s.add(campaign)
-        s.flush()
-        rows = []
-        seen: set[int] = set()
-        for lineno, record in enumerate(reader, start=1):
-            if not record or (lineno == 1 and not any(ch.isdigit() for ch in record[0])):
-                continue  # blank line or a header row
-            if len(record) < 2:
-                problems.append(f"line {lineno}: expected ticket number,phone")
-                continue
-            number, raw_phone = record[0].strip(), record[1].strip()
-            ticket = s.scalars(select(Ticket).where(Ticket.number == number)).first()
-            if ticket is None:
-                problems.append(f"line {lineno}: no ticket {number}")
-                continue
-            try:
-                phone = normalize_number(raw_phone)
-            except PhoneNumberError:
-                problems.append(f"line {lineno}: {number}: not a phone number")
-                continue
-            if ticket.id in seen:
-                problems.append(f"line {lineno}: {number} listed twice")
-                continue
-            seen.add(ticket.id)
-            rows.append(_first_attempt(campaign.id, ticket.id, phone, policy.next_allowed(now)))
-        if rows:
-            s.execute(insert(SurveyAttempt), rows)
-        return campaign.id, len(rows), problems
-
-
-def set_status(app: Hotline, campaign_id: int, status: str) -> None:
-    allowed = {"running": {"created", "paused", "running"}, "paused": {"running", "created"}}
-    with app.db.session() as s:
-        c = s.get(Campaign, campaign_id)
-        if c is None:
-            raise CampaignError(f"no campaign {campaign_id}")
-        if c.status not in allowed[status]:
-            raise CampaignError(f"campaign {campaign_id} is {c.status}; it cannot be {status}")
-        c.status, c.updated_at = status, app.clock.now()
+        .where(SurveyAttempt.campaign_id.in_(campaign_ids))
+        .group_by(SurveyAttempt.campaign_id, SurveyAttempt.status, SurveyAttempt.outcome)
+    ):
+        out[cid][status] += n
+        if outcome:
+            out[cid][f"outcome:{outcome}"] += n
+    return {cid: dict(counts) for cid, counts in out.items()}
 
 
 def progress(session: Session, campaign_id: int) -> dict[str, int]:
     """Counts of attempts by status, and of finished attempts by outcome."""
-    out: Counter[str] = Counter()
-    for status, outcome in session.execute(
-        select(SurveyAttempt.status, SurveyAttempt.outcome).where(
-            SurveyAttempt.campaign_id == campaign_id
-        )
-    ):
-        out[status] += 1
-        if outcome:
-            out[f"outcome:{outcome}"] += 1
-    return dict(out)
-
-
-def add_do_not_call(app: Hotline, number: str, reason: str) -> str:
-    n = normalize_number(number)
-    with app.db.session() as s:
-        if s.get(DoNotCall, n) is None:
-            s.add(DoNotCall(number=n, reason=reason, added_at=app.clock.now()))
-    return n
+    return progress_of(session, [campaign_id])[campaign_id]
 
 
 def is_do_not_call(app: Hotline, session: Session, number: str) -> bool:

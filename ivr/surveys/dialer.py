@@ -1,8 +1,9 @@
 """The dialer interface the survey engine calls; SIP and Twilio implement it.
 
 `dial` places one call, runs the survey flow on it when answered, and returns
-once the call has ended: the campaign runner provides concurrency by calling
-it from several workers, and enforces pacing and call limits itself.
+once the call has ended: the survey dial job (`ivr.surveys.dispatch`) provides
+concurrency by calling it from several job threads and processes, and enforces
+the pace and the call limits itself.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """Survey calls as jobs: the scheduler queues due attempts, any worker dials them.
 
 The active scheduler (one at a time, see `ivr.runtime.lease`) claims due attempts of
-running campaigns (the same claim as the single-process runner: a committed row
-update) and submits one `survey.dial` job per attempt, keeping at most
-`jobs.dispatch_backlog` attempts of a campaign claimed or dialing. A worker's dial
-job waits for a concurrent-call slot and for its start under the global pace,
-moves the attempt from claimed to dialing (only one delivery can), dials and
-records the outcome.
+running campaigns (a committed row update, `AttemptBook.try_claim`) and submits one
+`survey.dial` job per attempt, keeping at most `jobs.dispatch_backlog` attempts of
+a campaign claimed or dialing. A worker's dial job waits for a concurrent-call
+slot, moves the attempt from claimed to dialing (only one delivery can), waits
+for its start under the global pace, dials and records the outcome.
 
 A job delivered again after its worker died finds the attempt dialing: it is
 marked interrupted and never dialed twice; a follow-up attempt is planned where
 the rules allow, and the scheduler queues it. Claimed attempts are submitted
 again on every tick (the job key makes that a no-op while one is queued), so a
 scheduler that died between claiming and submitting loses nothing.
+
+`ivr campaign run` (`ivr.surveys.run`) uses the same two halves for one campaign.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from ivr.phones import mask_number
 from ivr.runtime import metrics
 from ivr.runtime.logs import log_context
 from ivr.store.models import Campaign, SurveyAttempt, Ticket
-from ivr.surveys.attempts import AttemptBook, RunSummary
+from ivr.surveys.attempts import AttemptBook, RunSummary, worker_id
 from ivr.surveys.dialer import Dialer, DialResult
 from ivr.surveys.limits import CallLimits
-from ivr.surveys.runner import worker_id
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
@@ -60,9 +60,12 @@ class CampaignDispatcher:
             ids = list(s.scalars(select(Campaign.id).where(Campaign.status == "running")))
         return sum(self.dispatch(cid) for cid in ids)
 
-    def dispatch(self, campaign_id: int) -> int:
+    def dispatch(self, campaign_id: int, summary: RunSummary | None = None) -> int:
+        """Claim and queue one campaign's due attempts; those settled without a call
+        (skipped, expired, postponed) are counted in `summary`."""
         now = self.app.clock.now()
-        summary = RunSummary()
+        if summary is None:
+            summary = RunSummary()
         with self.app.db.session() as s:
             c = s.get(Campaign, campaign_id, with_for_update=True)
             if c is None or c.status != "running":
@@ -92,7 +95,7 @@ class CampaignDispatcher:
                     .with_for_update(skip_locked=True)
                 ).all()
                 for a in due:
-                    if self.book.try_claim(s, a, now, summary) is not None:
+                    if self.book.try_claim(s, a, now, summary):
                         claimed.append(a.id)
             left = s.scalar(
                 select(func.count()).where(
@@ -126,13 +129,15 @@ class DialJob:
         if not self._still_due(attempt_id):
             return
         with self.limits.slots.hold():
-            # Paced before the attempt turns "dialing": a worker killed while it waits
-            # for its start leaves the attempt claimed, and another worker dials it.
-            self.limits.pacer.acquire()
             started = self._start(attempt_id)
             if started is None:
                 return
             phone, variables = started
+            # Paced after the update, right before the dialer: the update can wait for
+            # a lock (SQLite's write lock for tens of ms), which would bunch starts.
+            # A worker killed while it waits for its start leaves the attempt dialing:
+            # interrupted when its job comes again, never dialed twice.
+            self.limits.pacer.acquire()
             with log_context(ticket=variables["ticket_no"], attempt_id=attempt_id):
                 self._dial(attempt_id, phone, variables)
 

@@ -11,7 +11,9 @@ next start on the server's clock), the distributed twin of `policy.Pacer`. The
 guard absorbs the delay between a granted start and the dialer's INVITE, so that
 no one-second window ever holds more than `calls_per_second` dialer starts.
 
-Without Redis both run in process (Dramatiq's StubBackend and `Pacer`).
+Without Redis both run in process (Dramatiq's StubBackend and `Pacer`), with the
+same guard, so that a start the dialer notes a little late (a busy thread) cannot
+put one start too many into a window.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class CallLimits:
         ttl = jobs.call_slot_ttl_s
         self.pacer: Pacer | RedisPacer
         if client is None:
-            self.pacer = Pacer(surveys.calls_per_second)
+            self.pacer = Pacer(surveys.calls_per_second / (1.0 + PACE_GUARD_S))
             backend: RedisBackend | StubBackend = StubBackend()
         else:
             self.pacer = RedisPacer(

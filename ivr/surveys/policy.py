@@ -1,7 +1,7 @@
 """When a survey call may be placed: windows, days, deadline, retries, pacing.
 
 Pure functions of the configuration, the official calendar and a time; the
-campaign runner asks them and never decides on its own.
+dispatcher and the dial job ask them and never decide on their own.
 """
 
 from __future__ import annotations

@@ -25,18 +25,15 @@ import shutil
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ivr.asr.audio import ulaw2lin
+
 from .pcap import SAMPLE_RATE, wav_to_ulaw, write_pcm16_wav
 from .ports import LOOPBACK, free_port_block, free_sip_port, free_tcp_port
 from .procs import ManagedProcess, ProcessResult, wait_until
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # stdlib up to 3.12
 
 BARESIP = "baresip"
 MODULE_PATH = Path("/usr/lib/baresip/modules")
@@ -50,9 +47,7 @@ def caller_wav(src: Path, dst: Path, *, trailing_silence_s: float = 30.0) -> Pat
     baresip raises AUDIO_ERROR and HANGS UP the call: the pad sets how long the
     caller stays on the line after speaking.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pcm = audioop.ulaw2lin(wav_to_ulaw(src), 2)
+    pcm = ulaw2lin(wav_to_ulaw(src))
     pcm += b"\x00\x00" * int(SAMPLE_RATE * trailing_silence_s)
     return write_pcm16_wav(dst, pcm, SAMPLE_RATE)
 

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import random
 import struct
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # stdlib up to 3.12; only needed to resample/encode PCM input
+from ivr.asr import audio as g711  # G.711 and PCM helpers (what audioop did, same bytes)
 
 PCMU = 0
 TELEPHONE_EVENT = 101
@@ -73,27 +70,25 @@ def _wav_chunks(data: bytes) -> tuple[tuple[int, int, int, int], bytes]:
 def wav_to_ulaw(path: Path) -> bytes:
     """Read a WAV (mu-law, A-law, 8/16-bit PCM; any rate, mono or stereo) as 8 kHz mu-law."""
     (tag, channels, rate, bits), body = _wav_chunks(Path(path).read_bytes())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        if tag == 7 and bits == 8:  # mu-law
-            pcm = audioop.ulaw2lin(body, 2)
-        elif tag == 6 and bits == 8:  # A-law
-            pcm = audioop.alaw2lin(body, 2)
-        elif tag == 1 and bits == 16:
-            pcm = body[: len(body) // 2 * 2]
-        elif tag == 1 and bits == 8:
-            pcm = audioop.lin2lin(audioop.bias(body, 1, -128), 1, 2)
-        else:
-            raise AudioFormatError(f"{path}: unsupported WAV format tag {tag}, {bits} bits")
-        if channels == 2:
-            pcm = audioop.tomono(pcm, 2, 0.5, 0.5)
-        elif channels != 1:
-            raise AudioFormatError(f"{path}: {channels} channels")
-        if tag == 7 and channels == 1 and rate == SAMPLE_RATE:
-            return body
-        if rate != SAMPLE_RATE:
-            pcm, _ = audioop.ratecv(pcm, 2, 1, rate, SAMPLE_RATE, None)
-        return audioop.lin2ulaw(pcm, 2)
+    if tag == 7 and bits == 8:  # mu-law
+        pcm = g711.ulaw2lin(body)
+    elif tag == 6 and bits == 8:  # A-law
+        pcm = g711.alaw2lin(body)
+    elif tag == 1 and bits == 16:
+        pcm = body[: len(body) // 2 * 2]
+    elif tag == 1 and bits == 8:
+        pcm = g711.decode(body, "u8").astype("<i2").tobytes()
+    else:
+        raise AudioFormatError(f"{path}: unsupported WAV format tag {tag}, {bits} bits")
+    if channels == 2:
+        pcm = g711.tomono(pcm)
+    elif channels != 1:
+        raise AudioFormatError(f"{path}: {channels} channels")
+    if tag == 7 and channels == 1 and rate == SAMPLE_RATE:
+        return body
+    if rate != SAMPLE_RATE:
+        pcm = g711.ratecv(pcm, rate, SAMPLE_RATE)
+    return g711.lin2ulaw(pcm)
 
 
 def write_pcm16_wav(path: Path, pcm: bytes, rate: int = SAMPLE_RATE) -> Path:
@@ -110,11 +105,9 @@ def write_pcm16_wav(path: Path, pcm: bytes, rate: int = SAMPLE_RATE) -> Path:
 
 def wav_to_pcm16_wav(src: Path, dst: Path, rate: int = SAMPLE_RATE) -> Path:
     """Convert any WAV `wav_to_ulaw` reads to mono 16-bit PCM at `rate` Hz."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pcm = audioop.ulaw2lin(wav_to_ulaw(src), 2)
-        if rate != SAMPLE_RATE:
-            pcm, _ = audioop.ratecv(pcm, 2, 1, SAMPLE_RATE, rate, None)
+    pcm = g711.ulaw2lin(wav_to_ulaw(src))
+    if rate != SAMPLE_RATE:
+        pcm = g711.ratecv(pcm, SAMPLE_RATE, rate)
     return write_pcm16_wav(dst, pcm, rate)
 
 

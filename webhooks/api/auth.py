@@ -3,8 +3,8 @@
 Role rules of the API (a higher role may do everything a lower one may):
     operator    list and read tickets, correct their fields, accept drafts, mark
                 duplicates, reject out-of-scope requests; phone numbers masked
-    supervisor  also complete tickets (办结) and read campaigns and their results;
-                sees full phone numbers
+    supervisor  also complete tickets (办结), read campaigns and their results, pause
+                and resume them; sees full phone numbers
     admin       everything a supervisor may
 """
 

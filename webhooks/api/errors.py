@@ -14,6 +14,8 @@ from typing import Any
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ivr.services import ServiceError
+
 log = logging.getLogger("webhooks.api")
 
 PREFIX = "/api/"
@@ -50,6 +52,21 @@ class ApiError(Exception):
         self.code = code or CODES.get(status, "error")
         self.message = message
         self.details = details
+
+
+# A refused service call -> the HTTP status it is answered with (its code is kept).
+SERVICE_STATUS: dict[str, int] = {
+    "not_found": 404,
+    "illegal_transition": 409,
+    "conflict": 409,
+    "invalid": 422,
+}
+
+
+def from_service(exc: ServiceError) -> ApiError:
+    status = SERVICE_STATUS.get(exc.code, 400)
+    code = "validation_failed" if exc.code == "invalid" else exc.code
+    return ApiError(status, exc.message, code=code)
 
 
 def error_response(err: ApiError) -> Response:

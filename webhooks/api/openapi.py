@@ -66,7 +66,7 @@ _ERROR_TEXT = {
     403: "The token's role may not do this.",
     404: "No such ticket, campaign or path.",
     405: "The path does not take this method.",
-    409: "The ticket's status does not allow this change.",
+    409: "The ticket's or campaign's status does not allow this change.",
     412: "The ticket has changed since the copy named by If-Match; nothing was changed.",
     413: "The request body is too large.",
     415: "A request body that is not application/json.",
@@ -145,6 +145,19 @@ TICKET = _all_required(
         "survey_outcome": _nullable("string"),
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
+        "earlier_tickets": {
+            "type": "array",
+            "description": "The caller's earlier tickets within duplicates.history_days "
+            "(default 90), newest first.",
+            "items": _all_required(
+                {
+                    "number": _STR,
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "status": _STR,
+                    "summary": _STR,
+                }
+            ),
+        },
     }
 )
 
@@ -391,6 +404,21 @@ def _ticket_action(operation_id: str, summary: str, body: str | None) -> dict[st
     return {"parameters": [TICKET_NUMBER], "post": _change(operation_id, summary, body)}
 
 
+def _campaign_action(operation_id: str, summary: str) -> dict[str, Any]:
+    """POST /api/campaigns/{campaign_id}/<action>: a status change, no body."""
+    return {
+        "parameters": [CAMPAIGN_ID],
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "responses": {
+                "200": _json(_ref("Campaign"), "The campaign as it is now."),
+                **_errors(400, 401, 403, 404, 409, 500),
+            },
+        },
+    }
+
+
 PATHS: dict[str, Any] = {
     "/api/openapi.json": {
         "get": {
@@ -477,6 +505,15 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/campaigns/{campaign_id}/pause": _campaign_action(
+        "pauseCampaign",
+        "Stop claiming new calls (calls in progress finish): a created or running campaign "
+        "becomes paused. Supervisor.",
+    ),
+    "/api/campaigns/{campaign_id}/resume": _campaign_action(
+        "resumeCampaign",
+        "Start a created campaign, or go on with a paused one: it becomes running. Supervisor.",
+    ),
 }
 
 DOCUMENT: dict[str, Any] = {
@@ -488,11 +525,11 @@ DOCUMENT: dict[str, Any] = {
             "Draft tickets (工单草稿) prepared by the IVR, for the province/city ticket "
             "platform. Authenticate with `Authorization: Bearer <token>` (`ivr users token`). "
             "Operators may list, read, update and accept tickets, mark duplicates and reject "
-            "out-of-scope requests; completing tickets and reading campaigns needs a "
-            "supervisor (or admin); full phone numbers are shown to supervisors and admins "
-            "only, masked (138****8000) for operators. Every view and change is written to "
-            "the audit log as api:<token name>. Errors have one shape (Error) whose `code` "
-            "a program can test."
+            "out-of-scope requests; completing tickets and reading, pausing or resuming "
+            "campaigns needs a supervisor (or admin); full phone numbers are shown to "
+            "supervisors and admins only, masked (138****8000) for operators. Every view "
+            "and change is written to the audit log as api:<token name>. Errors have one "
+            "shape (Error) whose `code` a program can test."
         ),
     },
     "servers": [{"url": "/"}],

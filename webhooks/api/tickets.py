@@ -60,12 +60,17 @@ def _ticket(u: Unit, number: str, *, lock: bool = False) -> Ticket:
 
 def _etag(ticket: Ticket) -> str:
     """The ticket's version: a digest of all it shows (whoever asks)."""
-    shown = json.dumps(to_dict(ticket, show_phone=True), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(shown.encode()).hexdigest()[:20]
+    shown = to_dict(ticket, show_phone=True, history_days=0)
+    # Other tickets' changes (the caller's earlier tickets) are not this ticket's version.
+    shown.pop("earlier_tickets")
+    return hashlib.sha256(
+        json.dumps(shown, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()[:20]
 
 
 def _shown(u: Unit, ticket: Ticket) -> Response:
-    resp = jsonify(to_dict(ticket, show_phone=u.caller.sees_phone))
+    history = u.app.settings.duplicates.history_days
+    resp = jsonify(to_dict(ticket, show_phone=u.caller.sees_phone, history_days=history))
     resp.set_etag(_etag(ticket))
     return resp
 
@@ -96,9 +101,10 @@ def list_tickets() -> ResponseReturnValue:
         query, limit = ticket_query(request.args, u.app.settings)
         rows, next_id = search(u.session, query, u.app.settings.tz, limit)
         detail = {"query": request.args.to_dict(), "tickets": [t.number for t in rows]}
+        history = u.app.settings.duplicates.history_days
         u.audit("tickets.list", None, detail)
         return jsonify(
-            items=[to_dict(t, show_phone=u.caller.sees_phone) for t in rows],
+            items=[to_dict(t, show_phone=u.caller.sees_phone, history_days=history) for t in rows],
             next_cursor=encode_cursor(next_id) if next_id is not None else None,
         )
 

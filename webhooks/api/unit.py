@@ -50,6 +50,19 @@ class Unit:
         audit(self.session, self.caller.actor, action, ticket, detail, self.now)
 
 
+def authorized(role: str = Role.OPERATOR) -> Caller:
+    """The caller, authenticated (401) and allowed `role` (403), in a short unit of its own.
+
+    For endpoints that then call a service function, which opens its own unit of
+    work (on SQLite a second write unit inside `unit` would wait for the first).
+    """
+    app = hotline()
+    with app.db.session() as session:
+        caller = authenticate(session, app.clock.now())
+        caller.require(role)
+    return caller
+
+
 @contextmanager
 def unit(role: str = Role.OPERATOR) -> Iterator[Unit]:
     """Authenticate (401), check the role (403), then work in one committed transaction."""

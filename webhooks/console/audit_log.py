@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template, request
-from sqlalchemy import select
 
-from ivr.store.models import AuditEntry, Role, Ticket
+from ivr.queries.audit import recent_entries
+from ivr.store.models import Role
 from webhooks.console import bp
 from webhooks.console.auth import hotline, require
 
@@ -20,26 +20,17 @@ def audit_log() -> Any:
     app = hotline()
     actor = request.args.get("actor", "").strip()
     action = request.args.get("action", "").strip()
-    q = (
-        select(AuditEntry, Ticket.number)
-        .outerjoin(Ticket, Ticket.id == AuditEntry.ticket_id)
-        .order_by(AuditEntry.id.desc())
-        .limit(PAGE)
-    )
-    if actor:
-        q = q.where(AuditEntry.actor == actor)
-    if action:
-        q = q.where(AuditEntry.action == action)
-    with app.db.session() as s:
-        entries = [
-            {
-                "at": e.at.astimezone(app.settings.tz).strftime("%Y-%m-%d %H:%M:%S"),
-                "actor": e.actor,
-                "action": e.action,
-                "ticket_id": e.ticket_id,
-                "number": number,
-                "detail": e.detail,
-            }
-            for e, number in s.execute(q)
-        ]
+    with app.db.read() as s:
+        found = recent_entries(s, PAGE, actor=actor, action=action)
+    entries = [
+        {
+            "at": e.at.astimezone(app.settings.tz).strftime("%Y-%m-%d %H:%M:%S"),
+            "actor": e.actor,
+            "action": e.action,
+            "ticket_id": e.ticket_id,
+            "number": e.ticket_number,
+            "detail": e.detail,
+        }
+        for e in found
+    ]
     return render_template("console/audit.html", entries=entries, actor=actor, action=action)

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from ivr.accounts import authenticate, can_see_phone, has_role, recent_failed_logins
 from ivr.app import Hotline
 from ivr.phones import mask_text
-from ivr.services import audit
-from ivr.store.models import Role, Ticket, User
+from ivr.queries.accounts import active_user
+from ivr.services import Actor, audit
+from ivr.store.models import Role, Ticket
 from webhooks.console import bp
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +54,11 @@ def viewer() -> Viewer:
     return cast(Viewer, g.viewer)
 
 
+def acting() -> Actor:
+    """The signed-in user, as service functions and the audit log name them (`user:<name>`)."""
+    return Actor.user(viewer().username)
+
+
 def record(s: Session, action: str, ticket: Ticket | None, detail: dict[str, Any] | None) -> None:
     """Audit what the signed-in user just did."""
     audit(s, viewer().username, action, ticket, detail, hotline().clock.now())
@@ -80,9 +86,9 @@ def _load_viewer() -> None:
     uid = session.get("uid")
     if uid is None:
         return
-    with hotline().db.session() as s:
-        user = s.get(User, uid)
-        if user is not None and user.active:
+    with hotline().db.read() as s:
+        user = active_user(s, uid)
+        if user is not None:
             g.viewer = Viewer(user.id, user.username, user.role)
     if g.viewer is None:
         session.pop("uid", None)

@@ -7,9 +7,12 @@ from datetime import date
 from typing import Any
 
 from ivr.app import Hotline
+from ivr.intake.duplicates import earlier_tickets
 from ivr.phones import mask_number, mask_text
 from ivr.reports.operations import OPEN_STATUSES
 from ivr.store.models import Ticket
+from webhooks.console import bp
+from webhooks.console.auth import hotline, viewer
 
 STATUS_LABELS = {
     "draft": "草稿",
@@ -62,3 +65,11 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
         "overdue": d.overdue,
         "near_deadline": d.near,
     }
+
+
+@bp.app_template_global()
+def earlier_rows(ticket: Ticket) -> list[dict[str, Any]]:
+    """The caller's earlier tickets (`duplicates.history_days`) as rows, for the ticket page."""
+    app = hotline()
+    history = earlier_tickets(ticket, app.settings.duplicates.history_days)
+    return [row(app, t, viewer().sees_phone, app.today()) for t in history]

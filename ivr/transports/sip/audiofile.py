@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import audioop
 import shutil
 import subprocess
 import wave
 from pathlib import Path
+
+from ivr.asr.audio import decode, lin2lin, ratecv, tomono
 
 RATE = 8000
 
@@ -19,13 +20,13 @@ def read_pcm8k(path: Path) -> bytes:
     except wave.Error:
         return _ffmpeg(path)  # mu-law, MP3, ...
     if width == 1:
-        data = audioop.lin2lin(audioop.bias(data, 1, -128), 1, 2)
+        data = decode(data, "u8").astype("<i2").tobytes()  # unsigned 8-bit
     elif width != 2:
-        data = audioop.lin2lin(data, width, 2)
+        data = lin2lin(data, width)
     if channels == 2:
-        data = audioop.tomono(data, 2, 0.5, 0.5)
+        data = tomono(data)
     if rate != RATE:
-        data, _ = audioop.ratecv(data, 2, 1, rate, RATE, None)
+        data = ratecv(data, rate, RATE)
     return data
 
 

@@ -7,7 +7,6 @@ finish key, end of speech or the maximum length.
 
 from __future__ import annotations
 
-import audioop
 import io
 import logging
 import math
@@ -20,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ivr.asr.audio import rms
 from ivr.flow import Digits, Event, Gather, Record, Timeout
-from ivr.transports.sip.rtp import FRAME_BYTES, RtpStream
+from ivr.transports.sip.rtp import RtpStream
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class CallMedia:
         self.stream.stop_playback()  # barge-in: a key press interrupts the prompt
 
     def on_audio(self, pcm16: bytes) -> None:
-        if pcm16 and audioop.rms(pcm16, 2) > SPEECH_RMS:
+        if pcm16 and rms(pcm16) > SPEECH_RMS:
             self.last_loud = time.monotonic()
         with self._sink_lock:
             sink = self._sink
@@ -159,7 +159,7 @@ class CallMedia:
         def sink(pcm: bytes) -> None:
             with lock:
                 audio.extend(pcm)
-                loud = audioop.rms(pcm, 2) > SPEECH_RMS if pcm else False
+                loud = rms(pcm) > SPEECH_RMS if pcm else False
                 now = time.monotonic()
                 if loud:
                     state["speech"], state["quiet_since"] = True, now
@@ -205,7 +205,3 @@ class CallMedia:
             except Exception:
                 log.exception("transcription of the statement failed; it stays pending")
         return Recorded(pcm, reason, transcript)
-
-
-def frames_of(pcm16: bytes) -> int:
-    return (len(pcm16) + FRAME_BYTES - 1) // FRAME_BYTES

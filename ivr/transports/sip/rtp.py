@@ -20,7 +20,6 @@ while the IVR used under 30 % of a core: the GIL, not the CPU, delayed the pacer
 
 from __future__ import annotations
 
-import audioop
 import ctypes
 import errno
 import logging
@@ -37,6 +36,7 @@ from typing import NamedTuple
 
 from pyVoIP import RTP
 
+from ivr.asr import audio as g711
 from ivr.transports.sip.sdp import PCMA, PCMU
 
 log = logging.getLogger(__name__)
@@ -291,10 +291,6 @@ class RtpStream:
                 self._queue.extend([SILENCE] * max(1, gap_ms // 20))
             self._drained.clear()
 
-    @property
-    def playing(self) -> bool:
-        return bool(self._queue)
-
     def wait_played(
         self,
         timeout: float,
@@ -315,8 +311,8 @@ class RtpStream:
 
     def _encode(self, frame: bytes) -> bytes:
         if self.codec == PCMU:
-            return audioop.lin2ulaw(frame, 2)
-        return audioop.lin2alaw(frame, 2)
+            return g711.lin2ulaw(frame)
+        return g711.lin2alaw(frame)
 
     def send_tick(self) -> None:
         with self._qlock:
@@ -404,9 +400,9 @@ class RtpStream:
             self._event(msg)
             return
         if msg.payload_type == RTP.PayloadType.PCMU:
-            pcm = audioop.ulaw2lin(msg.payload, 2)
+            pcm = g711.ulaw2lin(msg.payload)
         elif msg.payload_type == RTP.PayloadType.PCMA:
-            pcm = audioop.alaw2lin(msg.payload, 2)
+            pcm = g711.alaw2lin(msg.payload)
         else:
             return
         gap = 0

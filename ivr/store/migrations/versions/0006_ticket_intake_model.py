@@ -4,8 +4,8 @@ The model's probability for the drafted category and department, its three
 likeliest departments, its version and the fields below intake.low_confidence
 (JSON, NULL for tickets drafted before the model).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005_duplicate_address_key
 Create Date: 2026-12-02
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005_duplicate_address_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,41 @@
+"""Accounts as the admin page and `ivr users list` show them, and the console's viewer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ivr.store.models import ApiToken, User
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+    live_tokens: int
+
+
+def all_users(session: Session) -> list[UserView]:
+    """Every account by username, with how many unrevoked API tokens it has."""
+    live = (
+        select(ApiToken.user_id, func.count().label("n"))
+        .where(ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(User, live.c.n).outerjoin(live, live.c.user_id == User.id).order_by(User.username)
+    )
+    return [UserView(u.id, u.username, u.role, u.active, u.created_at, n or 0) for u, n in rows]
+
+
+def active_user(session: Session, user_id: int) -> User | None:
+    """The account signed in with this id, unless it was disabled or deleted since."""
+    user = session.get(User, user_id)
+    return user if user is not None and user.active else None

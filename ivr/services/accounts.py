@@ -1,0 +1,185 @@
+"""Changes to console and API accounts and to API tokens, each one audited unit of work.
+
+Rules:
+- usernames are unique, 1 to 64 characters; passwords at least
+  `ivr.accounts.MIN_PASSWORD_LENGTH`; roles are operator, supervisor, admin;
+- a console user may not demote or disable their own account, and nobody may
+  demote or disable the last active admin (the accounts page would be lost);
+- tokens are issued to active users only, and a live token's name is unique:
+  the audit log names API callers by it (`api:<token name>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ivr.accounts import check_role, find_user, hash_password, new_token
+from ivr.services.unit import (
+    Actor,
+    Conflict,
+    IllegalTransition,
+    Invalid,
+    NotFound,
+    audit,
+    locked,
+    serialized,
+    unit_of_work,
+)
+from ivr.store.models import ApiToken, Role, User
+
+if TYPE_CHECKING:
+    from ivr.app import Hotline
+
+# Serializes the rules that span several accounts (the last admin, unique token names).
+ACCOUNTS_LOCK = "ivr.accounts"
+MAX_NAME = 64
+
+UserRef = int | str  # a user's id (the console) or username (the CLI)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    role: str
+    active: bool
+
+
+class Updated(NamedTuple):
+    account: Account
+    changes: dict[str, Any]  # field -> {"old", "new"}; the password only as "changed"
+
+
+def _account(user: User) -> Account:
+    return Account(user.id, user.username, user.role, user.active)
+
+
+def _name(value: str, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise Invalid(f"{what} must not be empty")
+    if len(value) > MAX_NAME:
+        raise Invalid(f"{what} too long: at most {MAX_NAME} characters")
+    return value
+
+
+def _locked_user(session: Session, ref: UserRef) -> User:
+    user_id = (
+        ref if isinstance(ref, int) else session.scalar(select(User.id).where(User.username == ref))
+    )
+    user = locked(session, User, user_id) if user_id is not None else None
+    if user is None:
+        raise NotFound(f"no user {ref}")
+    return user
+
+
+def create_user(app: Hotline, actor: Actor, username: str, password: str, role: str) -> Account:
+    username = _name(username, "username")
+    # scrypt takes a while: hash before the unit of work takes the write lock.
+    password_hash, role = hash_password(password), check_role(role)
+    with unit_of_work(app) as s:
+        serialized(s, ACCOUNTS_LOCK)
+        if find_user(s, username) is not None:
+            raise Conflict(f"user {username!r} already exists")
+        now = app.clock.now()
+        user = User(
+            username=username, password_hash=password_hash, role=role, active=True, created_at=now
+        )
+        s.add(user)
+        s.flush()
+        audit(s, actor, "user.create", None, {"username": username, "role": role}, now)
+        return _account(user)
+
+
+def update_user(
+    app: Hotline,
+    actor: Actor,
+    ref: UserRef,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> Updated:
+    """Change a user's role, active flag and/or password (None: leave as is).
+
+    One `user.update` audit row lists what changed; nothing differed: no row,
+    and the changes returned are empty.
+    """
+    if role is not None:
+        check_role(role)
+    password_hash = hash_password(password) if password else None
+    with unit_of_work(app) as s:
+        serialized(s, ACCOUNTS_LOCK)
+        user = _locked_user(s, ref)
+        changes: dict[str, Any] = {}
+        if role is not None and role != user.role:
+            changes["role"] = {"old": user.role, "new": role}
+        if active is not None and active != user.active:
+            changes["active"] = {"old": user.active, "new": active}
+        if "role" in changes or ("active" in changes and not active):
+            _check_may_lose_admin(s, actor, user)
+        if "role" in changes:
+            user.role = changes["role"]["new"]
+        if "active" in changes:
+            user.active = changes["active"]["new"]
+        if password_hash is not None:
+            user.password_hash = password_hash
+            changes["password"] = "changed"  # never the password itself
+        if changes:
+            detail = {"username": user.username, **changes}
+            audit(s, actor, "user.update", None, detail, app.clock.now())
+        return Updated(_account(user), changes)
+
+
+def _check_may_lose_admin(session: Session, actor: Actor, user: User) -> None:
+    if actor == Actor.user(user.username):
+        raise IllegalTransition("you cannot demote or disable your own account")
+    if user.role != Role.ADMIN or not user.active:
+        return
+    admins = session.scalar(
+        select(func.count()).where(User.role == Role.ADMIN, User.active.is_(True))
+    )
+    if (admins or 0) <= 1:
+        raise IllegalTransition(f"{user.username} is the last active admin; make another first")
+
+
+def issue_token(app: Hotline, actor: Actor, username: str, name: str) -> str:
+    """A new API token NAME for the user; the plain token is returned once, only its hash kept."""
+    name = _name(name, "a token's name")
+    with unit_of_work(app) as s:
+        serialized(s, ACCOUNTS_LOCK)
+        user = _locked_user(s, username)
+        if not user.active:
+            raise IllegalTransition(f"user {user.username} is disabled")
+        live = select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        if s.scalar(live.limit(1)) is not None:
+            raise Conflict(f"a live token named {name!r} exists; revoke it or choose another name")
+        token, digest = new_token()
+        now = app.clock.now()
+        s.add(ApiToken(user_id=user.id, name=name, token_hash=digest, created_at=now))
+        audit(s, actor, "token.issue", None, {"username": user.username, "token": name}, now)
+        return token
+
+
+def revoke_token(app: Hotline, actor: Actor, username: str, name: str) -> int:
+    """Revoke the user's live tokens called NAME; how many (NotFound when none)."""
+    with unit_of_work(app) as s:
+        user = _locked_user(s, username)
+        rows = s.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.user_id == user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None)
+            )
+            .with_for_update()
+        ).all()
+        if not rows:
+            raise NotFound(f"user {user.username} has no live token {name!r}")
+        now = app.clock.now()
+        for row in rows:
+            row.revoked_at = now
+        audit(s, actor, "token.revoke", None, {"username": user.username, "token": name}, now)
+        return len(rows)
