@@ -41,8 +41,9 @@ def _analyze(cfg: Settings, text: str, line: str = "12345", **kw: str | None) ->
 
 
 def _keywords_only(cfg: Settings) -> Settings:
-    """The office's keyword lists alone (intake.use_model off): how hints are applied."""
-    return cfg.model_copy(update={"intake": cfg.intake.model_copy(update={"use_model": False})})
+    """The keyword lists alone (no model, no routing overrides): how hints are applied."""
+    plain = cfg.intake.model_copy(update={"use_model": False, "routing_overrides": []})
+    return cfg.model_copy(update={"intake": plain})
 
 
 # -- the recorded hotline statements ------------------------------------------
