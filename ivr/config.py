@@ -81,6 +81,55 @@ class UrgencyConfig(_Model):
     keywords: list[str] = Field(min_length=1)
 
 
+class RoutingOverride(_Model):
+    """Office policy that wins over the model: all keywords heard (not negated) -> these values."""
+
+    keywords: list[str] = Field(min_length=1)
+    category: str | None = None
+    department: str | None = None
+
+    @model_validator(mode="after")
+    def _sets_something(self) -> RoutingOverride:
+        if self.category is None and self.department is None:
+            raise ValueError("a routing override sets a category, a department or both")
+        return self
+
+
+class IntakeConfig(_Model):
+    """The learned draft model and the rules on top of it (ivr.intake.model, ivr.intake.rules)."""
+
+    # A category/department below this probability is marked 低置信度 and the
+    # keyword hints of categories[]/departments[] may replace it.
+    low_confidence: float = Field(default=0.5, gt=0, le=1)
+    # Candidates within this much of the model's best are close: the hints choose among them.
+    hint_margin: float = Field(default=0.15, ge=0, le=1)
+    # Off: drafts come from the keyword lists alone (no model is trained or loaded).
+    use_model: bool = True
+    # The model's say on urgency and emergencies (0 turns each off): a draft is urgent when
+    # P(urgent) + P(emergency) reaches urgent_by_model; an emergency scope rule the
+    # keywords missed is flagged at emergency_by_model; a matched emergency keyword is
+    # ignored when the model is this sure the statement is normal (上次有乘客晕倒, 表扬).
+    urgent_by_model: float = Field(default=0.6, ge=0, le=1)
+    emergency_by_model: float = Field(default=0.6, ge=0, le=1)
+    emergency_veto: float = Field(default=0.9, ge=0, le=1)
+    routing_overrides: list[RoutingOverride] = []
+    # Words that cancel a trigger heard after them in the same clause (不是着火).
+    negations: list[str] = ["不是", "没有", "不想", "并非", "没"]
+    # Words right after a trigger that make it a place, not the subject (法院门口).
+    place_words: list[str] = ["门口", "旁边", "对面", "附近", "隔壁", "后面", "前面", "边上"]
+    # A trigger only mentioned or asked about (上次你们说的仲裁我不懂): words before / after it.
+    mention_before: list[str] = []
+    mention_after: list[str] = []
+    # An emergency trigger after one of these in its clause is over (上次有乘客晕倒).
+    past_words: list[str] = []
+    past_after: list[str] = []
+    # Longer words that contain a trigger but mean something else (退伍军人 is not 军人).
+    shadow_words: list[str] = []
+    # Each group: the first word is the canonical one rules and keywords are written
+    # with; the others are what callers also say (走失 <- 走丢).
+    synonyms: list[list[str]] = []
+
+
 # Words that carry no request: fillers, pronouns, particles, time and politeness words.
 _STOP_WORDS = [
     w
@@ -379,6 +428,7 @@ class Settings(_Model):
     departments: list[DepartmentConfig] = Field(min_length=1)
     scope_rules: list[ScopeRule] = []
     urgency: UrgencyConfig
+    intake: IntakeConfig = IntakeConfig()
     deadlines: DeadlineConfig = DeadlineConfig()
     duplicates: DuplicateConfig = DuplicateConfig()
     calendar: CalendarConfig = CalendarConfig()
@@ -420,6 +470,15 @@ class Settings(_Model):
                 raise ValueError(
                     f"lines[{i}].default_department: {line.default_department!r} is not one of "
                     f"the configured departments"
+                )
+        for i, rule in enumerate(self.intake.routing_overrides):
+            if rule.category is not None and rule.category not in cats:
+                raise ValueError(
+                    f"intake.routing_overrides[{i}].category: {rule.category!r} unknown"
+                )
+            if rule.department is not None and rule.department not in depts:
+                raise ValueError(
+                    f"intake.routing_overrides[{i}].department: {rule.department!r} unknown"
                 )
         if self.hotline not in {ln.number for ln in self.lines}:
             raise ValueError(f"hotline: {self.hotline!r} must also be listed under lines")

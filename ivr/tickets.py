@@ -66,6 +66,20 @@ def transition(ticket: Ticket, new: TicketStatus, at: datetime) -> None:
         ticket.completed_at = at
 
 
+def _intake(facts: dict[str, Any] | None) -> dict[str, Any]:
+    """The model's view of the draft; `low_confidence` names the fields to check."""
+    facts = facts or {}
+    return {
+        "model_version": facts.get("model_version"),
+        "category_confidence": facts.get("category_confidence"),
+        "department_confidence": facts.get("department_confidence"),
+        "departments_top3": [
+            {"department": name, "probability": p} for name, p in facts.get("departments_top3", [])
+        ],
+        "low_confidence": list(facts.get("low_confidence", [])),
+    }
+
+
 def to_dict(
     ticket: Ticket, *, show_phone: bool = False, history_days: int = HISTORY_DAYS
 ) -> dict[str, Any]:
@@ -121,6 +135,7 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
             if ticket.scope_kind
             else None
         ),
+        "intake": _intake(ticket.intake),
         "contact_due": ticket.contact_due.isoformat(),
         "due_date": ticket.due_date.isoformat(),
         "duplicate_of": ticket.duplicate_of.number if ticket.duplicate_of else None,

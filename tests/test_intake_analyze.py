@@ -39,6 +39,12 @@ def _analyze(cfg: Settings, text: str, line: str = "12345", **kw: str | None) ->
     return analyze(cfg, text, line=_line(cfg, line), **kw)
 
 
+def _keywords_only(cfg: Settings) -> Settings:
+    """The keyword lists alone (no model, no routing overrides): how hints are applied."""
+    plain = cfg.intake.model_copy(update={"use_model": False, "routing_overrides": []})
+    return cfg.model_copy(update={"intake": plain})
+
+
 # -- the recorded hotline statements ------------------------------------------
 
 # file -> (department, urgent); every one of them is in scope.
@@ -78,7 +84,11 @@ def test_hotline_statement(
 ) -> None:
     category, text = hotline_rows[file]
     department, urgent = HOTLINE_EXPECTED[file]
-    result = _analyze(cfg, text)
+    drafted = _analyze(cfg, text)
+    assert (drafted.category, drafted.department) == (category, department)
+    assert drafted.urgent is urgent
+    assert drafted.scope is None
+    result = _analyze(_keywords_only(cfg), text)
     assert (result.category, result.category_source) == (category, "text")
     assert (result.department, result.department_source) == (department, "keywords")
     assert result.department_keywords
@@ -216,13 +226,15 @@ def test_empty_statement(cfg: Settings) -> None:
 
 def test_department_tie_goes_to_the_keyword_heard_first(cfg: Settings) -> None:
     # one keyword each: 公交 (交通运输局) is heard before 发票 (税务局)
-    assert _analyze(cfg, "公交公司不给开发票").department == "交通运输局"
-    assert _analyze(cfg, "要发票的时候公交司机不理人").department == "税务局"
+    hints = _keywords_only(cfg)
+    assert _analyze(hints, "公交公司不给开发票").department == "交通运输局"
+    assert _analyze(hints, "要发票的时候公交司机不理人").department == "税务局"
 
 
 def test_category_tie_goes_to_the_keyword_heard_first(cfg: Settings) -> None:
-    assert _analyze(cfg, "我要举报，也想投诉这家店").category == "举报"
-    assert _analyze(cfg, "我要投诉，也想举报这家店").category == "投诉"
+    hints = _keywords_only(cfg)
+    assert _analyze(hints, "我要举报，也想投诉这家店").category == "举报"
+    assert _analyze(hints, "我要投诉，也想举报这家店").category == "投诉"
 
 
 def test_urgency_keywords_in_text_order(cfg: Settings) -> None:

@@ -36,7 +36,18 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
 
 
 def _register() -> None:
-    from ivr.cli import asr, calendar, calls, campaigns, init, jobs, run, tickets, users
+    from ivr.cli import (
+        asr,
+        calendar,
+        calls,
+        campaigns,
+        init,
+        intake,
+        jobs,
+        run,
+        tickets,
+        users,
+    )
 
     main.add_command(run.serve)
     main.add_command(run.db)
@@ -51,6 +62,7 @@ def _register() -> None:
     main.add_command(asr.transcribe)
     main.add_command(calendar.calendar)
     main.add_command(init.init)
+    main.add_command(intake.intake)
 
 
 _register()

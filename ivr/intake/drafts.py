@@ -80,6 +80,17 @@ def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
         else None
     )
     ticket.phone_numbers = list(result.phone_numbers)
+    ticket.intake = (
+        {
+            "model_version": result.model_version,
+            "category_confidence": result.category_confidence,
+            "department_confidence": result.department_confidence,
+            "departments_top3": [list(t) for t in result.departments_top3],
+            "low_confidence": list(result.low_confidence),
+        }
+        if result.model_version
+        else None
+    )
     scope = result.scope
     ticket.out_of_scope = scope is not None
     ticket.scope_kind = scope.kind if scope else None

@@ -190,6 +190,9 @@ class Ticket(Base):
     scope_kind: Mapped[str | None] = mapped_column(String(16))
     scope_rule: Mapped[str | None] = mapped_column(String(64))
     scope_advice: Mapped[str | None] = mapped_column(Text)
+    # What the intake model said: category_confidence, department_confidence,
+    # departments_top3 [[name, p], ...], model_version, low_confidence [field, ...].
+    intake: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     contact_due: Mapped[date]
     due_date: Mapped[date]
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))

@@ -87,6 +87,25 @@ ADDRESS = _all_required(
     description="Where the matter is; parts are null when not known.",
 )
 
+INTAKE = _all_required(
+    {
+        "model_version": _nullable(
+            "string", description="The intake model that drafted it; null: keyword rules only."
+        ),
+        "category_confidence": _nullable("number", description="Model probability, 0..1."),
+        "department_confidence": _nullable("number", description="Model probability, 0..1."),
+        "departments_top3": {
+            "type": "array",
+            "items": _all_required({"department": _STR, "probability": {"type": "number"}}),
+        },
+        "low_confidence": {
+            **_STR_LIST,
+            "description": "Fields below intake.low_confidence (category, department): check them.",
+        },
+    },
+    description="What the intake model said about the draft.",
+)
+
 TICKET = _all_required(
     {
         "number": {"type": "string", "example": "12345-20261123-00001"},
@@ -97,7 +116,10 @@ TICKET = _all_required(
             "description": "Caller number; masked (138****8000) unless the role may see it.",
         },
         "category": _STR,
-        "category_source": {"type": "string", "description": "menu, text, default or operator."},
+        "category_source": {
+            "type": "string",
+            "description": "menu, override, text (model or hints), line_default or operator.",
+        },
         "department": _STR,
         "department_source": _STR,
         "urgent": {"type": "boolean"},
@@ -114,6 +136,7 @@ TICKET = _all_required(
             {"kind": _STR, "rule": _nullable("string"), "advice": _nullable("string")},
             nullable=True,
         ),
+        "intake": INTAKE,
         "contact_due": {"type": "string", "format": "date"},
         "due_date": {"type": "string", "format": "date"},
         "duplicate_of": _nullable("string", description="Number of the original ticket."),
