@@ -172,8 +172,10 @@ def caller_pcap(
     digit: str = "2",
     n: int = 1,
     hangup_mid: bool = False,
+    speech: Path | None = None,
 ) -> Path:
-    """A caller who presses `digit` at once (type-ahead) and speaks after the beep."""
+    """A caller who presses `digit` at once (type-ahead) and speaks after the beep
+    (test statement `n`, or the audio file `speech`)."""
     line_cfg = settings.line(line) or settings.line(settings.hotline)
     assert line_cfg is not None
     greeting = clip_seconds(settings, line_cfg.greeting)
@@ -185,7 +187,7 @@ def caller_pcap(
     caller_media_pcap(
         out,
         digits_first=digit,
-        statement=statement(n),
+        statement=speech or statement(n),
         digits_last="" if hangup_mid else "#",
         lead_ms=lead_ms,
         between_ms=max(300, wait_ms),

@@ -43,6 +43,9 @@ def rig_with(
         update={
             "scope_rules": [rule, *s.scope_rules],
             "asr": s.asr.model_copy(update={"transcript_wait_s": wait_s}),
+            # The Mandarin intake model reads the Korean keyword's text as routine and
+            # would veto the rule (intake.emergency_veto); the office's rule must decide.
+            "intake": s.intake.model_copy(update={"emergency_veto": 0.0}),
         }
     )
     return twilio_rig(hotline, monkeypatch, asr_model=ko_asr_config().model)

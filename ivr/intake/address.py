@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -69,6 +70,9 @@ def _resource_stream(package: str, name: str) -> BinaryIO:
     return importlib.resources.files(package).joinpath(name).open("rb")
 
 
+_CPCA_LOCK = threading.Lock()
+
+
 @cache
 def _cpca() -> ModuleType:
     """cpca, imported with a stand-in for the one `pkg_resources` call it makes.
@@ -77,21 +81,22 @@ def _cpca() -> ModuleType:
     removed `pkg_resources` and Python 3.12+ venvs have no setuptools at all, so
     while cpca loads, `pkg_resources` is a module that serves the same file through
     importlib.resources; the previous entry (if any) is put back afterwards.
+    Imported under a lock: a second thread (the phone's warm-up and a first call)
+    would otherwise find the half-loaded module in sys.modules.
     """
-    if "cpca" in sys.modules:
-        return sys.modules["cpca"]
-    shim = ModuleType("pkg_resources")
-    shim.resource_stream = _resource_stream  # type: ignore[attr-defined]
-    saved = sys.modules.get("pkg_resources", _ABSENT)
-    sys.modules["pkg_resources"] = shim
-    try:
-        import cpca  # loads its data (~0.4 s) once, on first use
-    finally:
-        if saved is _ABSENT:
-            sys.modules.pop("pkg_resources", None)
-        else:
-            sys.modules["pkg_resources"] = saved
-    return cpca
+    with _CPCA_LOCK:
+        shim = ModuleType("pkg_resources")
+        shim.resource_stream = _resource_stream  # type: ignore[attr-defined]
+        saved = sys.modules.get("pkg_resources", _ABSENT)
+        sys.modules["pkg_resources"] = shim
+        try:
+            import cpca  # loads its data (~0.4 s) once, on first use
+        finally:
+            if saved is _ABSENT:
+                sys.modules.pop("pkg_resources", None)
+            else:
+                sys.modules["pkg_resources"] = saved
+        return cpca
 
 
 @dataclass(frozen=True)
