@@ -18,7 +18,7 @@ from ivr.calls.simulate import simulate_inbound
 from ivr.services.accounts import create_user, issue_token
 from ivr.services.campaigns import create_campaign
 from ivr.services.tickets import complete
-from ivr.store import SurveyAttempt, upgrade
+from ivr.store import SurveyAttempt
 from ivr.surveys.outcomes import record_score
 from webhooks import create_app
 
@@ -108,7 +108,7 @@ def hotline_on(request: pytest.FixtureRequest, backend: str) -> Iterator[Hotline
         return
     url = request.getfixturevalue("postgres_url")
     base, tmp = request.getfixturevalue("base_settings"), request.getfixturevalue("tmp_path")
-    upgrade(url)
+    request.getfixturevalue("migrate")(url)
     app = Hotline.open(settings_for(base, tmp, url), request.getfixturevalue("clock"))
     try:
         yield app

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,11 +28,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from harness.schema import SchemaCopies
 from harness.sipfix import MissingPeer
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.config import Settings, load_config
-from ivr.store import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -77,9 +77,24 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
 
 
+@pytest.fixture(scope="session")
+def schema_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaCopies]:
+    copies = SchemaCopies(tmp_path_factory.mktemp("schema"), POSTGRES_URL)
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
-def hotline(settings: Settings, clock: FixedClock) -> Iterator[Hotline]:
-    upgrade(settings.resolved_database_url)
+def migrate(schema_copies: SchemaCopies) -> Callable[[str], None]:
+    """Bring a test's database to the head revision (a copy of a migrated one if new)."""
+    return schema_copies.migrate
+
+
+@pytest.fixture
+def hotline(
+    settings: Settings, clock: FixedClock, migrate: Callable[[str], None]
+) -> Iterator[Hotline]:
+    migrate(settings.resolved_database_url)
     app = Hotline.open(settings, clock)
     yield app
     app.close()
@@ -90,7 +105,7 @@ def _admin_url() -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(schema_copies: SchemaCopies) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
     try:
@@ -102,6 +117,7 @@ def postgres_url() -> Iterator[str]:
     name = f"ivr_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    schema_copies.fresh_postgres(name)
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:

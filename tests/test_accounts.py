@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from ivr.cli import main
 from ivr.config import load_config
 from ivr.services import Actor, Conflict, IllegalTransition, Invalid, NotFound, audit
 from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
-from ivr.store import ApiToken, AuditEntry, Ticket, User, upgrade
+from ivr.store import ApiToken, AuditEntry, Ticket, User
 
 from .conftest import ROOT
 
@@ -109,9 +110,9 @@ def test_audit_entry_records_who_what_and_ticket(hotline: Hotline) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
+def cli_env(tmp_path: Path, migrate: Callable[[str], None]) -> dict[str, str]:
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    upgrade(url)
+    migrate(url)
     return {"DATABASE_URL": url}
 
 

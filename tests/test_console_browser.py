@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from sqlalchemy import select
 from harness import data
 from ivr.app import Hotline
 from ivr.config import load_config
-from ivr.store import AuditEntry, Ticket, upgrade
+from ivr.store import AuditEntry, Ticket
 
 from .conftest import ROOT
 from .consolekit import close_app
@@ -82,14 +82,14 @@ def site_config(tmp: Path) -> Path:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, migrate: Callable[[str], None]) -> Iterator[Site]:
     from waitress import create_server
 
     from webhooks import create_app
 
     config = site_config(tmp_path)
     settings = load_config(config, env={})
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     hotline = Hotline.open(settings)
     app = create_app(hotline)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)

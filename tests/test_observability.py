@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -96,10 +97,12 @@ def test_readyz_checks_database_and_migrations(settings: Settings) -> None:
     fresh.close()
 
 
-def test_readyz_checks_the_broker(settings: Settings, redis_namespace: str) -> None:
+def test_readyz_checks_the_broker(
+    settings: Settings, redis_namespace: str, migrate: Callable[[str], None]
+) -> None:
     from .conftest import REDIS_URL
 
-    upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     s = settings.model_copy(
         update={
             "jobs": settings.jobs.model_copy(
@@ -113,8 +116,10 @@ def test_readyz_checks_the_broker(settings: Settings, redis_namespace: str) -> N
     app.close()
 
 
-def test_readyz_warns_from_december_when_next_year_is_only_estimated(settings: Settings) -> None:
-    upgrade(settings.resolved_database_url)
+def test_readyz_warns_from_december_when_next_year_is_only_estimated(
+    settings: Settings, migrate: Callable[[str], None]
+) -> None:
+    migrate(settings.resolved_database_url)
     clock = FixedClock(datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI))
     app = Hotline.open(settings, clock)
     client = create_app(app).test_client()

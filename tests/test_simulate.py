@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from ivr.calls.simulate import SimulationError, simulate_inbound
 from ivr.cli import main
 from ivr.clock import SystemClock
 from ivr.flow import Digits, Transfer
-from ivr.store import Call, CallEvent, Recording, Ticket, Transcript, upgrade
+from ivr.store import Call, CallEvent, Recording, Ticket, Transcript
 from ivr.workdays import WorkCalendar
 
 from .conftest import ROOT
@@ -160,9 +161,9 @@ def test_retried_start_and_events_do_not_duplicate(hotline: Hotline) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
+def cli_env(tmp_path: Path, migrate: Callable[[str], None]) -> dict[str, str]:
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    upgrade(url)
+    migrate(url)
     return {"DATABASE_URL": url}
 
 
