@@ -118,8 +118,10 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         if d.metadata["Name"] and d.metadata["Name"].lower() not in ("hotline-ivr", "pip")
     }
     pins.write_text("".join(f"{n}=={v}\n" for n, v in sorted(dists.items())))
+    quiet = ["--disable-pip-version-check", "-c", str(pins)]
     _run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-c", str(pins), str(wheel)],
+        # --no-compile: byte-compiling scipy, sklearn and pandas is most of an install's time.
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-compile", *quiet, str(wheel)],
         cwd=home,
         timeout=1200,
     )
