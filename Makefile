@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint bench system-deps clean prompts test-py313 wheel
+.PHONY: run test test-sqlite env-py313 lint bench system-deps clean prompts test-py313 wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,17 @@ TEST_WORKERS ?= 2
 PYTEST_XDIST := -n $(TEST_WORKERS) --dist worksteal
 test: system-deps $(TSTAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_XDIST)
+	$(MAKE) --no-print-directory -j2 test-sqlite env-py313
 	$(BIN)/python -m pytest $(PYTEST_XDIST) --db=postgres -m db
 	@if [ -n "$(PY313)" ]; then $(MAKE) --no-print-directory test-py313; else echo "*** no Python 3.13 interpreter found: unit tests on 3.13 NOT RUN (set PY313=/path/to/python3.13) ***"; fi
+
+test-sqlite: $(TSTAMP)
+	$(BIN)/python -m pytest $(PYTEST_XDIST)
+
+# The Python 3.13 venv is built while the SQLite pass runs: pip mostly waits on the
+# network and the disk, the tests on the CPU.
+env-py313:
+	@if [ -n "$(PY313)" ]; then $(MAKE) --no-print-directory $(VENV313)/.installed-test; fi
 
 ## The unit tests (-m unit: no database server, no peers) on Python 3.13 (in .venv-313).
 ## PY313 is found on PATH or under ~/.pyenv; set it to use another interpreter.
