@@ -10,7 +10,9 @@ and SIPp; nothing is timed.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -429,3 +431,39 @@ def test_no_rtp_port_gets_503_and_leaves_nothing(
     finally:
         holder.kill()
         holder.wait(10)
+
+
+# -- item 14: the audio waiting for an ASR worker is bounded -----------------------------------
+
+
+def test_audio_for_a_stalled_asr_worker_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """A stopped ASR process: the call's audio does not pile up without end; the oldest is
+    dropped (logged once) and, once it runs again, the call still gets its transcript."""
+    from ivr.transports.sip.recognizer import MAX_QUEUED_AUDIO_BYTES, AsrPool
+    from tests.asr_fixtures import ko_asr_config
+
+    caplog.set_level(logging.WARNING, logger="ivr.transports.sip")
+    pool = AsrPool(ko_asr_config(), processes=1)
+    try:
+        worker = pool.workers[0]
+        rec = pool.recognizer()
+        assert rec is not None
+        late: list[dict[str, object]] = []
+        second = b"\x00\x01" * 8000  # 1 s of 8 kHz audio
+        os.kill(worker.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(180):  # three minutes, far more than the 60 s cap
+                for i in range(0, len(second), 320):
+                    rec.feed(second[i : i + 320])
+            assert worker.outbox.audio_bytes <= MAX_QUEUED_AUDIO_BYTES
+            assert worker.outbox.dropped_bytes >= 180 * 16000 - MAX_QUEUED_AUDIO_BYTES - (1 << 20)
+        finally:
+            os.kill(worker.proc.pid, signal.SIGCONT)
+        behind = [r for r in caplog.records if "is behind" in r.getMessage()]
+        assert len(behind) == 1, [r.getMessage() for r in behind]
+        rec.finish()
+        rec.when_late(late.append)
+        assert wait_for(lambda: bool(late), 120), "no transcript after the worker resumed"
+        assert "text" in late[0]
+    finally:
+        pool.close()
