@@ -55,14 +55,15 @@ def build_phone(app: Hotline, *, load_asr: bool = True, dialer: bool = False) ->
             library.dir,
             missing[0],
         )
-    pool = None
+    # The SIP port first: a second process on it fails before loading any model.
+    sip = dialer_config(app.settings.sip) if dialer else None
+    phone = SipPhone(app, prompt_audio=prompt_player(library), sip=sip)
     if load_asr:
         from ivr.asr.models import ModelError
         from ivr.transports.sip.recognizer import AsrPool
 
         try:
-            pool = AsrPool(app.settings.asr, app.settings.base_dir)
+            phone.asr = AsrPool(app.settings.asr, app.settings.base_dir)
         except ModelError as exc:
             log.warning("%s; statements are recorded and wait for `ivr transcribe --pending`", exc)
-    sip = dialer_config(app.settings.sip) if dialer else None
-    return SipPhone(app, prompt_audio=prompt_player(library), asr=pool, sip=sip)
+    return phone
