@@ -342,6 +342,8 @@ class SipPhone:
     # -- an inbound call -------------------------------------------------------
     def _inbound(self, ringing: Ringing) -> None:
         invite, call_id = ringing.invite, ringing.invite.call_id
+        port: int | None = None
+        session: CallSession | None = None
         try:
             if ringing.cancelled.wait(self.settings.sip.answer_delay_ms / 1000):
                 return
@@ -387,6 +389,8 @@ class SipPhone:
         except Exception:
             log.exception("inbound call %s failed", call_id)
             self._fail_ringing(ringing, 500, "Server Internal Error")
+            if session is None and port is not None:
+                self.ports.release(port)  # (a session releases its port when it closes)
         finally:
             with self._lock:
                 self.ringing.pop(call_id, None)
