@@ -123,8 +123,8 @@ def test_reinvite_moves_media_changes_codec_and_holds(ivr: Ivr, sink: RtpSink) -
     uac = call(ivr, sink)
     first = uac.to_tag
     assert sink.collect(5, 5) == [0] * 5
-    sid, version = origin(ivr_answer := _last_answer(uac, ivr))
-    del ivr_answer
+    assert uac.answer is not None
+    sid, version = origin(uac.answer)
     moved = RtpSink()
     try:
         # A new media port (the caller moved to another port): our packets follow it.
@@ -168,11 +168,23 @@ def test_reinvite_moves_media_changes_codec_and_holds(ivr: Ivr, sink: RtpSink) -
     hang_up(ivr, uac)
 
 
-def _last_answer(uac: RawUac, ivr: Ivr) -> SipMessage:
-    """Our SDP answer of the call so far (a session refresh without SDP returns it)."""
-    r = uac.reinvite("")
-    assert r.final is not None and r.final.status == 200, r.statuses
-    return r.final
+def test_offerless_reinvite_takes_the_answer_from_the_ack(ivr: Ivr, sink: RtpSink) -> None:
+    """As a B2BUA does after a transfer: no SDP in the re-INVITE, our offer in the 200, the
+    new media address in the ACK."""
+    uac = call(ivr, sink)
+    assert len(sink.collect(5, 5)) == 5
+    moved = RtpSink()
+    try:
+        r = uac.reinvite("", ack_sdp=audio_sdp(LOCAL, moved.port, codecs="8 101", version=2))
+        assert r.final is not None and r.final.status == 200
+        # Our offer: the call's codec first, the other one too; a new version of our SDP.
+        assert media_lines(r.final) == [f"m=audio {_our_port(r.final)} RTP/AVP 0 8 101"]
+        assert uac.answer is not None
+        assert origin(r.final) == (origin(uac.answer)[0], origin(uac.answer)[1] + 1)
+        assert set(moved.collect(10, 5)) == {8}  # the answer's address and codec
+    finally:
+        moved.close()
+    hang_up(ivr, uac)
 
 
 def _our_port(msg: SipMessage) -> int:

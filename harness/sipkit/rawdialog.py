@@ -129,6 +129,7 @@ class RawUac:
         self.cseq = 1
         self.remote_target = ""
         self.uri = ""
+        self.answer: SipMessage | None = None  # the final response to the INVITE
 
     def close(self) -> None:
         self.sock.close()
@@ -191,7 +192,7 @@ class RawUac:
         """INVITE `user` at the target; a 2xx is ACKed and starts the dialog."""
         self.uri = f"sip:{user}@{self.target[0]}:{self.target[1]}"
         reply = self.send(self.build("INVITE", body=sdp, extra=extra), timeout=10)
-        final = reply.final
+        final = self.answer = reply.final
         if final is not None and 200 <= (final.status or 0) < 300:
             to = final.header("To") or ""
             self.to_tag = to.split("tag=", 1)[1].split(";")[0] if "tag=" in to else ""
@@ -200,14 +201,15 @@ class RawUac:
             self.ack()
         return reply
 
-    def ack(self) -> None:
-        self.sock.sendto(self.build("ACK", cseq=self.cseq), self.target)
+    def ack(self, body: str = "") -> None:
+        self.sock.sendto(self.build("ACK", cseq=self.cseq, body=body), self.target)
 
-    def reinvite(self, sdp: str) -> Reply:
+    def reinvite(self, sdp: str, *, ack_sdp: str = "") -> Reply:
+        """A re-INVITE (offerless when `sdp` is empty: then `ack_sdp` is our answer)."""
         self.cseq += 1
         reply = self.send(self.build("INVITE", body=sdp), timeout=5)
         if reply.final is not None and 200 <= (reply.final.status or 0) < 300:
-            self.ack()
+            self.ack(ack_sdp)
         return reply
 
     def bye(self, **spoof: str) -> Reply:

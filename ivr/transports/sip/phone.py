@@ -434,21 +434,17 @@ class SipPhone:
             return None, PCMU
 
     def _answer(self, ringing: Ringing, sdp: bytes) -> Acked:
+        return self.answer_until_acked(ringing.invite, ringing.source, ringing.tag, sdp)
+
+    def answer_until_acked(self, invite: SipMessage, source: Addr, tag: str, sdp: bytes) -> Acked:
+        """200 OK to an INVITE (or re-INVITE), re-sent until its ACK comes (RFC 3261 13.3.1.4)."""
         acked = Acked()
         with self._lock:
-            self._acks[ringing.invite.call_id] = acked
+            self._acks[invite.call_id] = acked
         headers = [("Contact", f"<sip:ivr@{self.endpoint.contact_host}>"), ("Allow", ALLOW)]
 
         def send_ok() -> None:
-            self.endpoint.respond(
-                ringing.invite,
-                ringing.source,
-                200,
-                "OK",
-                to_tag=ringing.tag,
-                body=sdp,
-                headers=headers,
-            )
+            self.endpoint.respond(invite, source, 200, "OK", to_tag=tag, body=sdp, headers=headers)
 
         def retransmit() -> None:
             interval, waited = T1, 0.0
@@ -457,7 +453,8 @@ class SipPhone:
                 send_ok()
                 interval = min(interval * 2, 4.0)
             with self._lock:
-                self._acks.pop(ringing.invite.call_id, None)
+                if self._acks.get(invite.call_id) is acked:
+                    del self._acks[invite.call_id]
 
         send_ok()
         threading.Thread(target=retransmit, daemon=True, name="sip-200-retx").start()
