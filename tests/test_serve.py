@@ -132,6 +132,19 @@ def test_serve_runs_the_sip_phone_when_enabled(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert status == 200
+        # A second `ivr serve` with the same config must not share the SIP port.
+        second = subprocess.run(
+            [*cmd[:-1], str(free_port())],
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_S,
+        )
+        assert second.returncode == 2, (second.stdout, second.stderr)
+        in_use = f"SIP port 127.0.0.1:{sip_port} is already in use"
+        assert f"error: {in_use}" in second.stderr
+        assert "ERROR" in second.stderr and in_use in second.stderr.split("error:")[0]
+        assert options_ping(("127.0.0.1", sip_port)) == 200
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)

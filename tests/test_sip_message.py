@@ -206,3 +206,19 @@ def test_dialer_acks_a_retransmitted_200_again(tmp_path) -> None:  # type: ignor
         callee.close()
     assert result.outcome == "answered"
     assert len(acks) == 2 and acks[0] == acks[1]
+
+
+def test_via_is_stamped_as_rfc3581_says() -> None:
+    from ivr.transports.sip.message import stamp_via
+
+    src = ("203.0.113.7", 40123)
+    # Behind NAT, asking for rport: both filled in; the response goes to the source.
+    nat = stamp_via("SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKa;rport", src)
+    assert nat == "SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKa;rport=40123;received=203.0.113.7"
+    assert via_sent_by(nat) == src
+    # No rport: received only (RFC 3261 18.2.1), and the port stays the sent-by port.
+    plain = stamp_via("SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKb", src)
+    assert via_sent_by(plain) == ("203.0.113.7", 5070)
+    # Sent-by is the source already: nothing to add. Only the top Via value is touched.
+    same = "SIP/2.0/UDP 203.0.113.7:40123;branch=z9hG4bKc, SIP/2.0/UDP 10.1.1.1;rport"
+    assert stamp_via(same, src) == same

@@ -150,9 +150,13 @@ def campaign_run(
 def _dialer(app: Any, name: str) -> tuple[Any, Any]:
     if name == "sip":
         from ivr.transports.sip.dialer import SipDialer
+        from ivr.transports.sip.endpoint import SipPortInUse
         from ivr.transports.sip.service import build_phone
 
-        phone = build_phone(app)
+        try:
+            phone = build_phone(app, dialer=True)
+        except SipPortInUse as exc:
+            fail(str(exc), 2)
         phone.start()
         return SipDialer(phone), phone.stop
     from ivr.transports.twilio.dialer import DialerError, TwilioDialer

@@ -45,10 +45,11 @@ def serve(c: Ctx, host: str | None, port: int | None, role: str, web_workers: in
         serve_gunicorn(c.settings, c.config_path, host, port, web_workers)
         return
     from ivr.jobs.broker import BrokerError
+    from ivr.transports.sip.endpoint import SipPortInUse
 
     try:
         node = Node(app, roles, explicit=role != "all").start()
-    except (RoleError, BrokerError) as exc:
+    except (RoleError, BrokerError, SipPortInUse) as exc:
         log.error("not started: %s", exc)
         fail(str(exc))
     log.info(

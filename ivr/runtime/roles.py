@@ -112,7 +112,7 @@ class Node:
         if self.phone is None and self.explicit and settings.sip.enabled:
             from ivr.transports.sip.service import build_phone
 
-            self.phone = build_phone(self.app, load_asr=False)
+            self.phone = build_phone(self.app, load_asr=False, dialer=True)
             self.phone.start()
         if self.phone is None:
             return None

@@ -26,7 +26,8 @@ from ivr.transports.sip.endpoint import (
     new_tag,
 )
 from ivr.transports.sip.message import SipMessage, uri_hostport
-from ivr.transports.sip.sdp import SdpError, answer, offer
+from ivr.transports.sip.rtp import NoRtpPort
+from ivr.transports.sip.sdp import LocalSdp, SdpError, choose_codec
 from ivr.transports.sip.sdp import parse as parse_sdp
 from ivr.transports.sip.session import CallSession
 
@@ -117,14 +118,20 @@ class SipDialer:
         ring_timeout = ring_timeout or phone.settings.sip.ring_timeout_s
         uri = self.uri_for(number_or_uri)
         dest = uri_hostport(uri)
-        port = phone.ports.acquire()
         start = time.monotonic()
         timeline: list[tuple[float, str]] = []
 
         def note(what: str) -> None:
             timeline.append((round(time.monotonic() - start, 3), what))
 
-        invite = self._invite(uri, caller_id or phone.settings.hotline, port)
+        try:
+            port = phone.ports.acquire()
+        except NoRtpPort as exc:
+            log.error("not dialing %s: %s", mask_text(number_or_uri), exc)
+            note(str(exc))
+            return DialResult("failed", None, None, timeline=timeline)
+        local_sdp = LocalSdp(phone.settings.sip.advertised_host)
+        invite = self._invite(uri, caller_id or phone.settings.hotline, local_sdp.offer(port))
         call_id = invite.call_id
         log.info("dialing %s (call %s)", mask_text(number_or_uri), call_id)
         tx = ep.request(invite, dest, retransmit_until=NO_RESPONSE_S)
@@ -146,13 +153,14 @@ class SipDialer:
             note("200 acked")
             try:
                 remote = parse_sdp(final.body)
-                _, codec = answer(remote, phone.settings.sip.advertised_host, port)
+                codec = choose_codec(remote)
             except SdpError as exc:
                 log.warning("answered call %s has unusable SDP (%s); hanging up", call_id, exc)
                 bye, bye_dest = dialog.request(ep, "BYE")
                 ep.request(bye, bye_dest, retransmit_until=4 * T1)
                 return DialResult("failed", status, call_id, timeline=timeline)
             session = CallSession(phone, dialog, remote, codec, port, flow)
+            session.local_sdp = local_sdp
             phone.sessions[call_id] = session
             handed_over = True
             result = DialResult("answered", status, call_id, timeline=timeline)
@@ -168,7 +176,7 @@ class SipDialer:
             if not handed_over:
                 phone.ports.release(port)
 
-    def _invite(self, uri: str, me: str, rtp_port: int) -> SipMessage:
+    def _invite(self, uri: str, me: str, sdp: bytes) -> SipMessage:
         ep, host = self.phone.endpoint, self.phone.settings.sip.advertised_host
         invite = SipMessage(method="INVITE", uri=uri)  # keeps its port (defect 7)
         invite.add("Via", ep.via(new_branch()))
@@ -180,7 +188,7 @@ class SipDialer:
         invite.add("Contact", f"<sip:{me}@{ep.contact_host}>")
         invite.add("User-Agent", USER_AGENT)
         invite.add("Content-Type", "application/sdp")
-        invite.body = offer(host, rtp_port)
+        invite.body = sdp
         return invite
 
     def _await_final(

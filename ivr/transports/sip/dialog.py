@@ -57,6 +57,17 @@ class Dialog:
             fallback=source,
         )
 
+    def matches(self, msg: SipMessage) -> bool:
+        """Whether an in-dialog request belongs here: Call-ID and both tags (RFC 3261 12.2.2).
+
+        The Call-ID alone is no proof: anyone who saw it could end the call with a BYE.
+        """
+        return (
+            msg.call_id == self.call_id
+            and (param(msg.get("From") or "", "tag") or "") == self.remote_tag
+            and (param(msg.get("To") or "", "tag") or "") == self.local_tag
+        )
+
     def destination(self) -> Addr:
         if self.route_set:
             return uri_hostport(addr_uri(self.route_set[0]))

@@ -3,13 +3,18 @@
 Replaces pyVoIP 1.6.8's SIPClient, which sent every message to the configured
 server whatever its source (notes: "Every SIP message is sent to (server,
 port)"), put 0.0.0.0 in headers (defect 9) and had no transaction layer.
-Responses here go where the request's Via says (with received/rport),
-retransmitted requests get the same answer again, and bad datagrams are logged
-and dropped without stopping the loop.
+Responses here go where the request's Via says (with received/rport filled in,
+RFC 3581), retransmitted requests get the same answer again, and bad datagrams
+are logged (rate-limited) and dropped without stopping the loop; a bad request
+that can be answered gets 400 with the reason. The socket is bound exclusively:
+a second process on the same port fails at start (`SipPortInUse`) instead of
+silently sharing it (with SO_REUSEADDR, Linux lets both bind a UDP port and
+hands each datagram to one of them).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import secrets
@@ -23,17 +28,27 @@ from dataclasses import dataclass, field
 from ivr.transports.sip.message import (
     SipMessage,
     SipParseError,
-    param,
     parse,
+    salvage,
+    stamp_via,
     via_sent_by,
     with_tag,
 )
+from ivr.transports.sip.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
 USER_AGENT = "hotline-ivr"
 T1 = 0.5
+# The methods we accept (REFER is only ever sent, for the operator transfer).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
+# SIP extensions (option tags) we implement: none, so `Require: 100rel` gets 420.
+SUPPORTED: frozenset[str] = frozenset()
+
+
+class SipPortInUse(RuntimeError):
+    """The SIP port is held by another process (a second `ivr serve`, a campaign run)."""
 
 
 def new_branch() -> str:
@@ -79,8 +94,17 @@ class SipEndpoint:
         self.on_request = on_request
         self.stats = EndpointStats()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((bind_host, port))
+        try:
+            self._sock.bind((bind_host, port))
+        except OSError as exc:
+            self._sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            log.error("SIP port %s:%d is already in use by another process", bind_host, port)
+            raise SipPortInUse(
+                f"SIP port {bind_host}:{port} is already in use by another process (another "
+                "`ivr serve`?); stop it or set another sip.port"
+            ) from exc
         self.port = self._sock.getsockname()[1]
         self._sock.settimeout(0.25)
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
@@ -91,6 +115,7 @@ class SipEndpoint:
         self._lock = threading.Lock()
         self._running = False
         self._thread = threading.Thread(target=self._loop, name="sip-rx", daemon=True)
+        self.peer_log = RateLimitedLog(log)
 
     @property
     def contact_host(self) -> str:
@@ -143,10 +168,8 @@ class SipEndpoint:
         if body:
             resp.add("Content-Type", "application/sdp")
         resp.body = body
+        # The top Via carries received/rport (stamped on arrival): RFC 3261 18.2.2.
         dest = via_sent_by(req.get("Via") or "") if req.get("Via") else addr
-        # RFC 3581: answer where the request came from when the peer asked (rport).
-        if req.get("Via") and param(req.get("Via") or "", "rport") is not None:
-            dest = addr
         self.send(resp, dest)
         if req.method != "ACK":
             with self._lock:
@@ -215,25 +238,51 @@ class SipEndpoint:
             msg = parse(data)
         except SipParseError as exc:
             self.stats.malformed += 1
-            log.warning("malformed SIP from %s:%d dropped: %s", addr[0], addr[1], exc)
+            self._malformed(data, addr, exc)
             return
         if msg.is_request:
             self._request(msg, addr)
         else:
             self._response(msg)
 
+    def _malformed(self, data: bytes, addr: Addr, exc: SipParseError) -> None:
+        req = salvage(data)
+        answered = req is not None and req.method != "ACK"
+        self.peer_log.warning(
+            addr[0],
+            "malformed",
+            "malformed SIP from %s:%d %s: %s",
+            addr[0],
+            addr[1],
+            "answered 400" if answered else "dropped",
+            exc,
+        )
+        if req is not None and answered:
+            _stamp(req, addr)
+            self.respond(req, addr, 400, f"Bad Request ({exc})"[:200])
+
     def _request(self, msg: SipMessage, addr: Addr) -> None:
+        _stamp(msg, addr)
         key = (msg.branch, msg.method or "", msg.call_id)
         with self._lock:
             previous = self._answered.get(key)
         if previous is not None and msg.method != "ACK":
             self.stats.retransmissions_absorbed += 1
-            dest = (
-                addr
-                if param(msg.get("Via") or "", "rport") is not None
-                else via_sent_by(msg.get("Via") or "")
+            self.send(previous, via_sent_by(msg.get("Via") or ""))
+            return
+        if msg.method not in ("ACK", "CANCEL") and (unknown := _unsupported(msg)):
+            self.peer_log.warning(
+                addr[0],
+                "require",
+                "%s from %s:%d requires %s: 420",
+                msg.method,
+                addr[0],
+                addr[1],
+                ", ".join(unknown),
             )
-            self.send(previous, dest)
+            self.respond(
+                msg, addr, 420, "Bad Extension", headers=[("Unsupported", ", ".join(unknown))]
+            )
             return
         if msg.method == "ACK" and msg.branch:
             with self._lock:
@@ -265,3 +314,17 @@ class SipEndpoint:
             tx.provisional.set()
             tx.final.set()
         tx.responses.put(msg)
+
+
+def _stamp(msg: SipMessage, source: Addr) -> None:
+    """Fill received/rport into the request's top Via, so responses find their way back."""
+    for i, (name, value) in enumerate(msg.headers):
+        if name == "Via":
+            msg.headers[i] = (name, stamp_via(value, source))
+            return
+
+
+def _unsupported(msg: SipMessage) -> list[str]:
+    """The option tags in Require that we do not implement (RFC 3261 8.2.2.3)."""
+    tags = [t.strip() for v in msg.get_all("Require") for t in v.split(",") if t.strip()]
+    return [t for t in tags if t.lower() not in SUPPORTED]

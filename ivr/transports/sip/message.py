@@ -144,13 +144,47 @@ def parse(data: bytes) -> SipMessage:
     """Parse one datagram; SipParseError says what is wrong."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError(f"message of {len(data)} bytes is too large")
+    msg, body = _head(data, strict=True)
+    missing = [h for h in REQUIRED if msg.get(h) is None]
+    if missing:
+        raise SipParseError(f"missing header(s) {', '.join(missing)}")
+    msg.cseq  # noqa: B018 - validates the CSeq header
+    length = msg.get("Content-Length")
+    if length is not None and length.strip().isdigit():
+        n = int(length)
+        if n > len(body):
+            raise SipParseError(f"body shorter ({len(body)}) than Content-Length {n}")
+        body = body[:n]
+    msg.body = body
+    return msg
+
+
+def salvage(data: bytes) -> SipMessage | None:
+    """What can be read of a request `parse` refused, to answer it with 400.
+
+    None unless it is a request with a Via (else a response has nowhere to go);
+    header lines that cannot be read are left out.
+    """
+    try:
+        msg, _ = _head(data[:MAX_MESSAGE], strict=False)
+    except SipParseError:
+        return None
+    if not msg.is_request or not msg.get("Via"):
+        return None
+    return msg
+
+
+def _head(data: bytes, *, strict: bool) -> tuple[SipMessage, bytes]:
+    """The start line and headers (and the raw body); `strict`: refuse bad header lines."""
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SipParseError("start line or headers are not UTF-8") from exc
+        if strict:
+            raise SipParseError("start line or headers are not UTF-8") from exc
+        text = head.decode("utf-8", "replace")
     lines = text.replace("\r\n", "\n").split("\n")
     while lines and not lines[0].strip():
         lines.pop(0)  # keep-alive CRLFs before a message
@@ -173,20 +207,11 @@ def parse(data: bytes) -> SipMessage:
             continue
         name, colon, value = line.partition(":")
         if not colon or not name.strip() or " " in name.strip():
+            if not strict:
+                continue
             raise SipParseError(f"malformed header line {line[:80]!r}")
         msg.headers.append((canonical(name), value.strip()))
-    missing = [h for h in REQUIRED if msg.get(h) is None]
-    if missing:
-        raise SipParseError(f"missing header(s) {', '.join(missing)}")
-    msg.cseq  # noqa: B018 - validates the CSeq header
-    length = msg.get("Content-Length")
-    if length is not None and length.strip().isdigit():
-        n = int(length)
-        if n > len(body):
-            raise SipParseError(f"body shorter ({len(body)}) than Content-Length {n}")
-        body = body[:n]
-    msg.body = body
-    return msg
+    return msg, body
 
 
 # ---- header values ------------------------------------------------------
@@ -247,3 +272,21 @@ def via_sent_by(via: str) -> tuple[str, int]:
 
 def with_tag(value: str, tag: str) -> str:
     return value if param(value, "tag") else f"{value};tag={tag}"
+
+
+def stamp_via(via: str, source: tuple[str, int]) -> str:
+    """The top Via value as the server saw it arrive (RFC 3261 18.2.1, RFC 3581).
+
+    `received` is added when the sent-by host is not the source address, and an
+    empty `rport` is filled with the source port (with `received`, always): the
+    response then goes back the way the request came, through any NAT.
+    """
+    top, comma, rest = via.partition(",")
+    sent_by = top.split(";")[0].split()
+    host = sent_by[-1].rsplit(":", 1)[0].strip("[]") if sent_by else ""
+    asked_rport = re.search(r";\s*rport\s*(?=;|$)", top) is not None
+    if asked_rport:
+        top = re.sub(r";\s*rport\s*(?=;|$)", f";rport={source[1]}", top, count=1)
+    if (host != source[0] or asked_rport) and param(top, "received") is None:
+        top = f"{top.rstrip()};received={source[0]}"
+    return top + comma + rest

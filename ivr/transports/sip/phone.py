@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from ivr.phones import mask_number
 from ivr.transports.sip.auth import authorization
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import (
+    ALLOW,
     T1,
     USER_AGENT,
     Addr,
@@ -34,18 +36,18 @@ from ivr.transports.sip.endpoint import (
 from ivr.transports.sip.media import Recognizer
 from ivr.transports.sip.message import SipMessage, addr_uri, param, uri_user
 from ivr.transports.sip.recognizer import AsrPool
-from ivr.transports.sip.rtp import PortPool
-from ivr.transports.sip.sdp import PCMA, PCMU, MediaOffer, SdpError, answer
-from ivr.transports.sip.sdp import offer as sdp_offer
+from ivr.transports.sip.reinvite import answer_reinvite, sdp_refusal
+from ivr.transports.sip.rtp import NoRtpPort, PortPool
+from ivr.transports.sip.sdp import PCMA, PCMU, LocalSdp, MediaOffer, SdpError
 from ivr.transports.sip.sdp import parse as parse_sdp
 from ivr.transports.sip.session import CallSession
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
+    from ivr.config import SipConfig
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER"
 PromptAudio = Callable[[Flow, Say, Mapping[str, Any]], bytes]
 
 
@@ -80,10 +82,14 @@ class SipPhone:
         *,
         prompt_audio: PromptAudio | None = None,
         asr: AsrPool | None = None,
+        sip: SipConfig | None = None,
     ) -> None:
         self.app = app
-        self.settings = app.settings
-        cfg = app.settings.sip
+        # `sip`: this phone's own SIP settings (the separate dialer's port, see service.py).
+        self.settings = (
+            app.settings if sip is None else app.settings.model_copy(update={"sip": sip})
+        )
+        cfg = self.settings.sip
         self.endpoint = SipEndpoint(cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request)
         self.ports = PortPool(cfg.bind_host, cfg.rtp_port_min, cfg.rtp_port_max)
         self._prompt_audio = prompt_audio
@@ -96,7 +102,8 @@ class SipPhone:
         self.registrations = 0
         self._stop = threading.Event()
         self._reg_thread: threading.Thread | None = None
-        self.rejected: list[tuple[str, int]] = []  # (source ip, status) of refused INVITEs
+        # (source ip, status) of the latest refused INVITEs; bounded, a scanner sends many.
+        self.rejected: deque[tuple[str, int]] = deque(maxlen=256)
         self._acks: dict[str, Acked] = {}
 
     @property
@@ -202,7 +209,7 @@ class SipPhone:
         elif method == "BYE":
             self._bye(msg, addr)
         elif method in ("INFO", "NOTIFY"):
-            known = msg.call_id in self.sessions
+            known = self._session_for(msg, addr) is not None
             ep.respond(
                 msg,
                 addr,
@@ -217,10 +224,35 @@ class SipPhone:
             if acked is not None:
                 acked.arrived(msg)
 
-    def _refuse(self, msg: SipMessage, addr: Addr, status: int, reason: str) -> None:
+    def _refuse(
+        self,
+        msg: SipMessage,
+        addr: Addr,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.rejected.append((addr[0], status))
-        log.warning("INVITE from %s:%d refused: %d %s", addr[0], addr[1], status, reason)
-        self.endpoint.respond(msg, addr, status, reason, to_tag=new_tag())
+        self.endpoint.peer_log.warning(
+            addr[0], f"refused {status}", "INVITE from %s:%d refused: %d %s", *addr, status, reason
+        )
+        self.endpoint.respond(msg, addr, status, reason, to_tag=new_tag(), headers=headers)
+
+    def _session_for(self, msg: SipMessage, addr: Addr) -> CallSession | None:
+        """The call an in-dialog request belongs to: Call-ID and both tags must match."""
+        with self._lock:
+            session = self.sessions.get(msg.call_id)
+        if session is not None and not session.dialog.matches(msg):
+            self.endpoint.peer_log.warning(
+                addr[0],
+                "dialog mismatch",
+                "%s from %s:%d names call %s but not its tags: 481",
+                msg.method,
+                *addr,
+                msg.call_id,
+            )
+            return None
+        return session
 
     def _invite(self, msg: SipMessage, addr: Addr) -> None:
         cfg = self.settings.sip
@@ -233,11 +265,10 @@ class SipPhone:
             return
         if msg.body.strip():  # else a late offer: ours goes in the 200, theirs in the ACK
             try:
-                offer = parse_sdp(msg.body)
-                if not offer.codecs:
-                    raise SdpError("no PCMU or PCMA in the offer")
+                parse_sdp(msg.body)
             except SdpError as exc:
-                self._refuse(msg, addr, 488, f"Not Acceptable Here ({exc})")
+                status, reason, headers = sdp_refusal(exc)
+                self._refuse(msg, addr, status, f"{reason} ({exc})", headers)
                 return
         ringing = Ringing(msg, addr)
         with self._lock:
@@ -284,10 +315,16 @@ class SipPhone:
         with self._lock:
             session = self.sessions.get(msg.call_id)
             ringing = self.ringing.get(msg.call_id)
-        if session is None and ringing is not None and ringing.answered:
+        if (
+            session is None
+            and ringing is not None
+            and ringing.answered
+            and Dialog.as_uas(ringing.invite, ringing.tag, ringing.source).matches(msg)
+        ):
             self.endpoint.respond(msg, addr, 200, "OK")  # answered, session not yet made
             ringing.bye.set()
             return
+        session = self._session_for(msg, addr)
         if session is None:
             self.endpoint.respond(msg, addr, 481, "Call/Transaction Does Not Exist")
             return
@@ -296,41 +333,33 @@ class SipPhone:
         session.caller_hung_up()
 
     def _reinvite(self, msg: SipMessage, addr: Addr) -> None:
-        with self._lock:
-            session = self.sessions.get(msg.call_id)
+        session = self._session_for(msg, addr)
         if session is None:
             self.endpoint.respond(msg, addr, 481, "Call/Transaction Does Not Exist")
             return
-        # Session refresh / hold: keep our media as it is.
-        body = self._sdp_for(session.rtp_port, parse_sdp(msg.body)) if msg.body else b""
-        self.endpoint.respond(
-            msg,
-            addr,
-            200,
-            "OK",
-            to_tag=session.dialog.local_tag,
-            body=body,
-            headers=[("Contact", f"<sip:ivr@{self.endpoint.contact_host}>")],
-        )
-
-    def _sdp_for(self, port: int, offer: Any) -> bytes:
-        body, _ = answer(offer, self.settings.sip.advertised_host, port)
-        return body
+        answer_reinvite(self, session, msg, addr)
 
     # -- an inbound call -------------------------------------------------------
     def _inbound(self, ringing: Ringing) -> None:
         invite, call_id = ringing.invite, ringing.invite.call_id
+        port: int | None = None
+        session: CallSession | None = None
         try:
             if ringing.cancelled.wait(self.settings.sip.answer_delay_ms / 1000):
                 return
-            port = self.ports.acquire()
-            host = self.settings.sip.advertised_host
+            try:
+                port = self.ports.acquire()
+            except NoRtpPort as exc:
+                log.error("call %s refused with 503: %s", call_id, exc)
+                self._fail_ringing(ringing, 503, "Service Unavailable", [("Retry-After", "5")])
+                return
+            local_sdp = LocalSdp(self.settings.sip.advertised_host)
             late = not invite.body.strip()
             if late:
-                body, codec, offer = sdp_offer(host, port), PCMU, None
+                body, codec, offer = local_sdp.offer(port), PCMU, None
             else:
                 offer = parse_sdp(invite.body)
-                body, codec = answer(offer, host, port)
+                body, codec = local_sdp.answer(offer, port)
             with ringing.lock:
                 if ringing.cancelled.is_set():
                     self.ports.release(port)
@@ -345,6 +374,7 @@ class SipPhone:
                 if offer is None:
                     return
             session = CallSession(self, dialog, offer, codec, port, "inbound")
+            session.local_sdp = local_sdp
             with self._lock:  # before the 200, so that a quick BYE finds the session
                 self.sessions[call_id] = session
                 self.ringing.pop(call_id, None)
@@ -358,9 +388,28 @@ class SipPhone:
             session.run(step)
         except Exception:
             log.exception("inbound call %s failed", call_id)
+            self._fail_ringing(ringing, 500, "Server Internal Error")
+            if session is None and port is not None:
+                self.ports.release(port)  # (a session releases its port when it closes)
         finally:
             with self._lock:
                 self.ringing.pop(call_id, None)
+
+    def _fail_ringing(
+        self,
+        ringing: Ringing,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """A final error for an INVITE not answered yet (none once answered or cancelled)."""
+        with ringing.lock:
+            if ringing.answered or ringing.cancelled.is_set():
+                return
+            ringing.cancelled.set()  # a CANCEL now finds nothing left to stop
+        self.endpoint.respond(
+            ringing.invite, ringing.source, status, reason, to_tag=ringing.tag, headers=headers
+        )
 
     def _late_answer(
         self, dialog: Dialog, acked: Acked, port: int
@@ -385,21 +434,17 @@ class SipPhone:
             return None, PCMU
 
     def _answer(self, ringing: Ringing, sdp: bytes) -> Acked:
+        return self.answer_until_acked(ringing.invite, ringing.source, ringing.tag, sdp)
+
+    def answer_until_acked(self, invite: SipMessage, source: Addr, tag: str, sdp: bytes) -> Acked:
+        """200 OK to an INVITE (or re-INVITE), re-sent until its ACK comes (RFC 3261 13.3.1.4)."""
         acked = Acked()
         with self._lock:
-            self._acks[ringing.invite.call_id] = acked
+            self._acks[invite.call_id] = acked
         headers = [("Contact", f"<sip:ivr@{self.endpoint.contact_host}>"), ("Allow", ALLOW)]
 
         def send_ok() -> None:
-            self.endpoint.respond(
-                ringing.invite,
-                ringing.source,
-                200,
-                "OK",
-                to_tag=ringing.tag,
-                body=sdp,
-                headers=headers,
-            )
+            self.endpoint.respond(invite, source, 200, "OK", to_tag=tag, body=sdp, headers=headers)
 
         def retransmit() -> None:
             interval, waited = T1, 0.0
@@ -408,7 +453,8 @@ class SipPhone:
                 send_ok()
                 interval = min(interval * 2, 4.0)
             with self._lock:
-                self._acks.pop(ringing.invite.call_id, None)
+                if self._acks.get(invite.call_id) is acked:
+                    del self._acks[invite.call_id]
 
         send_ok()
         threading.Thread(target=retransmit, daemon=True, name="sip-200-retx").start()

@@ -20,7 +20,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 from ivr.asr.models import ModelError, locate
 from ivr.config import AsrConfig
+from ivr.transports.sip.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ RATE = 8000
 BATCH_BYTES = RATE * 2 // 5  # 200 ms of 8 kHz 16-bit audio
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0  # a worker not gone this long after its stop message is killed
+# Audio waiting for one worker, at most (the oldest is dropped beyond it): 60 s.
+MAX_QUEUED_AUDIO_BYTES = RATE * 2 * 60
 
 
 class CallRecognizer:
@@ -138,7 +140,7 @@ class _Worker:
         child.close()
         self._calls: dict[int, CallRecognizer] = {}
         self._lock = threading.Lock()
-        self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.outbox = Outbox(MAX_QUEUED_AUDIO_BYTES, f"ivr-asr-{index}")
         self.alive = True
         self.model = ""
         self._threads = False
@@ -172,10 +174,10 @@ class _Worker:
         return rec
 
     def post(self, msg: tuple[Any, ...]) -> None:
-        self._out.put(msg)
+        self.outbox.put(msg)
 
     def _send(self) -> None:
-        while (msg := self._out.get()) is not None:
+        while (msg := self.outbox.get()) is not None:
             try:
                 self._conn.send(msg)
             except (OSError, ValueError):
@@ -228,8 +230,8 @@ class _Worker:
             return
         self.alive = False
         if self._threads:
-            self._out.put(("stop", 0))
-            self._out.put(None)
+            self.outbox.put(("stop", 0))
+            self.outbox.put(None)
         else:  # no sender thread yet (the model did not load)
             with contextlib.suppress(OSError, ValueError):
                 self._conn.send(("stop", 0))

@@ -213,6 +213,7 @@ class RtpStream:
         on_digit: Callable[[str], None] | None = None,
         pacer: RtpPacer = PACER,
         receiver: RtpReceiver = RECEIVER,
+        sock: socket.socket | None = None,
     ) -> None:
         if codec not in (PCMU, PCMA):
             raise ValueError(f"unsupported codec {codec}")
@@ -242,8 +243,12 @@ class RtpStream:
         self.send_times: list[int] = []  # monotonic ns of each send, for jitter figures
         self._drained = threading.Event()
         self._drained.set()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(local)
+        self.sending = True  # False while the peer holds the call (sendonly/inactive)
+        # The socket the port pool bound at allocation (no window for another process).
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(local)
+        self.sock = sock
         self.sock.setblocking(False)
 
     # -- lifecycle ------------------------------------------------------------
@@ -260,6 +265,19 @@ class RtpStream:
         with self._qlock:  # not while the pacer is sending on this socket
             self._closed = True
             self.sock.close()
+
+    def update(
+        self, remote: tuple[str, int], codec: int, event_pt: int | None, *, sending: bool
+    ) -> None:
+        """Apply a re-INVITE: the peer's address, codec and DTMF type; hold stops sending."""
+        if codec not in (PCMU, PCMA):
+            raise ValueError(f"unsupported codec {codec}")
+        assoc = {PCMU: RTP.PayloadType.PCMU, PCMA: RTP.PayloadType.PCMA}
+        if event_pt is not None:
+            assoc[event_pt] = RTP.PayloadType.EVENT
+        with self._qlock:
+            self.remote, self.codec, self.event_pt = remote, codec, event_pt
+            self.assoc, self.sending = assoc, sending
 
     # -- sending --------------------------------------------------------------
     def play(self, pcm16: bytes) -> None:
@@ -324,6 +342,10 @@ class RtpStream:
                     self._drained.set()
             else:
                 item = SILENCE
+            if not self.sending:  # on hold: the prompt runs on unheard, time goes on
+                self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+                self._event_ts = None
+                return
             if isinstance(item, tuple):
                 packet = self._event_packet(*item)
             else:
@@ -465,32 +487,51 @@ def parse_rtp(data: bytes, assoc: dict[int, RTP.PayloadType]) -> RtpPacket | Non
     return RtpPacket(kind, bool(second & 0x80), seq, ts, ssrc, data[start:end])
 
 
+class NoRtpPort(RuntimeError):
+    """Every port of the RTP range is taken (by our calls or by other processes)."""
+
+
 class PortPool:
-    """Even RTP ports from a configured range; a port is free again at hang-up."""
+    """Even RTP ports from a configured range; a port is free again at hang-up.
+
+    A port is bound when it is allocated and the socket is held until the call's
+    stream takes it (`take`) and the call releases it: probing a port, closing
+    the probe and binding later let another process (a campaign run, a second
+    `ivr serve`) take the same port in between. No SO_REUSEADDR, so a port another
+    process holds is skipped.
+    """
 
     def __init__(self, host: str, low: int, high: int) -> None:
         self.host, self.low, self.high = host, low, high
-        self._used: set[int] = set()
+        self._held: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
         with self._lock:
             for port in range(self.low + (self.low % 2), self.high, 2):
-                if port in self._used:
+                if port in self._held:
                     continue
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    try:
-                        probe.bind((self.host, port))
-                    except OSError:
-                        continue
-                self._used.add(port)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    sock.close()
+                    continue
+                self._held[port] = sock
                 return port
-        raise RuntimeError(f"no free RTP port in {self.low}-{self.high}")
+        raise NoRtpPort(f"no free RTP port in {self.low}-{self.high}")
+
+    def take(self, port: int) -> socket.socket | None:
+        """The socket bound for `port` (the stream uses it; the pool closes it at release)."""
+        with self._lock:
+            return self._held.get(port)
 
     def release(self, port: int) -> None:
         with self._lock:
-            self._used.discard(port)
+            sock = self._held.pop(port, None)
+        if sock is not None:
+            sock.close()
 
     @property
     def in_use(self) -> int:
-        return len(self._used)
+        return len(self._held)

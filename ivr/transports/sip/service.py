@@ -13,6 +13,7 @@ from ivr.transports.sip.phone import SipPhone
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
+    from ivr.config import SipConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,18 @@ def prompt_player(library: PromptLibrary) -> Any:
     return audio
 
 
-def build_phone(app: Hotline, *, load_asr: bool = True) -> SipPhone:
+def dialer_config(sip: SipConfig) -> SipConfig:
+    """The SIP settings of a dialer in its own process: its own port, no registration.
+
+    It must not take the serving phone's port, nor replace its registration (the
+    registrar would then send inbound calls to the dialer). In-dialog requests of
+    its calls come to its Contact, which names its own port.
+    """
+    return sip.model_copy(update={"port": sip.dialer_port, "mode": "trunk"})
+
+
+def build_phone(app: Hotline, *, load_asr: bool = True, dialer: bool = False) -> SipPhone:
+    """The phone; `dialer`: only for survey calls, in a process without the serving phone."""
     library = PromptLibrary.from_settings(app.settings)
     missing = library.missing()
     if missing:
@@ -43,13 +55,15 @@ def build_phone(app: Hotline, *, load_asr: bool = True) -> SipPhone:
             library.dir,
             missing[0],
         )
-    pool = None
+    # The SIP port first: a second process on it fails before loading any model.
+    sip = dialer_config(app.settings.sip) if dialer else None
+    phone = SipPhone(app, prompt_audio=prompt_player(library), sip=sip)
     if load_asr:
         from ivr.asr.models import ModelError
         from ivr.transports.sip.recognizer import AsrPool
 
         try:
-            pool = AsrPool(app.settings.asr, app.settings.base_dir)
+            phone.asr = AsrPool(app.settings.asr, app.settings.base_dir)
         except ModelError as exc:
             log.warning("%s; statements are recorded and wait for `ivr transcribe --pending`", exc)
-    return SipPhone(app, prompt_audio=prompt_player(library), asr=pool)
+    return phone

@@ -30,7 +30,7 @@ from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import T1
 from ivr.transports.sip.media import CallMedia, Recorded
 from ivr.transports.sip.rtp import RtpStream
-from ivr.transports.sip.sdp import MediaOffer
+from ivr.transports.sip.sdp import LocalSdp, MediaOffer
 
 if TYPE_CHECKING:
     from ivr.transports.sip.phone import SipPhone
@@ -56,6 +56,8 @@ class CallSession:
         self.ended = threading.Event()
         self.started_at = time.monotonic()
         self.timeline: list[tuple[float, str]] = []
+        # Our SDP for this call; the phone or dialer hands over the one of its first answer.
+        self.local_sdp = LocalSdp(phone.settings.sip.advertised_host)
         self.media = CallMedia(
             lambda m: RtpStream(
                 (phone.settings.sip.bind_host, rtp_port),
@@ -64,6 +66,7 @@ class CallSession:
                 offer.event_pt,
                 on_audio=m.on_audio,
                 on_digit=m.on_digit,
+                sock=phone.ports.take(rtp_port),
             )
         )
 
