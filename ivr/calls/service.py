@@ -203,8 +203,28 @@ class CallService:
         verbs = tuple(verb_from_dict(v) for v in call.flow_state.get("last_verbs", []))
         return StepResult(call.id, verbs, state.ended, dict(state.vars))
 
+    def hung_up(self, provider: str, provider_call_id: str) -> None:
+        """The transport's word that the line is closed (BYE sent or received): the real
+        end time and duration. The flow's end, which comes first, only set them for a
+        transport that never says (the read-back and goodbye were still to be played)."""
+        with self.app.db.session() as session:
+            call = self.find(session, provider, provider_call_id)
+            if call is None:
+                raise UnknownCall(f"no call {provider}/{provider_call_id}")
+            now = self.app.clock.now()
+            call.ended_at = now
+            if call.answered_at:
+                call.duration_s = (now - call.answered_at).total_seconds()
+            session.add(CallEvent(call=call, at=now, kind="note", name="hung-up", data={}))
+
     def set_status(
-        self, provider: str, provider_call_id: str, status: str, duration_s: float | None = None
+        self,
+        provider: str,
+        provider_call_id: str,
+        status: str,
+        duration_s: float | None = None,
+        *,
+        note: str | None = None,
     ) -> None:
         """Telephony status (answered, completed, busy, no-answer, failed) for the call."""
         with self.app.db.session() as session:
@@ -227,7 +247,8 @@ class CallService:
                     at=now,
                     kind="note",
                     name="status",
-                    data={"status": status, "duration_s": duration_s},
+                    data={"status": status, "duration_s": duration_s}
+                    | ({"note": note} if note else {}),
                 )
             )
 

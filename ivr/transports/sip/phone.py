@@ -402,13 +402,18 @@ class SipPhone:
             )
 
         def retransmit() -> None:
-            interval, waited = T1, 0.0
-            while not acked.event.wait(interval) and waited < 32 * T1:
-                waited += interval
+            # RFC 3261 13.3.1.4: T1 doubling up to T2, until the ACK or 64*T1 (timer H).
+            interval, give_up = T1, time.monotonic() + 64 * T1
+            while not acked.event.wait(min(interval, max(0.0, give_up - time.monotonic()))):
+                if time.monotonic() >= give_up or self._stop.is_set():
+                    break
                 send_ok()
                 interval = min(interval * 2, 4.0)
             with self._lock:
                 self._acks.pop(ringing.invite.call_id, None)
+                session = self.sessions.get(ringing.invite.call_id)
+            if not acked.event.is_set() and session is not None:
+                session.abort("no ACK for our 200 OK")
 
         send_ok()
         threading.Thread(target=retransmit, daemon=True, name="sip-200-retx").start()

@@ -46,6 +46,8 @@ def parse(body: bytes) -> MediaOffer:
             if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
                 raise SdpError(f"bad media line {line!r}")
             port = int(parts[1].split("/")[0])
+            if not 0 < port <= 0xFFFF:  # 99999 crashed the RTP sender (issue 14, item 1)
+                raise SdpError(f"bad media port {port}")
             pts = [int(p) for p in parts[3:] if p.isdigit()]
         elif line.startswith("a=rtpmap:"):
             pt, _, name = line[len("a=rtpmap:") :].partition(" ")

@@ -25,10 +25,12 @@ from ivr.flow import (
     Transfer,
 )
 from ivr.intake.live import emergency_in
+from ivr.phones import mask_number
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import T1
 from ivr.transports.sip.media import CallMedia, Recorded
+from ivr.transports.sip.message import uri_user
 from ivr.transports.sip.rtp import RtpStream
 from ivr.transports.sip.sdp import MediaOffer
 
@@ -53,6 +55,7 @@ class CallSession:
         self.phone, self.dialog, self.flow = phone, dialog, flow
         self.rtp_port = rtp_port
         self.remote_bye = threading.Event()
+        self.aborted: str | None = None
         self.ended = threading.Event()
         self.started_at = time.monotonic()
         self.timeline: list[tuple[float, str]] = []
@@ -64,6 +67,8 @@ class CallSession:
                 offer.event_pt,
                 on_audio=m.on_audio,
                 on_digit=m.on_digit,
+                on_failure=self.media_failed,
+                label=dialog.call_id,
             )
         )
 
@@ -78,6 +83,26 @@ class CallSession:
         self.remote_bye.set()
         self.media.hung_up.set()
 
+    def abort(self, reason: str) -> None:
+        """The dialog never came up (no ACK): the flow stops where it is, without a
+        draft; the call is recorded as failed and we send BYE (RFC 3261 13.3.1.4)."""
+        log.warning("call %s: %s; ending it", self.call_id, reason)
+        self.note(reason)
+        self.aborted = reason
+        self.media.hung_up.set()
+
+    def media_failed(self, exc: BaseException) -> None:
+        """Our RTP for this call failed: the flow ends as if the caller had hung up (what
+        was said is kept and drafted) and we send BYE. Runs on the RTP thread: quick."""
+        log.error(
+            "call %s from %s: media failed (%s); ending the call",
+            self.call_id,
+            mask_number(uri_user(self.dialog.remote_uri)),
+            type(exc).__name__,
+        )
+        self.note("media failed")
+        self.media.hung_up.set()
+
     # -- the flow --------------------------------------------------------------
     def run(self, first: StepResult) -> StepResult:
         self.media.stream.start()
@@ -85,6 +110,11 @@ class CallSession:
         try:
             while True:
                 event = self._perform(step)
+                if self.aborted is not None:
+                    self.phone.app.calls.set_status(
+                        "sip", self.call_id, "failed", note=self.aborted
+                    )
+                    return step
                 if step.ended:
                     return step
                 if event is None:
@@ -94,6 +124,10 @@ class CallSession:
             if not self.remote_bye.is_set():
                 self.hang_up()
             self.close()
+            try:
+                self.phone.app.calls.hung_up("sip", self.call_id)
+            except Exception:  # the call's outcome is stored; only its end time is not
+                log.exception("call %s: end time not stored", self.call_id)
 
     def _perform(self, step: StepResult) -> Event | None:
         flow = self.phone.app.flows[self.flow]
@@ -128,6 +162,8 @@ class CallSession:
         watch = (lambda text: emergency_in(settings, text)) if flow.handles_emergencies() else None
         recorded = self.media.record(verb, recognizer, watch)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
+        if self.aborted is not None:
+            return CallerHangup()  # never a call: nothing to keep
         ref = self.store(recorded)
         if recognizer is not None and recorded.transcript is None:
             rid = int(ref["recording_id"])  # type: ignore[call-overload]
