@@ -111,10 +111,12 @@ class CallService:
         forwarded_from: str | None = None,
         variables: Mapping[str, Any] | None = None,
         line_number: str | None = None,
+        node: str | None = None,
     ) -> StepResult:
         """Create the call (once) and run its flow up to the first wait.
 
-        Inbound calls find their line from the numbers; outbound calls name it.
+        Inbound calls find their line from the numbers; outbound calls name it. `node`
+        names the process's node that holds the call (SIP), for crash recovery.
         """
         with self.app.db.session() as session:
             call = self.find(session, provider, provider_call_id)
@@ -142,6 +144,7 @@ class CallService:
                 flow_state={},
                 started_at=now,
                 answered_at=now if direction == "inbound" else None,
+                node=node,
             )
             session.add(call)
             session.flush()

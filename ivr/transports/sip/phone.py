@@ -103,6 +103,13 @@ class SipPhone:
     def port(self) -> int:
         return self.endpoint.port
 
+    @property
+    def node(self) -> str:
+        """This SIP node, as stored on its calls: the configured address and port (one
+        process per address and port; the same again after a restart)."""
+        cfg = self.settings.sip
+        return f"{cfg.advertised_host}:{cfg.port}"
+
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         self.endpoint.start()
@@ -440,6 +447,7 @@ class SipPhone:
             to_number=dialed,
             diversion=invite.get_all("Diversion") or None,
             history_info=invite.get_all("History-Info") or None,
+            node=self.node,
         )
 
     # -- registration ----------------------------------------------------------

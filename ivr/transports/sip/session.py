@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from ivr.calls.recordings import add_transcript, store_recording
+from ivr.calls.recordings import StatementSpool, add_transcript, spool_path, store_recording
 from ivr.calls.service import StepResult
 from ivr.flow import (
     CallerHangup,
@@ -29,7 +29,7 @@ from ivr.phones import mask_number
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import T1
-from ivr.transports.sip.media import CallMedia, Recorded
+from ivr.transports.sip.media import RATE, CallMedia, Recorded
 from ivr.transports.sip.message import uri_user
 from ivr.transports.sip.rtp import RtpStream
 from ivr.transports.sip.sdp import MediaOffer
@@ -160,11 +160,16 @@ class CallSession:
         flow = self.phone.app.flows[self.flow]
         # Only flows that say where an emergency goes (inbound.yaml) are interrupted.
         watch = (lambda text: emergency_in(settings, text)) if flow.handles_emergencies() else None
-        recorded = self.media.record(verb, recognizer, watch)
+        spool = self._spool()
+        recorded = self.media.record(verb, recognizer, watch, spool)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
         if self.aborted is not None:
+            if spool is not None:
+                spool.discard()
             return CallerHangup()  # never a call: nothing to keep
         ref = self.store(recorded)
+        if spool is not None:
+            spool.discard()
         if recognizer is not None and recorded.transcript is None:
             rid = int(ref["recording_id"])  # type: ignore[call-overload]
             recognizer.when_late(lambda t: self._late_transcript(rid, t))
@@ -175,6 +180,13 @@ class CallSession:
                 flag.rule, flag.advice, recognizer.heard() if recognizer else "", ref
             )
         return RecordingFinished(ref, recorded.reason)  # type: ignore[arg-type]
+
+    def _spool(self) -> StatementSpool | None:
+        try:
+            return StatementSpool(spool_path(self.phone.app, "sip", self.call_id), RATE)
+        except OSError:
+            log.exception("call %s: statement not spooled to disk", self.call_id)
+            return None
 
     def store(self, recorded: Recorded) -> dict[str, object]:
         app = self.phone.app
