@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from harness.sipfix import (
     Ivr,
@@ -20,6 +21,7 @@ from harness.sipfix import (
     sip_settings,
 )
 from harness.sipkit import run_sipp
+from harness.sipkit.pcap import RtpStream as CallerAudio
 from harness.sipkit.ports import free_port_block
 from harness.sipkit.procs import wait_until
 from ivr.config import Settings
@@ -154,3 +156,31 @@ def test_end_time_and_duration_are_taken_after_the_goodbye(ivr: Ivr, tmp_path: P
     # The read-back and the goodbye were played after the flow's last step: they count.
     assert (call_row.ended_at - last_verb).total_seconds() >= goodbye
     assert call_row.duration_s >= (last_verb - call_row.answered_at).total_seconds() + goodbye
+
+
+def test_a_silent_caller_leaves_no_draft_and_is_counted(ivr: Ivr, tmp_path: Path) -> None:
+    """A scanner or dead air: no key, nothing said. The call is stored as silent."""
+    before = REGISTRY.get_sample_value(
+        "ivr_calls_total", {"direction": "inbound", "outcome": "silent"}
+    )
+    pcap = CallerAudio().silence(100_000).write(tmp_path / "silent.pcap")
+    result = run_sipp(
+        "uac_call",
+        ivr.hostport,
+        service="12345",
+        keys={"caller": "13800138000"},
+        media={"media.pcap": pcap.path},
+        timeout=120,
+        recv_timeout=110,
+    )
+    assert result.ok and result.received("BYE"), result.describe()
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (call_row,) = rows["calls"]
+    assert call_row.status == "silent" and rows["tickets"] == []
+    names = ivr.event_names(call_row.id)
+    assert "Digits" not in names and "RecordingFinished" in names
+    after = REGISTRY.get_sample_value(
+        "ivr_calls_total", {"direction": "inbound", "outcome": "silent"}
+    )
+    assert (after or 0) == (before or 0) + 1

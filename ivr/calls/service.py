@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ivr.flow import Action, CallState, Engine, Event, Start, Verb
 from ivr.flow.verbs import event_to_dict, verb_from_dict, verb_to_dict
-from ivr.intake.drafts import create_draft
+from ivr.intake.drafts import create_draft, latest_transcript
 from ivr.lines import LineMatch, resolve_line
 from ivr.phones import PhoneNumberError, mask_number, normalize_number
 from ivr.runtime import metrics
@@ -34,6 +34,35 @@ log = logging.getLogger(__name__)
 
 class UnknownCall(LookupError):
     pass
+
+
+SILENT = "silent"
+
+
+def silent_call(session: Session, call: Call, variables: Mapping[str, Any]) -> bool:
+    """No key pressed and nothing said (scanners, dead air): such a call is no draft.
+
+    Transports tell what they know on the recording reference: `speech` (SIP: the
+    level went above line noise), `duration_s` (Twilio: 0 once silence is trimmed);
+    else a transcript already stored with no text counts as nothing said."""
+    if variables.get("emergency_rule"):
+        return False
+    pressed = session.scalars(
+        select(CallEvent.id).where(
+            CallEvent.call_id == call.id, CallEvent.kind == "event", CallEvent.name == "Digits"
+        )
+    ).first()
+    if pressed is not None:
+        return False
+    ref = variables.get("recording")
+    if not isinstance(ref, Mapping):
+        return True  # no statement recorded either
+    if "speech" in ref:
+        return not ref["speech"]
+    if ref.get("duration_s") is not None:
+        return float(ref["duration_s"]) <= 0
+    _, transcript = latest_transcript(session, call.id)
+    return transcript is not None and not transcript.normalized_text.strip()
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,9 @@ class CallService:
         app = self.app
 
         def draft(variables: Mapping[str, Any]) -> dict[str, Any]:
+            if silent_call(session, call, variables):
+                log.info("call %s/%s was silent: no draft", call.provider, call.provider_call_id)
+                return {"scope_kind": SILENT, "call_outcome": SILENT}
             ticket = create_draft(
                 app, session, call, variables.get("category"), variables.get("emergency_rule")
             )
@@ -193,9 +225,9 @@ class CallService:
             "last_verbs": [_jsonable(verb_to_dict(v)) for v in result.verbs],
         }
         if result.state.ended and call.ended_at is None:
-            call.status = "completed"
+            call.status = str(result.state.vars.get("call_outcome") or "completed")
             call.ended_at = now
-            metrics.CALLS.labels(direction=call.direction, outcome="completed").inc()
+            metrics.CALLS.labels(direction=call.direction, outcome=call.status).inc()
             if call.answered_at:
                 call.duration_s = (now - call.answered_at).total_seconds()
         session.flush()

@@ -58,6 +58,7 @@ class Recorded:
     reason: str  # finish-key | silence | max-length | hangup | heard
     transcript: dict[str, object] | None
     heard: Any = None  # what the watch found when reason == "heard"
+    speech: bool = True  # the caller's level went above line noise at some point
 
     @property
     def duration_s(self) -> float:
@@ -245,4 +246,4 @@ class CallMedia:
                 transcript = recognizer.finish()
             except Exception:
                 log.exception("transcription of the statement failed; it stays pending")
-        return Recorded(pcm, reason, transcript, found)
+        return Recorded(pcm, reason, transcript, found, bool(state["speech"]))

@@ -204,7 +204,7 @@ class CallSession:
             )
             if recorded.transcript is not None:
                 self._add_transcript(s, rec, recorded.transcript)
-            return {"recording_id": rec.id}
+            return {"recording_id": rec.id, "speech": recorded.speech}
 
     def _late_transcript(self, recording_id: int, t: dict[str, object]) -> None:
         with self.phone.app.db.session() as s:
