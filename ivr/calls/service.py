@@ -39,6 +39,12 @@ class UnknownCall(LookupError):
 SILENT = "silent"
 
 
+def final_status(current: str, reported: str) -> str:
+    """A call's status once the telephony reports its end: a plain `completed` says less
+    than the outcome the flow already gave it (`silent`)."""
+    return current if reported == "completed" and current == SILENT else reported
+
+
 def silent_call(session: Session, call: Call, variables: Mapping[str, Any]) -> bool:
     """No key pressed and nothing said (scanners, dead air): such a call is no draft.
 
@@ -272,7 +278,7 @@ class CallService:
             else:
                 if call.ended_at is None:
                     metrics.CALLS.labels(direction=call.direction, outcome=status).inc()
-                call.status = status
+                call.status = final_status(call.status, status)
                 call.ended_at = call.ended_at or now
                 if duration_s is not None:
                     call.duration_s = duration_s
