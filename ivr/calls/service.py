@@ -256,7 +256,6 @@ class CallService:
             call.ended_at = now
             if call.answered_at:
                 call.duration_s = (now - call.answered_at).total_seconds()
-            session.add(CallEvent(call=call, at=now, kind="note", name="hung-up", data={}))
 
     def set_status(
         self,
