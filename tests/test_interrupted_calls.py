@@ -14,8 +14,11 @@ from ivr.app import Hotline
 from ivr.calls.recordings import StatementSpool, spool_path
 from ivr.flow import Digits
 from ivr.store import Call, Recording, Ticket
+from ivr.tickets import to_dict
 from ivr.transports.sip.audiofile import read_pcm8k
 from ivr.transports.sip.recovery import close_interrupted_calls
+
+from .consolekit import browser, console_app
 
 NODE, OTHER = "10.0.0.1:5060", "10.0.0.2:5060"
 
@@ -68,3 +71,20 @@ def test_a_node_closes_its_own_open_calls_and_keeps_what_was_said(hotline: Hotli
     assert lost_count() == lost_before + 1
     # A second start finds nothing left to close.
     assert close_interrupted_calls(hotline, NODE, submitted.append) == []
+
+
+def test_the_operator_sees_the_draft_was_cut(hotline: Hotline) -> None:
+    """The console's queue and ticket page mark the draft 通话中断; the API says so."""
+    start(hotline, "cut@x", NODE)
+    spool = StatementSpool(spool_path(hotline, "sip", "cut@x"), 8000)
+    spool.append(read_pcm8k(statement(2)), sync=True)
+    (closed,) = close_interrupted_calls(hotline, NODE, lambda _rid: None)
+    with hotline.db.read() as s:
+        ticket = s.scalars(select(Ticket).where(Ticket.number == closed.ticket)).one()
+        assert to_dict(ticket)["interrupted"] is True
+    with console_app(hotline) as app:
+        b = browser(app, "operator")
+        queue = b.get("/console/queue").get_data(as_text=True)
+        assert "通话中断" in queue and ticket.number in queue
+        page = b.get(f"/console/tickets/{ticket.id}").get_data(as_text=True)
+        assert 'id="interrupted"' in page and "通话中断" in page
