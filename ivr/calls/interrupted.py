@@ -11,8 +11,8 @@ audio back (`recover`); each call is then closed in its own unit of work:
 - every recovered statement stored as a recording (pending transcription), every
   one that could not be recovered counted as lost and named in the call's events;
 - a draft made from it, flagged `interrupted` (the console shows 通话中断), when
-  the caller had said something or chosen a category; a call cut in the greeting
-  or menu leaves no draft;
+  an inbound caller had said something or chosen a category; a call cut in the
+  greeting or menu leaves no draft;
 - transcription submitted after the commit; the transcript fills in the draft.
 
 SIP (ivr.transports.sip.recovery) recovers the node's spooled statements. Twilio
@@ -147,7 +147,8 @@ def _close(app: Hotline, call_id: int, recover: Recover) -> Closed | None:
         chose = bool(variables.get("category"))
         had_ticket = s.scalars(select(Ticket.id).where(Ticket.call_id == call.id)).first()
         ticket = None
-        if had_ticket is None and stored and (said or chose):
+        # Only the inbound flow takes statements; a survey call cut is only closed.
+        if call.direction == "inbound" and had_ticket is None and stored and (said or chose):
             ticket = create_draft(
                 app, s, call, variables.get("category"), variables.get("emergency_rule")
             )

@@ -37,12 +37,16 @@ def recover_spooled(app: Hotline) -> Callable[[Call], list[Recovered]]:
             heard = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except (OSError, ValueError) as exc:
             return [Recovered(rid, None, error=str(exc))]
+        duration = len(pcm) / 2 / rate
+        last = max(call.recordings, key=lambda r: r.id, default=None)
+        if last is not None and abs((last.duration_s or 0) - duration) < 0.01:
+            return []  # stored already; the process died before it removed the spool
         return [
             Recovered(
                 rid,
                 pcm16_wav(pcm, rate),
                 "wav",
-                duration_s=len(pcm) / 2 / rate,
+                duration_s=duration,
                 speech=has_speech(pcm),
                 last_heard=heard,
             )
