@@ -20,9 +20,11 @@ import yaml
 from sqlalchemy import select
 
 from harness.sipfix import KO, caller_pcap, need_peers
+from harness.sipkit.attacks import send_raw
 from harness.sipkit.kamailio import options_ping
 from harness.sipkit.ports import free_port_block, free_sip_port
 from harness.sipkit.procs import wait_until
+from harness.sipkit.sipmsg import build_request
 from harness.sipkit.sipp import SippProcess
 from ivr.calls.recordings import WAV_HEADER
 from ivr.config import Settings
@@ -148,6 +150,19 @@ def test_kill_9_mid_statement_keeps_what_was_said(base_settings: Settings, tmp_p
             assert ticket.intake and ticket.intake.get("interrupted") is True
             assert ticket.transcription == "done"
             assert list(spool_dir.glob("*.wav")) == []
+
+            # The caller's BYE for the dialog the dead process held: 481 (RFC 3261), and
+            # nothing of the call is touched by it.
+            def bye(local: tuple[str, int]) -> bytes:
+                return build_request(
+                    "BYE",
+                    f"sip:12345@{serve.sip[0]}:{serve.sip[1]}",
+                    local=local,
+                    call_id=call.provider_call_id.partition("@")[0],
+                )
+
+            assert send_raw(serve.sip, bye, name="late-bye").statuses == [481]
+            assert rows(db)["calls"][0].status == "interrupted"
             text = serve.metrics()
             assert 'ivr_calls_interrupted_total{provider="sip"} 1.0' in text
             assert "ivr_calls_open{" not in text  # the open-calls gauge is back to none
