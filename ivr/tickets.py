@@ -136,6 +136,8 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
             else None
         ),
         "intake": _intake(ticket.intake),
+        # The call was cut (the IVR crashed): the statement may be incomplete.
+        "interrupted": bool((ticket.intake or {}).get("interrupted")),
         "contact_due": ticket.contact_due.isoformat(),
         "due_date": ticket.due_date.isoformat(),
         "duplicate_of": ticket.duplicate_of.number if ticket.duplicate_of else None,

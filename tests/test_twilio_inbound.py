@@ -186,3 +186,11 @@ def test_concurrent_duplicates_of_a_step_advance_the_call_once(rig: Rig) -> None
     assert {r.status for r in replies} == {200} and len({r.text for r in replies}) == 1
     row = rig.call(base["CallSid"])
     assert row.flow_state["state"]["attempts"] == {"menu": 1}  # one invalid key, not four
+
+
+def test_a_silent_caller_leaves_no_draft(rig: Rig) -> None:
+    """No key, nothing recorded (a scanner, dead air): no draft; the call is `silent`."""
+    call = rig.driver.inbound(script=[None, None, None])
+    assert call.errors == []
+    assert rig.ticket(call.sid) is None
+    assert rig.call(call.sid).status == "silent"

@@ -60,6 +60,8 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     "uac_hangup_mid": ScenarioSpec(_CALLER_KEYS, {"hangup_after_ms": "2000"}, ("media.pcap",)),
     "uac_cancel": ScenarioSpec(_CALLER_KEYS, {"cancel_after_ms": "500"}),
     "uac_options": ScenarioSpec(_CALLER_KEYS),
+    "uac_bad_sdp": ScenarioSpec({**_CALLER_KEYS, "sdp_port": "99999"}),
+    "uac_no_ack": ScenarioSpec(_CALLER_KEYS),
     "uac_register": ScenarioSpec(
         {"user": "12345", "password": "secret", "contact": "", "expires": "300"}, auth=True
     ),

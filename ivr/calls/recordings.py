@@ -1,9 +1,14 @@
-"""Recordings on disk (written and fsynced before the row exists) and their transcripts."""
+"""Recordings on disk (written and fsynced before the row exists) and their transcripts;
+statements spooled to disk while they are spoken."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import struct
+import time
+import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,87 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def pcm16_wav(pcm16: bytes, rate: int) -> bytes:
+    """16-bit mono PCM as a WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm16)
+    return buf.getvalue()
+
+
+WAV_HEADER = 44  # RIFF + fmt + data chunk headers of 16-bit mono PCM
+
+
+def _wav_header(nbytes: int, rate: int) -> bytes:
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + nbytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", nbytes)
+    )
+
+
+def spool_dir(app: Hotline) -> Path:
+    """Statements being recorded now; what is left here after a crash is recovered."""
+    return app.settings.storage_path / "recordings" / "live"
+
+
+def spool_path(app: Hotline, provider: str, provider_call_id: str) -> Path:
+    return spool_dir(app) / _SAFE.sub("_", f"{provider}-{provider_call_id}.wav")
+
+
+class StatementSpool:
+    """A statement written to disk while it is recorded, so that a crash keeps what was
+    said: a WAV file whose sizes are fixed up at the end, its audio appended and
+    fsynced at most every `sync_s`. `read_spooled` reads one a crash left behind."""
+
+    def __init__(self, path: Path, rate: int, sync_s: float = 0.5) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.rate, self.sync_s = path, rate, sync_s
+        self._fh = open(path, "wb")  # noqa: SIM115 - open for the call's statement
+        self._fh.write(_wav_header(0, rate))  # sizes 0 until the end
+        self._synced = time.monotonic()
+        self.bytes = 0
+
+    def append(self, pcm16: bytes, *, sync: bool = False) -> None:
+        if pcm16:
+            self._fh.write(pcm16)
+            self.bytes += len(pcm16)
+        if sync or time.monotonic() - self._synced >= self.sync_s:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        """Fix up the WAV header (the statement is complete)."""
+        if self._fh.closed:
+            return
+        self._fh.seek(0)
+        self._fh.write(_wav_header(self.bytes, self.rate))
+        self._fh.close()
+
+    def discard(self) -> None:
+        """The statement is stored as a recording (or was never a call): drop the spool."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def read_spooled(path: Path) -> tuple[bytes, int]:
+    """The 16-bit PCM and rate of a spooled statement, whatever state a crash left its
+    header in (the sizes may still be 0)."""
+    data = path.read_bytes()
+    if len(data) < WAV_HEADER or data[:4] != b"RIFF":
+        raise ValueError(f"{path.name} is not a spooled statement")
+    rate = int.from_bytes(data[24:28], "little")
+    pcm = data[WAV_HEADER:]
+    return pcm[: len(pcm) // 2 * 2], rate
 
 
 def find_recording(session: Session, provider: str, provider_recording_id: str) -> Recording | None:

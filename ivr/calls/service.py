@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ivr.flow import Action, CallState, Engine, Event, Start, Verb
 from ivr.flow.verbs import event_to_dict, verb_from_dict, verb_to_dict
-from ivr.intake.drafts import create_draft
+from ivr.intake.drafts import create_draft, latest_transcript
 from ivr.lines import LineMatch, resolve_line
 from ivr.phones import PhoneNumberError, mask_number, normalize_number
 from ivr.runtime import metrics
@@ -34,6 +34,41 @@ log = logging.getLogger(__name__)
 
 class UnknownCall(LookupError):
     pass
+
+
+SILENT = "silent"
+
+
+def final_status(current: str, reported: str) -> str:
+    """A call's status once the telephony reports its end: a plain `completed` says less
+    than the outcome the flow already gave it (`silent`)."""
+    return current if reported == "completed" and current == SILENT else reported
+
+
+def silent_call(session: Session, call: Call, variables: Mapping[str, Any]) -> bool:
+    """No key pressed and nothing said (scanners, dead air): such a call is no draft.
+
+    Transports tell what they know on the recording reference: `speech` (SIP: the
+    level went above line noise), `duration_s` (Twilio: 0 once silence is trimmed);
+    else a transcript already stored with no text counts as nothing said."""
+    if variables.get("emergency_rule"):
+        return False
+    pressed = session.scalars(
+        select(CallEvent.id).where(
+            CallEvent.call_id == call.id, CallEvent.kind == "event", CallEvent.name == "Digits"
+        )
+    ).first()
+    if pressed is not None:
+        return False
+    ref = variables.get("recording")
+    if not isinstance(ref, Mapping):
+        return True  # no statement recorded either
+    if "speech" in ref:
+        return not ref["speech"]
+    if ref.get("duration_s") is not None:
+        return float(ref["duration_s"]) <= 0
+    _, transcript = latest_transcript(session, call.id)
+    return transcript is not None and not transcript.normalized_text.strip()
 
 
 @dataclass(frozen=True)
@@ -63,6 +98,9 @@ class CallService:
         app = self.app
 
         def draft(variables: Mapping[str, Any]) -> dict[str, Any]:
+            if silent_call(session, call, variables):
+                log.info("call %s/%s was silent: no draft", call.provider, call.provider_call_id)
+                return {"scope_kind": SILENT, "call_outcome": SILENT}
             ticket = create_draft(
                 app, session, call, variables.get("category"), variables.get("emergency_rule")
             )
@@ -111,10 +149,12 @@ class CallService:
         forwarded_from: str | None = None,
         variables: Mapping[str, Any] | None = None,
         line_number: str | None = None,
+        node: str | None = None,
     ) -> StepResult:
         """Create the call (once) and run its flow up to the first wait.
 
-        Inbound calls find their line from the numbers; outbound calls name it.
+        Inbound calls find their line from the numbers; outbound calls name it. `node`
+        names the process's node that holds the call (SIP), for crash recovery.
         """
         with self.app.db.session() as session:
             call = self.find(session, provider, provider_call_id)
@@ -142,6 +182,7 @@ class CallService:
                 flow_state={},
                 started_at=now,
                 answered_at=now if direction == "inbound" else None,
+                node=node,
             )
             session.add(call)
             session.flush()
@@ -190,9 +231,9 @@ class CallService:
             "last_verbs": [_jsonable(verb_to_dict(v)) for v in result.verbs],
         }
         if result.state.ended and call.ended_at is None:
-            call.status = "completed"
+            call.status = str(result.state.vars.get("call_outcome") or "completed")
             call.ended_at = now
-            metrics.CALLS.labels(direction=call.direction, outcome="completed").inc()
+            metrics.CALLS.labels(direction=call.direction, outcome=call.status).inc()
             if call.answered_at:
                 call.duration_s = (now - call.answered_at).total_seconds()
         session.flush()
@@ -203,8 +244,27 @@ class CallService:
         verbs = tuple(verb_from_dict(v) for v in call.flow_state.get("last_verbs", []))
         return StepResult(call.id, verbs, state.ended, dict(state.vars))
 
+    def hung_up(self, provider: str, provider_call_id: str) -> None:
+        """The transport's word that the line is closed (BYE sent or received): the real
+        end time and duration. The flow's end, which comes first, only set them for a
+        transport that never says (the read-back and goodbye were still to be played)."""
+        with self.app.db.session() as session:
+            call = self.find(session, provider, provider_call_id)
+            if call is None:
+                raise UnknownCall(f"no call {provider}/{provider_call_id}")
+            now = self.app.clock.now()
+            call.ended_at = now
+            if call.answered_at:
+                call.duration_s = (now - call.answered_at).total_seconds()
+
     def set_status(
-        self, provider: str, provider_call_id: str, status: str, duration_s: float | None = None
+        self,
+        provider: str,
+        provider_call_id: str,
+        status: str,
+        duration_s: float | None = None,
+        *,
+        note: str | None = None,
     ) -> None:
         """Telephony status (answered, completed, busy, no-answer, failed) for the call."""
         with self.app.db.session() as session:
@@ -217,7 +277,7 @@ class CallService:
             else:
                 if call.ended_at is None:
                     metrics.CALLS.labels(direction=call.direction, outcome=status).inc()
-                call.status = status
+                call.status = final_status(call.status, status)
                 call.ended_at = call.ended_at or now
                 if duration_s is not None:
                     call.duration_s = duration_s
@@ -227,7 +287,8 @@ class CallService:
                     at=now,
                     kind="note",
                     name="status",
-                    data={"status": status, "duration_s": duration_s},
+                    data={"status": status, "duration_s": duration_s}
+                    | ({"note": note} if note else {}),
                 )
             )
 

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Marks on a draft's `intake` facts that come from the call, not from the analysis:
+# "interrupted", the call was cut by a crash of the IVR and the draft made from what
+# was recorded until then (ivr.calls.interrupted).
+DRAFT_FLAGS = ("interrupted",)
+
 # Who the audit log names for what the intake pipeline does to a draft.
 INTAKE = Actor.system("intake")
 TRANSCRIPTION = Actor.system("transcription")
@@ -80,8 +85,11 @@ def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
         else None
     )
     ticket.phone_numbers = list(result.phone_numbers)
+    # Flags the call set (not the model's view) survive a new analysis.
+    flags = {k: True for k in DRAFT_FLAGS if (ticket.intake or {}).get(k)}
     ticket.intake = (
         {
+            **flags,
             "model_version": result.model_version,
             "category_confidence": result.category_confidence,
             "department_confidence": result.department_confidence,
@@ -89,7 +97,7 @@ def _apply(app: Hotline, ticket: Ticket, result: Analysis, day: date) -> None:
             "low_confidence": list(result.low_confidence),
         }
         if result.model_version
-        else None
+        else (flags or None)
     )
     scope = result.scope
     ticket.out_of_scope = scope is not None

@@ -46,6 +46,16 @@ CALLS = Counter(
     "Finished calls: inbound/outbound by telephony outcome, survey by survey outcome.",
     ["direction", "outcome"],
 )
+CALLS_INTERRUPTED = Counter(
+    "ivr_calls_interrupted",
+    "Calls cut by a crash of the process holding them, closed at its next start.",
+    ["provider"],
+)
+RECORDINGS_LOST = Counter(
+    "ivr_recordings_lost",
+    "Statements being recorded when a call was cut whose audio could not be recovered.",
+    ["provider"],
+)
 ASR_RTF = Histogram(
     "ivr_asr_real_time_factor",
     "Transcription time divided by audio duration.",

@@ -77,8 +77,7 @@ class Node:
             if settings.sip.enabled:
                 from ivr.transports.sip.service import build_phone
 
-                self.phone = build_phone(self.app)
-                self.phone.start()
+                self.phone = build_phone(self.app)  # started once its crashed calls are closed
             elif self.explicit:
                 raise RoleError("role sip: sip.enabled is false in the config")
         dialer = self.dialer
@@ -90,6 +89,9 @@ class Node:
             log.info("worker: running jobs%s", " and survey calls" if dialer else "")
         else:
             register_jobs(self.app, self.jobs)
+        if "sip" in self.roles and self.phone is not None:
+            self._close_interrupted_calls()
+            self.phone.start()
         if "scheduler" in self.roles and (dialer is not None or not self.jobs.embedded):
             lease = Lease(self.app.db, "scheduler", settings.storage_path)
             self.scheduler = DispatchScheduler(
@@ -98,6 +100,19 @@ class Node:
             self.scheduler.start()
             log.info("scheduler: started (active while it holds the lease)")
         return self
+
+    def _close_interrupted_calls(self) -> None:
+        """Calls this SIP node left open when its last process died: closed, their
+        statements stored and drafted (before the phone takes new calls)."""
+        from ivr.calls.transcription import TRANSCRIBE_JOB
+        from ivr.transports.sip.recovery import close_interrupted_calls
+
+        def transcribe(recording_id: int) -> None:
+            self.jobs.submit(
+                TRANSCRIBE_JOB, {"recording_id": recording_id}, key=f"transcribe:{recording_id}"
+            )
+
+        close_interrupted_calls(self.app, self.phone.node, transcribe)
 
     def _dialer(self) -> Dialer | None:
         settings = self.app.settings

@@ -78,7 +78,10 @@ class RecordingStatus(StrEnum):
 
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (UniqueConstraint("provider", "provider_call_id", name="uq_calls_provider"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_call_id", name="uq_calls_provider"),
+        Index("ix_calls_node_status", "node", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(String(16))  # sip | twilio | sim
@@ -96,6 +99,9 @@ class Call(Base):
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
+    # The SIP node (host:port) that holds the call; its calls left open by a crash are
+    # closed as interrupted when it starts again (ivr.calls.interrupted).
+    node: Mapped[str | None] = mapped_column(String(128))
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.id", cascade="all, delete-orphan"

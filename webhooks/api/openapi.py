@@ -137,6 +137,11 @@ TICKET = _all_required(
             nullable=True,
         ),
         "intake": INTAKE,
+        "interrupted": {
+            "type": "boolean",
+            "description": "The call was cut by a failure of the IVR; the draft was made "
+            "from what was recorded until then (the statement may be incomplete).",
+        },
         "contact_due": {"type": "string", "format": "date"},
         "due_date": {"type": "string", "format": "date"},
         "duplicate_of": _nullable("string", description="Number of the original ticket."),

@@ -60,6 +60,7 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
         "out_of_scope": ticket.out_of_scope,
         "summary": summary if sees_phone else mask_text(summary),
         "transcription": ticket.transcription,
+        "interrupted": bool((ticket.intake or {}).get("interrupted")),
         "created": ticket.created_at.astimezone(app.settings.tz).strftime("%m-%d %H:%M"),
         "due_date": ticket.due_date.isoformat(),
         "overdue": d.overdue,

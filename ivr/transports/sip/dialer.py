@@ -96,6 +96,7 @@ class SipDialer:
                 direction="outbound",
                 variables=variables,
                 line_number=str(variables.get("line_number") or phone.settings.hotline),
+                node=phone.node,
             )
             last = session.run(first)
             result.vars = dict(last.vars)

@@ -7,19 +7,18 @@ finish key, end of speech or the maximum length.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import queue
 import struct
 import threading
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ivr.asr.audio import rms
+from ivr.calls.recordings import StatementSpool, pcm16_wav
 from ivr.flow import Digits, Event, Gather, Record, Timeout
 from ivr.transports.sip.rtp import RtpStream
 
@@ -59,19 +58,14 @@ class Recorded:
     reason: str  # finish-key | silence | max-length | hangup | heard
     transcript: dict[str, object] | None
     heard: Any = None  # what the watch found when reason == "heard"
+    speech: bool = True  # the caller's level went above line noise at some point
 
     @property
     def duration_s(self) -> float:
         return len(self.pcm16) / 2 / RATE
 
     def wav(self) -> bytes:
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(RATE)
-            w.writeframes(self.pcm16)
-        return buf.getvalue()
+        return pcm16_wav(self.pcm16, RATE)
 
 
 def tone(freq: float = 1000.0, ms: int = 250, level: float = 0.3) -> bytes:
@@ -156,10 +150,16 @@ class CallMedia:
         return None
 
     def record(
-        self, verb: Record, recognizer: Recognizer | None, watch: Watch | None = None
+        self,
+        verb: Record,
+        recognizer: Recognizer | None,
+        watch: Watch | None = None,
+        spool: StatementSpool | None = None,
     ) -> Recorded:
         """The caller's statement until the finish key, end of speech or max length, or
-        until `watch` finds something in what the recognizer has heard so far."""
+        until `watch` finds something in what the recognizer has heard so far.
+
+        `spool` gets the audio as it comes (written here, not on the RTP thread)."""
         if verb.beep:
             self.play(BEEP)
         while not self.digits.empty():  # keys pressed during the prompt are not the finish key
@@ -184,8 +184,24 @@ class CallMedia:
         no_speech_limit = max(verb.silence_end_s * 3, 8.0)
         reason = "max-length"
         checked, found = "", None
+        spooled = 0
+
+        def to_spool(final: bool = False) -> None:
+            nonlocal spooled, spool
+            if spool is None:
+                return
+            with lock:
+                chunk = bytes(audio[spooled:])
+            spooled += len(chunk)
+            try:
+                spool.append(chunk, sync=final)
+            except OSError:  # the recording is still kept in memory and stored at the end
+                log.exception("statement spool %s failed; not spooling", spool.path.name)
+                spool = None
+
         try:
             while time.monotonic() - start < verb.max_length_s:
+                to_spool()
                 if self.hung_up.is_set():
                     reason = "hangup"
                     break
@@ -221,6 +237,7 @@ class CallMedia:
         finally:
             with self._sink_lock:
                 self._sink = None
+            to_spool(final=True)
         with lock:
             pcm = bytes(audio)
         transcript = None
@@ -229,4 +246,4 @@ class CallMedia:
                 transcript = recognizer.finish()
             except Exception:
                 log.exception("transcription of the statement failed; it stays pending")
-        return Recorded(pcm, reason, transcript, found)
+        return Recorded(pcm, reason, transcript, found, bool(state["speech"]))

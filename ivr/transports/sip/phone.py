@@ -110,6 +110,13 @@ class SipPhone:
     def port(self) -> int:
         return self.endpoint.port
 
+    @property
+    def node(self) -> str:
+        """This SIP node, as stored on its calls: the configured address and port (one
+        process per address and port; the same again after a restart)."""
+        cfg = self.settings.sip
+        return f"{cfg.advertised_host}:{cfg.port}"
+
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         self.endpoint.start()
@@ -447,14 +454,19 @@ class SipPhone:
             self.endpoint.respond(invite, source, 200, "OK", to_tag=tag, body=sdp, headers=headers)
 
         def retransmit() -> None:
-            interval, waited = T1, 0.0
-            while not acked.event.wait(interval) and waited < 32 * T1:
-                waited += interval
+            # RFC 3261 13.3.1.4: T1 doubling up to T2, until the ACK or 64*T1 (timer H).
+            interval, give_up = T1, time.monotonic() + 64 * T1
+            while not acked.event.wait(min(interval, max(0.0, give_up - time.monotonic()))):
+                if time.monotonic() >= give_up or self._stop.is_set():
+                    break
                 send_ok()
                 interval = min(interval * 2, 4.0)
             with self._lock:
                 if self._acks.get(invite.call_id) is acked:
                     del self._acks[invite.call_id]
+                session = self.sessions.get(invite.call_id)
+            if not acked.event.is_set() and session is not None:
+                session.abort("no ACK for our 200 OK")
 
         send_ok()
         threading.Thread(target=retransmit, daemon=True, name="sip-200-retx").start()
@@ -481,6 +493,7 @@ class SipPhone:
             to_number=dialed,
             diversion=invite.get_all("Diversion") or None,
             history_info=invite.get_all("History-Info") or None,
+            node=self.node,
         )
 
     # -- registration ----------------------------------------------------------

@@ -20,6 +20,7 @@ while the IVR used under 30 % of a core: the GIL, not the CPU, delayed the pacer
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -121,7 +122,11 @@ class RtpPacer:
             with self._lock:
                 streams = list(self._streams)
             for s in streams:
-                s.send_tick()
+                try:
+                    s.send_tick()
+                except Exception as exc:  # one call's failure must not silence the others
+                    self.remove(s)
+                    s.fail("send", exc)
             deadline += self.interval
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -192,7 +197,15 @@ class RtpReceiver:
                 continue
             with self._busy:
                 for key, _ in ready:
-                    key.data.receive_ready(self.batch)
+                    try:
+                        key.data.receive_ready(self.batch)
+                    except Exception as exc:  # the other calls go on
+                        self._drop(sel, key.data)
+                        key.data.fail("receive", exc)
+
+    def _drop(self, sel: selectors.BaseSelector, stream: RtpStream) -> None:
+        with self._lock, contextlib.suppress(KeyError, ValueError):
+            sel.unregister(stream.sock)
 
 
 RECEIVER = RtpReceiver()
@@ -214,6 +227,8 @@ class RtpStream:
         pacer: RtpPacer = PACER,
         receiver: RtpReceiver = RECEIVER,
         sock: socket.socket | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+        label: str = "",
     ) -> None:
         if codec not in (PCMU, PCMA):
             raise ValueError(f"unsupported codec {codec}")
@@ -221,6 +236,8 @@ class RtpStream:
         self.codec, self.event_pt = codec, event_pt
         self.on_audio, self.on_digit = on_audio, on_digit
         self.pacer, self.receiver = pacer, receiver
+        self.on_failure, self.label = on_failure, label
+        self.failure: BaseException | None = None
         self.assoc: dict[int, RTP.PayloadType] = {
             PCMU: RTP.PayloadType.PCMU,
             PCMA: RTP.PayloadType.PCMA,
@@ -278,6 +295,26 @@ class RtpStream:
         with self._qlock:
             self.remote, self.codec, self.event_pt = remote, codec, event_pt
             self.assoc, self.sending = assoc, sending
+
+    def fail(self, direction: str, exc: BaseException) -> None:
+        """The pacer or receiver hit an error on this stream: it no longer sends or
+        receives, and its owner ends the call (on the pacer's or receiver's thread)."""
+        self.failure = exc
+        self._running = False
+        self._drained.set()
+        log.error(
+            "call %s: RTP %s to %s failed, ending the call: %r",
+            self.label or "?",
+            direction,
+            self.remote,
+            exc,
+            exc_info=exc,
+        )
+        if self.on_failure is not None:
+            try:
+                self.on_failure(exc)
+            except Exception:
+                log.exception("call %s: ending the call after its RTP failure", self.label)
 
     # -- sending --------------------------------------------------------------
     def play(self, pcm16: bytes) -> None:

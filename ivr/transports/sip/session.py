@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from ivr.calls.recordings import add_transcript, store_recording
+from ivr.calls.recordings import StatementSpool, add_transcript, spool_path, store_recording
 from ivr.calls.service import StepResult
 from ivr.flow import (
     CallerHangup,
@@ -25,10 +25,12 @@ from ivr.flow import (
     Transfer,
 )
 from ivr.intake.live import emergency_in
+from ivr.phones import mask_number
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.endpoint import T1
-from ivr.transports.sip.media import CallMedia, Recorded
+from ivr.transports.sip.media import RATE, CallMedia, Recorded
+from ivr.transports.sip.message import uri_user
 from ivr.transports.sip.rtp import RtpStream
 from ivr.transports.sip.sdp import LocalSdp, MediaOffer
 
@@ -53,6 +55,7 @@ class CallSession:
         self.phone, self.dialog, self.flow = phone, dialog, flow
         self.rtp_port = rtp_port
         self.remote_bye = threading.Event()
+        self.aborted: str | None = None
         self.ended = threading.Event()
         self.started_at = time.monotonic()
         self.timeline: list[tuple[float, str]] = []
@@ -67,6 +70,8 @@ class CallSession:
                 on_audio=m.on_audio,
                 on_digit=m.on_digit,
                 sock=phone.ports.take(rtp_port),
+                on_failure=self.media_failed,
+                label=dialog.call_id,
             )
         )
 
@@ -81,6 +86,26 @@ class CallSession:
         self.remote_bye.set()
         self.media.hung_up.set()
 
+    def abort(self, reason: str) -> None:
+        """The dialog never came up (no ACK): the flow stops where it is, without a
+        draft; the call is recorded as failed and we send BYE (RFC 3261 13.3.1.4)."""
+        log.warning("call %s: %s; ending it", self.call_id, reason)
+        self.note(reason)
+        self.aborted = reason
+        self.media.hung_up.set()
+
+    def media_failed(self, exc: BaseException) -> None:
+        """Our RTP for this call failed: the flow ends as if the caller had hung up (what
+        was said is kept and drafted) and we send BYE. Runs on the RTP thread: quick."""
+        log.error(
+            "call %s from %s: media failed (%s); ending the call",
+            self.call_id,
+            mask_number(uri_user(self.dialog.remote_uri)),
+            type(exc).__name__,
+        )
+        self.note("media failed")
+        self.media.hung_up.set()
+
     # -- the flow --------------------------------------------------------------
     def run(self, first: StepResult) -> StepResult:
         self.media.stream.start()
@@ -88,6 +113,11 @@ class CallSession:
         try:
             while True:
                 event = self._perform(step)
+                if self.aborted is not None:
+                    self.phone.app.calls.set_status(
+                        "sip", self.call_id, "failed", note=self.aborted
+                    )
+                    return step
                 if step.ended:
                     return step
                 if event is None:
@@ -97,6 +127,10 @@ class CallSession:
             if not self.remote_bye.is_set():
                 self.hang_up()
             self.close()
+            try:
+                self.phone.app.calls.hung_up("sip", self.call_id)
+            except Exception:  # the call's outcome is stored; only its end time is not
+                log.exception("call %s: end time not stored", self.call_id)
 
     def _perform(self, step: StepResult) -> Event | None:
         flow = self.phone.app.flows[self.flow]
@@ -129,9 +163,16 @@ class CallSession:
         flow = self.phone.app.flows[self.flow]
         # Only flows that say where an emergency goes (inbound.yaml) are interrupted.
         watch = (lambda text: emergency_in(settings, text)) if flow.handles_emergencies() else None
-        recorded = self.media.record(verb, recognizer, watch)
+        spool = self._spool()
+        recorded = self.media.record(verb, recognizer, watch, spool)
         self.note(f"recorded {recorded.duration_s:.1f}s ({recorded.reason})")
+        if self.aborted is not None:
+            if spool is not None:
+                spool.discard()
+            return CallerHangup()  # never a call: nothing to keep
         ref = self.store(recorded)
+        if spool is not None:
+            spool.discard()
         if recognizer is not None and recorded.transcript is None:
             rid = int(ref["recording_id"])  # type: ignore[call-overload]
             recognizer.when_late(lambda t: self._late_transcript(rid, t))
@@ -142,6 +183,13 @@ class CallSession:
                 flag.rule, flag.advice, recognizer.heard() if recognizer else "", ref
             )
         return RecordingFinished(ref, recorded.reason)  # type: ignore[arg-type]
+
+    def _spool(self) -> StatementSpool | None:
+        try:
+            return StatementSpool(spool_path(self.phone.app, "sip", self.call_id), RATE)
+        except OSError:
+            log.exception("call %s: statement not spooled to disk", self.call_id)
+            return None
 
     def store(self, recorded: Recorded) -> dict[str, object]:
         app = self.phone.app
@@ -159,7 +207,7 @@ class CallSession:
             )
             if recorded.transcript is not None:
                 self._add_transcript(s, rec, recorded.transcript)
-            return {"recording_id": rec.id}
+            return {"recording_id": rec.id, "speech": recorded.speech}
 
     def _late_transcript(self, recording_id: int, t: dict[str, object]) -> None:
         with self.phone.app.db.session() as s:

@@ -20,7 +20,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ivr.calls.service import CallService, StepResult, UnknownCall, caller_number
+from ivr.calls.service import (
+    CallService,
+    StepResult,
+    UnknownCall,
+    caller_number,
+    final_status,
+)
 from ivr.flow import CallerHangup, CallState, Event, RecordingFinished
 from ivr.flow.verbs import verb_from_dict
 from ivr.lines import resolve_line
@@ -284,7 +290,7 @@ class TwilioCalls(CallService):
                     # flow runs its hang-up branch (the draft is still created).
                     engine = self.engine(call.flow, s, call)
                     self._advance(s, call, engine, state, CallerHangup())
-                call.status = upd.status
+                call.status = final_status(call.status, upd.status)
                 call.ended_at = call.ended_at or now
                 if upd.duration_s is not None:
                     call.duration_s = upd.duration_s
