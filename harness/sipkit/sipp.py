@@ -56,6 +56,8 @@ class ScenarioSpec:
 
 SCENARIOS: dict[str, ScenarioSpec] = {
     "uac_call": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
+    "uac_call_inband": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
+    "uac_info": ScenarioSpec({**_CALLER_KEYS, "digit": "2"}, {}, ("media.pcap",)),
     "uac_late_offer": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
     "uac_hangup_mid": ScenarioSpec(_CALLER_KEYS, {"hangup_after_ms": "2000"}, ("media.pcap",)),
     "uac_cancel": ScenarioSpec(_CALLER_KEYS, {"cancel_after_ms": "500"}),

@@ -22,6 +22,7 @@ from ivr.intake.live import warm_up
 from ivr.phones import mask_number
 from ivr.transports.sip.auth import authorization
 from ivr.transports.sip.dialog import Dialog
+from ivr.transports.sip.dtmf import DtmfInfoError, info_digit
 from ivr.transports.sip.endpoint import (
     T1,
     USER_AGENT,
@@ -201,7 +202,9 @@ class SipPhone:
             self._cancel(msg, addr)
         elif method == "BYE":
             self._bye(msg, addr)
-        elif method in ("INFO", "NOTIFY"):
+        elif method == "INFO":
+            self._info(msg, addr)
+        elif method == "NOTIFY":
             known = msg.call_id in self.sessions
             ep.respond(
                 msg,
@@ -294,6 +297,23 @@ class SipPhone:
         self.endpoint.respond(msg, addr, 200, "OK")
         session.note("bye received")
         session.caller_hung_up()
+
+    def _info(self, msg: SipMessage, addr: Addr) -> None:
+        """A key sent as SIP INFO goes where RFC 2833 keys go; other INFOs get 200."""
+        session = self.sessions.get(msg.call_id)
+        if session is None:
+            self.endpoint.respond(msg, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        try:
+            key = info_digit(msg.get("Content-Type") or "", msg.body)
+        except DtmfInfoError as exc:
+            log.warning("INFO in call %s refused: %s", msg.call_id, exc)
+            self.endpoint.respond(msg, addr, 400, "Bad Request")
+            return
+        self.endpoint.respond(msg, addr, 200, "OK")
+        if key is not None:
+            session.note(f"INFO key {key}")
+            session.media.on_digit(key)
 
     def _reinvite(self, msg: SipMessage, addr: Addr) -> None:
         with self._lock:

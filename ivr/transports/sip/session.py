@@ -27,6 +27,7 @@ from ivr.flow import (
 from ivr.intake.live import emergency_in
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
+from ivr.transports.sip.dtmf import with_inband_keys
 from ivr.transports.sip.endpoint import T1
 from ivr.transports.sip.media import CallMedia, Recorded
 from ivr.transports.sip.rtp import RtpStream
@@ -62,7 +63,10 @@ class CallSession:
                 (offer.host, offer.port),
                 codec,
                 offer.event_pt,
-                on_audio=m.on_audio,
+                # Without telephone-event the keys are tones in the audio.
+                on_audio=m.on_audio
+                if offer.event_pt is not None
+                else with_inband_keys(m.on_audio, m.on_digit),
                 on_digit=m.on_digit,
             )
         )
