@@ -164,17 +164,6 @@ def flow_prompt(settings: Settings, flow: str, prompt: str) -> str:
     return load_flows(settings)[flow].prompts[prompt]
 
 
-def until_beep_ms(settings: Settings, line: str) -> int:
-    """From the answer to a little after the beep that starts the statement, for a
-    caller who chose the category during the greeting: the IVR finishes the greeting,
-    asks for the statement and beeps."""
-    line_cfg = settings.line(line) or settings.line(settings.hotline)
-    assert line_cfg is not None
-    greeting = clip_seconds(settings, line_cfg.greeting)
-    ask = clip_seconds(settings, flow_prompt(settings, "inbound", "statement"))
-    return int((greeting + ask + 0.25 + 1.5) * 1000)
-
-
 def caller_pcap(
     settings: Settings,
     tmp: Path,
@@ -184,12 +173,16 @@ def caller_pcap(
     n: int = 1,
     hangup_mid: bool = False,
     speech: Path | None = None,
-    inband: bool = False,
 ) -> Path:
     """A caller who presses `digit` at once (type-ahead) and speaks after the beep
-    (test statement `n`, or the audio file `speech`); `inband`: keys as tones in the audio."""
+    (test statement `n`, or the audio file `speech`)."""
+    line_cfg = settings.line(line) or settings.line(settings.hotline)
+    assert line_cfg is not None
+    greeting = clip_seconds(settings, line_cfg.greeting)
+    ask = clip_seconds(settings, flow_prompt(settings, "inbound", "statement"))
     lead_ms = 1000
-    wait_ms = until_beep_ms(settings, line) - lead_ms
+    # After the key the IVR finishes the greeting, asks for the statement and beeps.
+    wait_ms = int((greeting + ask + 0.25 + 1.5) * 1000) - lead_ms
     out = tmp / f"caller-{line}-{digit}-{n}-{random.randint(0, 1 << 30)}.pcap"
     caller_media_pcap(
         out,
@@ -199,7 +192,6 @@ def caller_pcap(
         lead_ms=lead_ms,
         between_ms=max(300, wait_ms),
         trailing_silence_ms=500,
-        inband=inband,
     )
     return out
 

@@ -474,21 +474,17 @@ def caller_media_pcap(
     between_ms: int = 300,
     trailing_silence_ms: int = 500,
     shipped_dtmf: bool = False,
-    inband: bool = False,
 ) -> PcapInfo:
     """The usual caller: silence, DTMF menu choice, spoken statement, '#', trailing silence.
 
     One RTP stream (one SSRC). `shipped_dtmf` splices SIPp's own dtmf_2833_N.pcap
-    packets for the digits instead of generating RFC 4733 events; `inband` sends
-    them as tones in the audio.
+    packets for the digits instead of generating RFC 4733 events.
     """
     stream = RtpStream().silence(lead_ms)
 
     def digits(ds: str) -> None:
         for i, d in enumerate(ds):
-            if inband:
-                stream.tones(d, gap_ms=100 if i < len(ds) - 1 else 0)
-            elif shipped_dtmf:
+            if shipped_dtmf:
                 stream.splice(shipped_dtmf_pcap(d))
                 if i < len(ds) - 1:
                     stream.silence(100)

@@ -1,0 +1,132 @@
+"""Callers whose PBX sends keys as SIP INFO or as tones in the audio choose a category."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness.data import statement
+from harness.sipfix import (
+    Ivr,
+    clip_seconds,
+    flow_prompt,
+    need_peers,
+    running_ivr,
+    sip_settings,
+)
+from harness.sipkit import caller_media_pcap, run_sipp
+from harness.sipkit.pcap import RtpStream
+from ivr.config import Settings
+
+
+@pytest.fixture
+def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    need_peers("sipp")
+    with running_ivr(sip_settings(base_settings, tmp_path)) as ivr:
+        yield ivr
+
+
+def ask_seconds(ivr: Ivr) -> float:
+    """How long the IVR's request for the statement plays."""
+    return clip_seconds(ivr.app.settings, flow_prompt(ivr.app.settings, "inbound", "statement"))
+
+
+def timeline(ivr: Ivr) -> list[str]:
+    (session,) = ivr.phone.finished
+    return [what for _, what in session.timeline]
+
+
+def test_keys_sent_as_sip_info_choose_the_category_and_end_the_statement(
+    ivr: Ivr, tmp_path: Path
+) -> None:
+    """INFO application/dtmf-relay `Signal=3` in the greeting, then the statement,
+    then INFO application/dtmf `#`; the caller offered no telephone-event."""
+    pcap = tmp_path / "statement.pcap"
+    # The key cuts the greeting short: the IVR asks for the statement at once and beeps;
+    # the caller starts speaking a little after the beep (this pcap plays after the key).
+    played = caller_media_pcap(
+        pcap,
+        statement=statement(3),
+        digits_last="",
+        lead_ms=round((ask_seconds(ivr) + 1.75) * 1000),
+        between_ms=300,
+        trailing_silence_ms=0,
+    )
+    result = run_sipp(
+        "uac_info",
+        ivr.hostport,
+        service="12345",
+        keys={"caller": "13800138000", "digit": "3"},
+        media={"media.pcap": pcap},
+        extra_args=["-d", str(round(played.duration * 1000))],
+        timeout=120,
+        recv_timeout=110,
+    )
+    assert result.ok, result.describe()
+    assert result.received_statuses("INFO") == [200, 200]
+    assert result.received("BYE"), "the IVR did not hang up"
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (ticket,) = rows["tickets"]
+    assert (ticket.category, ticket.category_source) == ("求助", "menu")
+    (rec,) = rows["recordings"]
+    assert rec.duration_s and rec.duration_s > 2.0
+    steps = timeline(ivr)
+    assert "INFO key 3" in steps and "INFO key #" in steps
+    assert any(s.startswith("recorded") and "(finish-key)" in s for s in steps), str(steps)
+
+
+def test_keys_as_tones_in_the_audio_choose_the_category(ivr: Ivr, tmp_path: Path) -> None:
+    """No telephone-event in the caller's SDP: '5' and '#' are DTMF tones in the RTP audio."""
+    pcap = tmp_path / "caller.pcap"
+    (
+        RtpStream()
+        .silence(1000)
+        .tones("5")  # cuts the greeting short: the IVR asks for the statement and beeps
+        .silence(round((ask_seconds(ivr) + 1.75) * 1000))
+        .wav(statement(5))
+        .silence(300)
+        .tones("#")
+        .silence(500)
+        .write(pcap)
+    )
+    result = run_sipp(
+        "uac_call_inband",
+        ivr.hostport,
+        service="12345",
+        keys={"caller": "13800138000"},
+        media={"media.pcap": pcap},
+        timeout=120,
+        recv_timeout=110,
+    )
+    assert result.ok, result.describe()
+    assert result.received("BYE"), "the IVR did not hang up"
+    ivr.wait_idle()
+    rows = ivr.rows()
+    (ticket,) = rows["tickets"]
+    assert (ticket.category, ticket.category_source) == ("举报", "menu")
+    assert ticket.transcription == "done"
+    steps = timeline(ivr)
+    assert any(s.startswith("recorded") and "(finish-key)" in s for s in steps), str(steps)
+
+
+def test_info_outside_any_call_gets_481(ivr: Ivr) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    port = sock.getsockname()[1]
+    raw = (
+        f"INFO sip:ivr@127.0.0.1:{ivr.phone.port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKinfo1\r\n"
+        "From: <sip:13800138000@127.0.0.1>;tag=a\r\nTo: <sip:12345@127.0.0.1>;tag=b\r\n"
+        "Call-ID: nosuchcall@127.0.0.1\r\nCSeq: 2 INFO\r\nMax-Forwards: 70\r\n"
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=1\r\n"
+    )
+    try:
+        sock.sendto(raw.encode(), ivr.hostport)
+        answer = sock.recv(4096).decode()
+    finally:
+        sock.close()
+    assert answer.startswith("SIP/2.0 481"), answer
