@@ -59,6 +59,7 @@ class SipDialer:
         cfg = phone.settings.sip
         self.target_host = (
             target_host
+            or (cfg.outbound_trunk.hostport if cfg.outbound_trunk else None)
             or cfg.registrar
             or (f"{cfg.trunk_peers[0]}:5060" if cfg.trunk_peers else None)
         )
