@@ -261,6 +261,8 @@ class SipConfig(_Model):
     # Ring this long before answering; a CANCEL in that time is never answered.
     answer_delay_ms: int = Field(default=300, ge=0, le=10000)
     max_calls: int = Field(default=60, ge=1, le=1000)
+    # A full node answers 503 with this Retry-After (s): the edge tries another node.
+    full_retry_after_s: int = Field(default=10, ge=1, le=3600)
     # Outbound: give up (CANCEL) after ringing this long.
     ring_timeout_s: int = Field(default=30, ge=5, le=180)
     # Outbound: the trunk survey callbacks are sent to; unset: the registrar, else

@@ -19,7 +19,17 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from harness.sipkit import Kamailio, build_request, free_udp_port, sip_probe, start_sipp
+from harness.sipfix import need_peers, running_ivr, sip_settings
+from harness.sipkit import (
+    Kamailio,
+    build_request,
+    free_udp_port,
+    run_sipp,
+    sip_probe,
+    start_sipp,
+)
+from harness.sipkit.procs import wait_until
+from ivr.config import Settings
 from ivr.store import upgrade
 
 from .conftest import ROOT
@@ -82,6 +92,60 @@ def test_kamailio_edge_spreads_calls_over_ivr_nodes_and_skips_a_dead_one(tmp_pat
         results = [n.stop() for n in nodes]
     invites = [len(r.received("INVITE")) for r in results]
     assert invites[0] == 2 and invites[1] >= 4, (invites, edge.log()[-3000:])
+
+
+def _edge(tmp: Path, nodes: list[tuple[str, int]]) -> Kamailio:
+    dlist = tmp / "dispatcher.list"
+    dlist.write_text("".join(f"1 sip:{h}:{p} 0 0\n" for h, p in nodes))
+    edge = Kamailio(workdir=tmp / "kam", config=KAMAILIO_CFG, auth_password=None)
+    edge.argv += ["-A", f"LISTEN=udp:127.0.0.1:{edge.port}", "-A", f'DISPATCHER_LIST="{dlist}"']
+    edge.argv += ["-A", 'TRUNK_NET="127.0.0.1/32"', "-A", 'IVR_NET="127.0.0.2/32"']
+    return edge
+
+
+def test_a_full_ivr_node_answers_503_and_the_edge_sends_its_calls_to_another(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Two real IVR nodes behind the Kamailio edge; node A (max_calls 1) is busy with a
+    call. A full node says 503 with Retry-After, so the callers the edge would send to
+    A are answered by B instead of hearing busy."""
+    need_peers("sipp", "kamailio")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    settings = [
+        sip_settings(base_settings, tmp_path / name, max_calls=n, full_retry_after_s=7)
+        for name, n in (("a", 1), ("b", 10))
+    ]
+    with running_ivr(settings[0], asr=False) as a, running_ivr(settings[1], asr=False) as b:
+        # A call straight to node A fills it (the IVR talks, the caller stays on the line).
+        with start_sipp("uac_call", a.hostport, timeout=120, recv_timeout=110):
+            assert wait_until(lambda: a.phone.active_calls == 1, 20)
+            local = ("127.0.0.1", free_udp_port("127.0.0.1"))
+            req = build_request("INVITE", f"sip:12345@127.0.0.1:{a.phone.port}", local=local)
+            (full,) = [r for r in sip_probe(a.hostport, req, bind=local, timeout=8) if r.status]
+            assert (full.status, full.header("Retry-After")) == (503, "7")
+            edge = _edge(tmp_path, [a.hostport, b.hostport])
+            edge.start()
+            try:
+                results = [
+                    run_sipp(
+                        "uac_hangup_mid",
+                        edge.address,
+                        variables={"hangup_after_ms": 500},
+                        timeout=30,
+                    )
+                    for _ in range(4)
+                ]
+            finally:
+                edge.stop()
+        for r in results:
+            assert r.ok, r.describe()
+            assert 200 in r.received_statuses("INVITE") and 503 not in r.received_statuses()
+        assert wait_until(lambda: b.phone.active_calls == 0, 20)
+        # Round robin sent two of the four to A, which refused them; B took all four.
+        assert [status for _, status in a.phone.rejected] == [503, 503, 503]
+        assert len(b.phone.finished) == 4
+        assert all(s.remote_bye.is_set() for s in b.phone.finished)
 
 
 def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:

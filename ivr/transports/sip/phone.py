@@ -220,10 +220,17 @@ class SipPhone:
             if acked is not None:
                 acked.arrived(msg)
 
-    def _refuse(self, msg: SipMessage, addr: Addr, status: int, reason: str) -> None:
+    def _refuse(
+        self,
+        msg: SipMessage,
+        addr: Addr,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.rejected.append((addr[0], status))
         log.warning("INVITE from %s:%d refused: %d %s", addr[0], addr[1], status, reason)
-        self.endpoint.respond(msg, addr, status, reason, to_tag=new_tag())
+        self.endpoint.respond(msg, addr, status, reason, to_tag=new_tag(), headers=headers)
 
     def _invite(self, msg: SipMessage, addr: Addr) -> None:
         cfg = self.settings.sip
@@ -232,7 +239,10 @@ class SipPhone:
             self._refuse(msg, addr, 403, "Forbidden")
             return
         if self.active_calls >= cfg.max_calls:
-            self._refuse(msg, addr, 486, "Busy Here")
+            # This node is full, not the hotline: 503 lets the edge proxy (or the carrier)
+            # try another node now and this one again after Retry-After (RFC 3261 21.5.4).
+            retry = [("Retry-After", str(cfg.full_retry_after_s))]
+            self._refuse(msg, addr, 503, "Service Unavailable", retry)
             return
         if msg.body.strip():  # else a late offer: ours goes in the 200, theirs in the ACK
             try:
