@@ -250,6 +250,9 @@ class SipConfig(_Model):
     # The address written into Via/Contact/SDP; never 0.0.0.0 (pyVoIP defect 9).
     public_host: str | None = None
     port: int = Field(default=5060, ge=0, le=65535)
+    # Also listen for SIP over TCP on the same port (RFC 3261 18: carriers send large
+    # INVITEs over TCP).
+    tcp: bool = True
     rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     trunk_peers: list[str] = []

@@ -25,7 +25,7 @@ from ivr.transports.sip.endpoint import (
     new_call_id,
     new_tag,
 )
-from ivr.transports.sip.message import SipMessage, uri_hostport
+from ivr.transports.sip.message import SipMessage, uri_hostport, uri_transport
 from ivr.transports.sip.sdp import SdpError, answer, offer
 from ivr.transports.sip.sdp import parse as parse_sdp
 from ivr.transports.sip.session import CallSession
@@ -172,13 +172,15 @@ class SipDialer:
     def _invite(self, uri: str, me: str, rtp_port: int) -> SipMessage:
         ep, host = self.phone.endpoint, self.phone.settings.sip.advertised_host
         invite = SipMessage(method="INVITE", uri=uri)  # keeps its port (defect 7)
-        invite.add("Via", ep.via(new_branch()))
+        transport = uri_transport(uri)
+        invite.add("Via", ep.via(new_branch(), transport))
         invite.add("Max-Forwards", "70")
         invite.add("From", f"<sip:{me}@{ep.contact_host}>;tag={new_tag()}")
         invite.add("To", f"<{uri}>")
         invite.add("Call-ID", new_call_id(host))
         invite.add("CSeq", "1 INVITE")
-        invite.add("Contact", f"<sip:{me}@{ep.contact_host}>")
+        tcp = ";transport=tcp" if transport == "TCP" else ""
+        invite.add("Contact", f"<sip:{me}@{ep.contact_host}{tcp}>")
         invite.add("User-Agent", USER_AGENT)
         invite.add("Content-Type", "application/sdp")
         invite.body = offer(host, rtp_port)

@@ -5,7 +5,9 @@ server whatever its source (notes: "Every SIP message is sent to (server,
 port)"), put 0.0.0.0 in headers (defect 9) and had no transaction layer.
 Responses here go where the request's Via says (with received/rport),
 retransmitted requests get the same answer again, and bad datagrams are logged
-and dropped without stopping the loop.
+and dropped without stopping the loop. With `tcp` the same port also listens on
+TCP (transport_tcp.py): a message goes over the transport its top Via names,
+responses back on the connection their request came in on.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from ivr.transports.sip.message import (
     param,
     parse,
     via_sent_by,
+    via_transport,
     with_tag,
 )
+from ivr.transports.sip.transport_tcp import TcpTransport
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +76,15 @@ class SipEndpoint:
         port: int,
         public_host: str,
         on_request: Callable[[SipMessage, Addr], None],
+        *,
+        tcp: bool = False,
     ) -> None:
         if public_host in ("", "0.0.0.0"):
             raise ValueError("the SIP public host must be a real address, not 0.0.0.0")
         self.bind_host, self.port, self.public_host = bind_host, port, public_host
         self.on_request = on_request
         self.stats = EndpointStats()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((bind_host, port))
+        self._sock, self.tcp = self._bind(bind_host, port, tcp)
         self.port = self._sock.getsockname()[1]
         self._sock.settimeout(0.25)
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
@@ -92,6 +96,23 @@ class SipEndpoint:
         self._running = False
         self._thread = threading.Thread(target=self._loop, name="sip-rx", daemon=True)
 
+    def _bind(self, host: str, port: int, tcp: bool) -> tuple[socket.socket, TcpTransport | None]:
+        """The UDP socket and, with `tcp`, the TCP listener on the same port number
+        (with port 0 the kernel's UDP pick, tried again if TCP has that port taken)."""
+        for attempt in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((host, port))
+            if not tcp:
+                return udp, None
+            try:
+                return udp, TcpTransport(host, udp.getsockname()[1], self.handle)
+            except OSError:
+                udp.close()
+                if port or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
+
     @property
     def contact_host(self) -> str:
         return f"{self.public_host}:{self.port}"
@@ -99,22 +120,41 @@ class SipEndpoint:
     def start(self) -> None:
         self._running = True
         self._thread.start()
+        if self.tcp is not None:
+            self.tcp.start()
 
     def stop(self) -> None:
         self._running = False
         self._thread.join(timeout=2)
         self._sock.close()
+        if self.tcp is not None:
+            self.tcp.stop()
 
     # -- sending --------------------------------------------------------------
     def send(self, msg: SipMessage, addr: Addr) -> None:
+        """Send over the transport the message's top Via names (UDP or TCP)."""
         try:
-            self._sock.sendto(msg.encode(), addr)
+            data = msg.encode()
+            if self.tcp is not None and via_transport(msg.get("Via") or "") == "TCP":
+                self.tcp.send(data, addr)
+            else:
+                self._sock.sendto(data, addr)
             self.stats.sent += 1
         except OSError as exc:
             log.warning("SIP send %s to %s:%d failed: %s", msg.summary(), *addr, exc)
 
-    def via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {self.contact_host};branch={branch};rport"
+    def via(self, branch: str, transport: str = "UDP") -> str:
+        return f"SIP/2.0/{transport.upper()} {self.contact_host};branch={branch};rport"
+
+    @staticmethod
+    def reply_address(req: SipMessage, addr: Addr) -> Addr:
+        """Where the response to `req` (received from `addr`) goes: back on its TCP
+        connection, to its source when the peer asked (rport, RFC 3581), else to
+        the Via's sent-by."""
+        via = req.get("Via") or ""
+        if not via or via_transport(via) == "TCP" or param(via, "rport") is not None:
+            return addr
+        return via_sent_by(via)
 
     def respond(
         self,
@@ -143,11 +183,7 @@ class SipEndpoint:
         if body:
             resp.add("Content-Type", "application/sdp")
         resp.body = body
-        dest = via_sent_by(req.get("Via") or "") if req.get("Via") else addr
-        # RFC 3581: answer where the request came from when the peer asked (rport).
-        if req.get("Via") and param(req.get("Via") or "", "rport") is not None:
-            dest = addr
-        self.send(resp, dest)
+        self.send(resp, self.reply_address(req, addr))
         if req.method != "ACK":
             with self._lock:
                 self._answered[(req.branch, req.method or "", req.call_id)] = resp
@@ -163,7 +199,8 @@ class SipEndpoint:
         with self._lock:
             self._clients[(tx.branch, tx.method)] = tx
         self.send(msg, addr)
-        if msg.method != "ACK":
+        # Over TCP the transport delivers or fails: no retransmissions (RFC 3261 17.1.1.2).
+        if msg.method != "ACK" and via_transport(msg.get("Via") or "") != "TCP":
             threading.Thread(
                 target=self._retransmit,
                 args=(tx, msg, addr, retransmit_until),
@@ -228,12 +265,7 @@ class SipEndpoint:
             previous = self._answered.get(key)
         if previous is not None and msg.method != "ACK":
             self.stats.retransmissions_absorbed += 1
-            dest = (
-                addr
-                if param(msg.get("Via") or "", "rport") is not None
-                else via_sent_by(msg.get("Via") or "")
-            )
-            self.send(previous, dest)
+            self.send(previous, self.reply_address(msg, addr))
             return
         if msg.method == "ACK" and msg.branch:
             with self._lock:

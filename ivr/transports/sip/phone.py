@@ -85,7 +85,9 @@ class SipPhone:
         self.app = app
         self.settings = app.settings
         cfg = app.settings.sip
-        self.endpoint = SipEndpoint(cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request)
+        self.endpoint = SipEndpoint(
+            cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request, tcp=cfg.tcp
+        )
         self.ports = PortPool(cfg.bind_host, cfg.rtp_port_min, cfg.rtp_port_max)
         self._prompt_audio = prompt_audio
         self.asr = asr
