@@ -155,3 +155,33 @@ def test_survey_calls_go_to_the_configured_trunk_port(
     assert sipp.ok, sipp.describe()
     (invite,) = sipp.received("INVITE")
     assert invite.request_uri == f"sip:13800138000@{host}:{port}"
+
+
+def test_survey_calls_over_tcp_to_the_configured_trunk(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """transport: tcp: the INVITE, the ACK and the BYE all go over one TCP connection."""
+    need_peers("sipp")
+    pcap = tmp_path / "press3.pcap"
+    dtmf_pcap("3", pcap, lead_silence_ms=2500)
+    with start_sipp(
+        "uas_answer_dtmf",
+        variables={"ring_ms": 300},
+        media={"media.pcap": pcap},
+        extra_args=["-t", "t1"],
+        timeout=90,
+    ) as trunk:
+        host, port = trunk.address
+        trunk_cfg = SipTrunkConfig(host=host, port=port, transport="tcp")
+        settings = sip_settings(base_settings, tmp_path, outbound_trunk=trunk_cfg)
+        with running_ivr(settings, asr=False) as ivr:
+            ticket_id, variables = completed_ticket(ivr, 12)
+            result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
+            sipp = trunk.wait(timeout=60)
+            assert outcome(ivr, ticket_id) == ("rehandle", "unsatisfied", "unsatisfied")
+    assert result.outcome == "answered" and result.score == "unsatisfied"
+    assert sipp.ok, sipp.describe()
+    (invite,) = sipp.received("INVITE")
+    assert invite.request_uri == f"sip:13800138000@{host}:{port};transport=tcp"
+    assert sipp.received("ACK") and sipp.received("BYE")
+    assert {t.transport.lower() for t in sipp.messages} == {"tcp"}
