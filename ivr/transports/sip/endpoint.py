@@ -106,7 +106,7 @@ class SipEndpoint:
             if not tcp:
                 return udp, None
             try:
-                return udp, TcpTransport(host, udp.getsockname()[1], self.handle)
+                return udp, TcpTransport(host, udp.getsockname()[1], self._stream_message)
             except OSError:
                 udp.close()
                 if port or attempt == 19:
@@ -246,6 +246,10 @@ class SipEndpoint:
                 self.handle(data, addr)
             except Exception:  # nothing a peer sends may stop the phone
                 log.exception("SIP message from %s:%d not handled", *addr)
+
+    def _stream_message(self, data: bytes, addr: Addr) -> None:
+        self.stats.received += 1
+        self.handle(data, addr)
 
     def handle(self, data: bytes, addr: Addr) -> None:
         try:
