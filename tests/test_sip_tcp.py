@@ -9,9 +9,10 @@ import pytest
 
 from harness.sipfix import Ivr, caller_pcap, need_peers, running_ivr, sip_settings
 from harness.sipkit import run_sipp
+from harness.sipkit.procs import wait_until
 from harness.sipkit.sipmsg import SipMessage
 from ivr.config import Settings
-from ivr.transports.sip.transport_tcp import FramingError, split_messages
+from ivr.transports.sip.transport_tcp import MAX_PER_ADDRESS, FramingError, split_messages
 
 
 @pytest.fixture
@@ -107,6 +108,22 @@ def test_garbage_on_a_connection_closes_it_and_the_phone_goes_on(ivr: Ivr) -> No
     with _tcp(ivr) as good:
         good.sendall(_options(good.getsockname(), ivr, "b1"))
         assert _read_message(good).status == 200
+
+
+def test_one_address_cannot_take_every_connection(ivr: Ivr) -> None:
+    socks = [_tcp(ivr) for _ in range(MAX_PER_ADDRESS)]
+    try:
+        tcp = ivr.phone.endpoint.tcp
+        assert tcp is not None
+        assert wait_until(lambda: tcp.connections == MAX_PER_ADDRESS, 10)
+        with _tcp(ivr) as extra:
+            assert extra.recv(16) == b""  # refused: closed at once
+        first = socks[0]
+        first.sendall(_options(first.getsockname(), ivr, "c1"))
+        assert _read_message(first).status == 200
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @pytest.mark.parametrize(

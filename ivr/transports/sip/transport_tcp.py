@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Addr = tuple[str, int]
 MAX_MESSAGE = 65535
 MAX_CONNECTIONS = 512
+MAX_PER_ADDRESS = 32  # one source cannot take every connection (a trunk needs a few)
 CONNECT_TIMEOUT_S = 5.0
 _CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$", re.I | re.M)
 
@@ -183,8 +184,11 @@ class TcpTransport:
                     log.error("SIP TCP: out of file descriptors: %s", exc)
                     threading.Event().wait(0.5)
                 continue
-            if self.connections >= MAX_CONNECTIONS:
-                log.warning("SIP TCP: %d connections open; refusing %s", MAX_CONNECTIONS, peer[0])
+            with self._lock:
+                total = len(self._conns)
+                same = sum(1 for p in self._conns if p[0] == peer[0])
+            if total >= MAX_CONNECTIONS or same >= MAX_PER_ADDRESS:
+                log.warning("SIP TCP: too many connections (%d, %d from %s)", total, same, peer[0])
                 sock.close()
                 continue
             log.debug("SIP TCP connection from %s:%d", *peer)
