@@ -18,6 +18,8 @@ from harness.sipfix import (
 )
 from harness.sipkit import caller_media_pcap, run_sipp
 from harness.sipkit.pcap import RtpStream
+from harness.sipkit.procs import wait_until
+from harness.sipkit.sipmsg import SipMessage, pcmu_sdp
 from ivr.config import Settings
 
 
@@ -130,3 +132,63 @@ def test_info_outside_any_call_gets_481(ivr: Ivr) -> None:
     finally:
         sock.close()
     assert answer.startswith("SIP/2.0 481"), answer
+
+
+def test_info_without_a_key_gets_400_and_the_call_goes_on(ivr: Ivr) -> None:
+    """In an answered call: an INFO of a DTMF type naming no key is refused (400), one of
+    another type is accepted (200), and the call still answers a good key."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()
+    target = f"sip:12345@127.0.0.1:{ivr.phone.port}"
+    call_id = f"info-{port}@127.0.0.1"
+
+    def send(method: str, cseq: int, to_tag: str, ctype: str = "", body: str = "") -> None:
+        lines = [
+            f"{method} {target} SIP/2.0",
+            f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{method}{cseq}x;rport",
+            "Max-Forwards: 70",
+            f"From: <sip:13800138000@{host}:{port}>;tag=infotest",
+            f"To: <{target}>" + (f";tag={to_tag}" if to_tag else ""),
+            f"Call-ID: {call_id}",
+            f"CSeq: {cseq} {method}",
+            f"Contact: <sip:13800138000@{host}:{port}>",
+        ]
+        if ctype:
+            lines.append(f"Content-Type: {ctype}")
+        lines.append(f"Content-Length: {len(body)}")
+        sock.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), ivr.hostport)
+
+    def final(method: str) -> SipMessage:
+        while True:
+            msg = SipMessage.parse(sock.recv(65536))
+            cseq = (msg.header("CSeq") or "").split()
+            if msg.status and msg.status >= 200 and cseq[-1:] == [method]:
+                return msg
+
+    try:
+        send("INVITE", 1, "", "application/sdp", pcmu_sdp(host, rtp.getsockname()[1]))
+        ok = final("INVITE")
+        assert ok.status == 200
+        tag = (ok.header("To") or "").split("tag=")[1].split(";")[0]
+        send("ACK", 1, tag)
+        send("INFO", 2, tag, "application/dtmf-relay", "Duration=160\r\n")
+        assert final("INFO").status == 400
+        send("INFO", 3, tag, "application/media_control+xml", "<media_control/>")
+        assert final("INFO").status == 200
+        send("INFO", 4, tag, "application/dtmf-relay", "Signal=1\r\nDuration=160\r\n")
+        assert final("INFO").status == 200
+        assert wait_until(lambda: "INFO key 1" in _notes(ivr, call_id), 10)
+        send("BYE", 5, tag)
+        assert final("BYE").status == 200
+    finally:
+        sock.close()
+        rtp.close()
+
+
+def _notes(ivr: Ivr, call_id: str) -> list[str]:
+    session = ivr.phone.sessions.get(call_id)
+    return [what for _, what in session.timeline] if session else []
