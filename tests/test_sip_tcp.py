@@ -42,6 +42,8 @@ def test_a_full_call_over_tcp_with_a_large_invite(ivr: Ivr, tmp_path: Path) -> N
     (invite,) = result.sent("INVITE")
     assert len(invite.raw) > 5000 and (invite.header("Via") or "").startswith("SIP/2.0/TCP")
     assert result.received("BYE"), "the IVR did not hang up over the TCP connection"
+    (ok,) = [m for m in result.received(status=200) if m.method == "INVITE"][:1]
+    assert (ok.header("Contact") or "").endswith(";transport=tcp>")
     assert all(t.transport.lower() == "tcp" for t in result.messages), result.describe()
     ivr.wait_idle()
     rows = ivr.rows()

@@ -146,6 +146,12 @@ class SipEndpoint:
     def via(self, branch: str, transport: str = "UDP") -> str:
         return f"SIP/2.0/{transport.upper()} {self.contact_host};branch={branch};rport"
 
+    def contact(self, req: SipMessage, user: str = "ivr") -> str:
+        """Our Contact in answers to `req`: over TCP it says so (RFC 3261 19.1.1), so the
+        peer's requests in the dialog come over TCP too."""
+        tcp = via_transport(req.get("Via") or "") == "TCP"
+        return f"<sip:{user}@{self.contact_host}{';transport=tcp' if tcp else ''}>"
+
     @staticmethod
     def reply_address(req: SipMessage, addr: Addr) -> Addr:
         """Where the response to `req` (received from `addr`) goes: back on its TCP

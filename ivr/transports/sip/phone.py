@@ -264,7 +264,7 @@ class SipPhone:
             180,
             "Ringing",
             to_tag=ringing.tag,
-            headers=[("Contact", f"<sip:ivr@{self.endpoint.contact_host}>")],
+            headers=[("Contact", self.endpoint.contact(msg))],
         )
         threading.Thread(
             target=self._inbound, args=(ringing,), daemon=True, name=f"sip-call-{msg.call_id[:8]}"
@@ -342,7 +342,7 @@ class SipPhone:
             "OK",
             to_tag=session.dialog.local_tag,
             body=body,
-            headers=[("Contact", f"<sip:ivr@{self.endpoint.contact_host}>")],
+            headers=[("Contact", self.endpoint.contact(msg))],
         )
 
     def _sdp_for(self, port: int, offer: Any) -> bytes:
@@ -420,7 +420,7 @@ class SipPhone:
         acked = Acked()
         with self._lock:
             self._acks[ringing.invite.call_id] = acked
-        headers = [("Contact", f"<sip:ivr@{self.endpoint.contact_host}>"), ("Allow", ALLOW)]
+        headers = [("Contact", self.endpoint.contact(ringing.invite)), ("Allow", ALLOW)]
 
         def send_ok() -> None:
             self.endpoint.respond(
