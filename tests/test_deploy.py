@@ -34,10 +34,9 @@ from harness.sipkit import (
 )
 from harness.sipkit.kamailio import module_dir
 from harness.sipkit.procs import wait_until
-from harness.sipkit.sipmsg import SipMessage, pcmu_sdp
+from harness.sipkit.sipmsg import SipMessage, StreamReader, pcmu_sdp
 from ivr.config import Settings
 from ivr.store import upgrade
-from ivr.transports.sip.transport_tcp import split_messages
 
 from .conftest import ROOT
 from .test_serve import free_port
@@ -179,7 +178,7 @@ class TlsCaller:
         self.tag, self.call_id = "tlscaller", f"tls-{time.monotonic_ns()}@127.0.0.1"
         self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rtp.bind(("127.0.0.1", 0))
-        self._buffer = bytearray()
+        self.reader = StreamReader(self.sock)
 
     def close(self) -> None:
         self.sock.close()
@@ -189,16 +188,7 @@ class TlsCaller:
         self.sock.sendall(text.encode())
 
     def read(self, timeout: float) -> SipMessage:
-        self.sock.settimeout(timeout)
-        while True:
-            messages, _ = split_messages(self._buffer)
-            if messages:
-                # keep what follows the first message for the next read
-                self._buffer[:0] = b"".join(messages[1:])
-                return SipMessage.parse(messages[0])
-            chunk = self.sock.recv(65536)
-            assert chunk, "the edge closed the TLS connection"
-            self._buffer.extend(chunk)
+        return self.reader.read(timeout)
 
     def request(self, method: str, uri: str, cseq: int, *, to_tag: str = "", extra: str = "",
                 body: str = "") -> None:  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 from harness.sipfix import Ivr, caller_pcap, need_peers, running_ivr, sip_settings
 from harness.sipkit import run_sipp
 from harness.sipkit.procs import wait_until
-from harness.sipkit.sipmsg import SipMessage
+from harness.sipkit.sipmsg import StreamReader
 from ivr.config import Settings
 from ivr.transports.sip.transport_tcp import MAX_PER_ADDRESS, FramingError, split_messages
 
@@ -57,8 +57,7 @@ def test_a_full_call_over_tcp_with_a_large_invite(ivr: Ivr, tmp_path: Path) -> N
 
 
 def _tcp(ivr: Ivr) -> socket.socket:
-    sock = socket.create_connection(ivr.hostport, timeout=5)
-    return sock
+    return socket.create_connection(ivr.hostport, timeout=30)
 
 
 def _options(local: tuple[str, int], ivr: Ivr, branch: str) -> bytes:
@@ -71,17 +70,6 @@ def _options(local: tuple[str, int], ivr: Ivr, branch: str) -> bytes:
     ).encode()
 
 
-def _read_message(sock: socket.socket) -> SipMessage:
-    buffer = bytearray()
-    while True:
-        messages, _ = split_messages(buffer)
-        if messages:
-            return SipMessage.parse(messages[0])
-        chunk = sock.recv(65536)
-        assert chunk, "the IVR closed the connection"
-        buffer.extend(chunk)
-
-
 def test_keep_alive_pings_and_pipelined_requests_on_one_connection(ivr: Ivr) -> None:
     """CRLF CRLF gets the CRLF pong (RFC 5626); two requests in one segment and one
     request split over two segments are each answered on the same connection."""
@@ -89,8 +77,9 @@ def test_keep_alive_pings_and_pipelined_requests_on_one_connection(ivr: Ivr) -> 
         local = sock.getsockname()
         sock.sendall(b"\r\n\r\n")
         assert sock.recv(16) == b"\r\n"
+        reader = StreamReader(sock)
         sock.sendall(_options(local, ivr, "a1") + _options(local, ivr, "a2"))
-        first, second = _read_message(sock), _read_message(sock)
+        first, second = reader.read(), reader.read()
         assert (first.status, second.status) == (200, 200)
         assert [first.header("Call-ID"), second.header("Call-ID")] == [
             "a1@127.0.0.1",
@@ -99,7 +88,7 @@ def test_keep_alive_pings_and_pipelined_requests_on_one_connection(ivr: Ivr) -> 
         half = _options(local, ivr, "a3")
         sock.sendall(half[:40])
         sock.sendall(half[40:])
-        assert _read_message(sock).header("Call-ID") == "a3@127.0.0.1"
+        assert reader.read().header("Call-ID") == "a3@127.0.0.1"
         assert ivr.phone.endpoint.tcp is not None and ivr.phone.endpoint.tcp.connections == 1
 
 
@@ -109,7 +98,7 @@ def test_garbage_on_a_connection_closes_it_and_the_phone_goes_on(ivr: Ivr) -> No
         assert bad.recv(16) == b""  # closed by the IVR
     with _tcp(ivr) as good:
         good.sendall(_options(good.getsockname(), ivr, "b1"))
-        assert _read_message(good).status == 200
+        assert StreamReader(good).read().status == 200
 
 
 def test_one_address_cannot_take_every_connection(ivr: Ivr) -> None:
@@ -122,7 +111,7 @@ def test_one_address_cannot_take_every_connection(ivr: Ivr) -> None:
             assert extra.recv(16) == b""  # refused: closed at once
         first = socks[0]
         first.sendall(_options(first.getsockname(), ivr, "c1"))
-        assert _read_message(first).status == 200
+        assert StreamReader(first).read().status == 200
     finally:
         for sock in socks:
             sock.close()
