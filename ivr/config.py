@@ -215,6 +215,31 @@ class HttpConfig(_Model):
     proxy_hops: int = Field(default=0, ge=0, le=5)
 
 
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+class SipTrunkConfig(_Model):
+    """Where survey callbacks go: the carrier's or the PBX's SIP trunk."""
+
+    host: str
+    port: int = Field(default=5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if ":" in v:
+            raise ValueError(f"{v!r}: give the host alone and the port under port")
+        if not _HOSTNAME.match(v) or v == "0.0.0.0":
+            raise ValueError(f"{v!r} is not a host name or IPv4 address")
+        return v
+
+    @property
+    def hostport(self) -> str:
+        """host:port for a Request-URI, with ;transport=tcp when not UDP (RFC 3261 19.1.1)."""
+        return f"{self.host}:{self.port}" + (";transport=tcp" if self.transport == "tcp" else "")
+
+
 class SipConfig(_Model):
     """The pyVoIP-based SIP phone (see ivr/transports/sip)."""
 
@@ -229,6 +254,9 @@ class SipConfig(_Model):
     # worker` without the sip role) binds this port, 0 for any free one: never `port`,
     # which the serving phone holds (the SIP socket is exclusive).
     dialer_port: int = Field(default=0, ge=0, le=65535)
+    # Also listen for SIP over TCP on the same port (RFC 3261 18: carriers send large
+    # INVITEs over TCP).
+    tcp: bool = True
     rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
     rtp_port_max: int = Field(default=20999, ge=1025, le=65535)
     trunk_peers: list[str] = []
@@ -240,8 +268,13 @@ class SipConfig(_Model):
     # Ring this long before answering; a CANCEL in that time is never answered.
     answer_delay_ms: int = Field(default=300, ge=0, le=10000)
     max_calls: int = Field(default=60, ge=1, le=1000)
+    # A full node answers 503 with this Retry-After (s): the edge tries another node.
+    full_retry_after_s: int = Field(default=10, ge=1, le=3600)
     # Outbound: give up (CANCEL) after ringing this long.
     ring_timeout_s: int = Field(default=30, ge=5, le=180)
+    # Outbound: the trunk survey callbacks are sent to; unset: the registrar, else
+    # the first trunk peer on port 5060 over UDP.
+    outbound_trunk: SipTrunkConfig | None = None
 
     @field_validator("public_host")
     @classmethod

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs. Installs only what is missing.
 set -euo pipefail
-pkgs=(ffmpeg sip-tester kamailio baresip-core sipvicious wireshark-common
+pkgs=(ffmpeg sip-tester kamailio kamailio-tls-modules baresip-core sipvicious wireshark-common
   # The operator console: headless browser tests and CJK text in report charts.
   chromium chromium-driver fonts-wqy-microhei
   # Scale-out: deploy/ checks (the nginx TLS proxy in front of gunicorn).

@@ -75,6 +75,24 @@ def test_database_url_comes_from_environment(tmp_path: Path) -> None:
         (lambda d: d.update(hotline="10000"), "hotline: '10000' must also be listed under lines"),
         (lambda d: d["scope_rules"][0].update(kind="maybe"), "scope_rules[0].kind:"),
         (lambda d: d.pop("city"), "city: Field required"),
+        (
+            lambda d: d["sip"].update(outbound_trunk={"host": "203.0.113.5:5080"}),
+            "sip.outbound_trunk.host: '203.0.113.5:5080': give the host alone",
+        ),
+        (
+            lambda d: d["sip"].update(outbound_trunk={"host": "trunk.example", "port": 0}),
+            "sip.outbound_trunk.port: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d["sip"].update(
+                outbound_trunk={"host": "trunk.example", "transport": "sctp"}
+            ),
+            "sip.outbound_trunk.transport: Input should be 'udp' or 'tcp'",
+        ),
+        (
+            lambda d: d["sip"].update(outbound_trunk={"port": 5080}),
+            "sip.outbound_trunk.host: Field required",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_problem(tmp_path: Path, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -84,6 +102,16 @@ def test_bad_config_names_file_key_and_problem(tmp_path: Path, mutate, expected:
     message = str(err.value)
     assert message.startswith(str(path.resolve()) + ": ")
     assert expected in message
+
+
+def test_outbound_trunk_with_port_and_transport(tmp_path: Path) -> None:
+    trunk = {"host": "trunk.example", "port": 5080, "transport": "tcp"}
+    path = write_config(tmp_path, lambda d: d["sip"].update(outbound_trunk=trunk))
+    cfg = load_config(path, env={}).sip.outbound_trunk
+    assert cfg is not None and cfg.hostport == "trunk.example:5080;transport=tcp"
+    path = write_config(tmp_path, lambda d: d["sip"].update(outbound_trunk={"host": "10.0.0.7"}))
+    cfg = load_config(path, env={}).sip.outbound_trunk
+    assert cfg is not None and cfg.hostport == "10.0.0.7:5060"
 
 
 def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:

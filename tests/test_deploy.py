@@ -1,7 +1,8 @@
 """deploy/: the Kamailio edge spreads calls over IVR nodes; nginx keeps Twilio signatures valid.
 
 Both run for real here: Kamailio 5.6 with deploy/kamailio/kamailio.cfg in front
-of two SIPp callees standing in for IVR nodes, and nginx with
+of two SIPp callees standing in for IVR nodes, and in front of real IVR nodes (a
+full one; a TLS caller), and nginx with
 deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web`.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +22,20 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from harness.sipkit import Kamailio, build_request, free_udp_port, sip_probe, start_sipp
+from harness.sipfix import MissingPeer, need_peers, running_ivr, sip_settings
+from harness.sipkit import (
+    Kamailio,
+    build_request,
+    free_tcp_port,
+    free_udp_port,
+    run_sipp,
+    sip_probe,
+    start_sipp,
+)
+from harness.sipkit.kamailio import module_dir
+from harness.sipkit.procs import wait_until
+from harness.sipkit.sipmsg import SipMessage, StreamReader, pcmu_sdp
+from ivr.config import Settings
 from ivr.store import upgrade
 
 from .conftest import ROOT
@@ -39,12 +55,13 @@ def test_systemd_units_cover_every_role() -> None:
     assert all("EnvironmentFile=/etc/hotline-ivr/env" in u for u in units.values())
 
 
-def test_kamailio_config_is_valid() -> None:
+@pytest.mark.parametrize("defines", [[], ["-A", "WITH_TLS"]], ids=["udp", "tls"])
+def test_kamailio_config_is_valid(defines: list[str]) -> None:
     if shutil.which("kamailio") is None:
         pytest.skip("kamailio not installed (scripts/system-deps.sh)")
     out = subprocess.run(
         ["kamailio", "-c", "-f", str(KAMAILIO_CFG), "-A",
-         f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"'],
+         f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"', *defines],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -84,13 +101,173 @@ def test_kamailio_edge_spreads_calls_over_ivr_nodes_and_skips_a_dead_one(tmp_pat
     assert invites[0] == 2 and invites[1] >= 4, (invites, edge.log()[-3000:])
 
 
-def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:
+def _edge(tmp: Path, nodes: list[tuple[str, int]]) -> Kamailio:
+    dlist = tmp / "dispatcher.list"
+    dlist.write_text("".join(f"1 sip:{h}:{p} 0 0\n" for h, p in nodes))
+    edge = Kamailio(workdir=tmp / "kam", config=KAMAILIO_CFG, auth_password=None)
+    edge.argv += ["-A", f"LISTEN=udp:127.0.0.1:{edge.port}", "-A", f'DISPATCHER_LIST="{dlist}"']
+    edge.argv += ["-A", 'TRUNK_NET="127.0.0.1/32"', "-A", 'IVR_NET="127.0.0.2/32"']
+    return edge
+
+
+def test_a_full_ivr_node_answers_503_and_the_edge_sends_its_calls_to_another(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """Two real IVR nodes behind the Kamailio edge; node A (max_calls 1) is busy with a
+    call. A full node says 503 with Retry-After, so the callers the edge would send to
+    A are answered by B instead of hearing busy."""
+    need_peers("sipp", "kamailio")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    settings = [
+        sip_settings(base_settings, tmp_path / name, max_calls=n, full_retry_after_s=7)
+        for name, n in (("a", 1), ("b", 10))
+    ]
+    with running_ivr(settings[0], asr=False) as a, running_ivr(settings[1], asr=False) as b:
+        # A call straight to node A fills it (the IVR talks, the caller stays on the line).
+        with start_sipp("uac_call", a.hostport, timeout=120, recv_timeout=110):
+            assert wait_until(lambda: a.phone.active_calls == 1, 20)
+            local = ("127.0.0.1", free_udp_port("127.0.0.1"))
+            req = build_request("INVITE", f"sip:12345@127.0.0.1:{a.phone.port}", local=local)
+            (full,) = [r for r in sip_probe(a.hostport, req, bind=local, timeout=8) if r.status]
+            assert (full.status, full.header("Retry-After")) == (503, "7")
+            edge = _edge(tmp_path, [a.hostport, b.hostport])
+            edge.start()
+            try:
+                results = [
+                    run_sipp(
+                        "uac_hangup_mid",
+                        edge.address,
+                        variables={"hangup_after_ms": 500},
+                        timeout=30,
+                    )
+                    for _ in range(4)
+                ]
+            finally:
+                edge.stop()
+        for r in results:
+            assert r.ok, r.describe()
+            assert 200 in r.received_statuses("INVITE") and 503 not in r.received_statuses()
+        assert wait_until(lambda: b.phone.active_calls == 0, 20)
+        # Round robin sent two of the four to A, which refused them; B took all four.
+        assert [status for _, status in a.phone.rejected] == [503, 503, 503]
+        assert len(b.phone.finished) == 4
+        assert all(s.remote_bye.is_set() for s in b.phone.finished)
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key: (cert.pem, key.pem) in `tmp`."""
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=ivr.example.org", "-keyout", str(tmp / "key.pem"),
-         "-out", str(tmp / "cert.pem")],
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
         check=True, capture_output=True,
     )  # fmt: skip
+    return tmp / "cert.pem", tmp / "key.pem"
+
+
+class TlsCaller:
+    """A caller on a TLS connection to the edge, speaking SIP by hand (SIPp here has no TLS)."""
+
+    def __init__(self, edge: tuple[str, int], cert: Path, name: str) -> None:
+        ctx = ssl.create_default_context(cafile=str(cert))  # the edge's certificate verifies
+        raw = socket.create_connection(edge, timeout=10)
+        self.sock = ctx.wrap_socket(raw, server_hostname=name)
+        self.edge = edge
+        self.local = self.sock.getsockname()[:2]
+        self.tag, self.call_id = "tlscaller", f"tls-{time.monotonic_ns()}@127.0.0.1"
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.reader = StreamReader(self.sock)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.rtp.close()
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode())
+
+    def read(self, timeout: float) -> SipMessage:
+        return self.reader.read(timeout)
+
+    def request(self, method: str, uri: str, cseq: int, *, to_tag: str = "", extra: str = "",
+                body: str = "") -> None:  # fmt: skip
+        host, port = self.local
+        sdp = "Content-Type: application/sdp\r\n" if body else ""
+        branch = f"z9hG4bK{method.lower()}{cseq}{self.tag}"
+        self.send(
+            f"{method} {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TLS {host}:{port};branch={branch};rport\r\n"
+            f"{extra}Max-Forwards: 70\r\n"
+            f"From: <sip:13800138000@{host}>;tag={self.tag}\r\n"
+            f"To: <sip:12345@{self.edge[0]}>{';tag=' + to_tag if to_tag else ''}\r\n"
+            f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n"
+            f"Contact: <sip:13800138000@{host}:{port};transport=tls>\r\n"
+            f"{sdp}Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+
+
+def test_the_tls_edge_carries_a_call_to_an_ivr_node_and_back(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """The carrier calls over TLS (deploy/kamailio/tls.cfg, kamailio-tls-modules); the
+    edge relays to a real IVR node over UDP; the IVR's BYE at the end of the call comes
+    back over the caller's TLS connection."""
+    need_peers("kamailio")
+    if not (module_dir() / "tls.so").exists():
+        raise MissingPeer("Kamailio's tls module is not installed (kamailio-tls-modules)")
+    name = "edge.example.org"
+    cert, key = _self_signed(tmp_path, name)
+    tls_cfg = tmp_path / "tls.cfg"
+    text = (DEPLOY / "kamailio" / "tls.cfg").read_text()
+    text = text.replace("/etc/kamailio/tls/fullchain.pem", str(cert))
+    tls_cfg.write_text(text.replace("/etc/kamailio/tls/privkey.pem", str(key)))
+    (tmp_path / "node").mkdir()
+    with running_ivr(sip_settings(base_settings, tmp_path / "node"), asr=False) as node:
+        edge = _edge(tmp_path, [node.hostport])
+        tls_port = free_tcp_port("127.0.0.1")
+        edge.argv += ["-l", f"tls:127.0.0.1:{tls_port}", "-A", "WITH_TLS"]
+        edge.argv += ["-A", f"LISTEN_TLS=tls:127.0.0.1:{tls_port}", "-A", f'TLS_CONFIG="{tls_cfg}"']
+        edge.start()
+        caller = TlsCaller(("127.0.0.1", tls_port), cert, name)
+        try:
+            caller.request(
+                "INVITE",
+                f"sip:12345@127.0.0.1:{tls_port};transport=tls",
+                1,
+                body=pcmu_sdp("127.0.0.1", caller.rtp.getsockname()[1]),
+            )
+            while (ok := caller.read(20)).status is not None and ok.status < 200:
+                pass
+            assert ok.status == 200, ok.raw
+            routes = list(reversed(ok.header_values("Record-Route")))
+            contact = (ok.header("Contact") or "").strip("<>").split(">")[0]
+            to_tag = (ok.header("To") or "").split("tag=")[1].split(";")[0]
+            route_lines = "".join(f"Route: {r}\r\n" for r in routes)
+            caller.request("ACK", contact, 1, to_tag=to_tag, extra=route_lines)
+            # The caller says nothing; the IVR ends the call itself and its BYE comes
+            # through the edge on this TLS connection.
+            bye = caller.read(180)
+            while bye.method != "BYE":
+                bye = caller.read(180)
+            via = "".join(f"Via: {v}\r\n" for v in bye.header_values("Via"))
+            caller.send(
+                f"SIP/2.0 200 OK\r\n{via}From: {bye.header('From')}\r\n"
+                f"To: {bye.header('To')}\r\nCall-ID: {caller.call_id}\r\n"
+                f"CSeq: {bye.header('CSeq')}\r\nContent-Length: 0\r\n\r\n"
+            )
+            node.wait_idle(60)
+        finally:
+            caller.close()
+            edge.stop()
+        (call_row,) = node.rows()["calls"]
+        assert call_row.status == "completed" and call_row.from_number == "13800138000"
+        (session,) = node.phone.finished
+        assert not session.remote_bye.is_set()  # the IVR hung up, the caller answered
+
+
+def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:
+    _self_signed(tmp, "ivr.example.org")
     site = NGINX_SITE.read_text()
     _, tls_server = site.split("server {", 2)[1:]
     site = "server {" + tls_server

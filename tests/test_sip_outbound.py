@@ -9,7 +9,7 @@ import pytest
 
 from harness.sipfix import Ivr, in_threads, need_peers, running_ivr, sip_settings
 from harness.sipkit import dtmf_pcap, start_sipp
-from ivr.config import Settings
+from ivr.config import Settings, SipTrunkConfig
 from ivr.spoken import digits_spoken
 from ivr.store import Campaign, SurveyAttempt, Ticket, TicketStatus
 from ivr.transports.sip.dialer import SipDialer
@@ -130,3 +130,58 @@ def test_busy_and_unanswered_callees(ivr: Ivr) -> None:
     assert (unanswered.outcome, unanswered.sip_status) == ("no-answer", 487)
     assert any("cancel sent" in w for _, w in unanswered.timeline)
     assert ivr.phone.ports.in_use == 0
+
+
+def test_survey_calls_go_to_the_configured_trunk_port(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """sip.outbound_trunk names host and port: a number (not a URI) is dialed through it."""
+    need_peers("sipp")
+    pcap = tmp_path / "press1.pcap"
+    dtmf_pcap("1", pcap, lead_silence_ms=2500)
+    with start_sipp(
+        "uas_answer_dtmf", variables={"ring_ms": 300}, media={"media.pcap": pcap}, timeout=90
+    ) as trunk:
+        host, port = trunk.address
+        assert port != 5060
+        trunk_cfg = SipTrunkConfig(host=host, port=port)
+        settings = sip_settings(base_settings, tmp_path, outbound_trunk=trunk_cfg)
+        with running_ivr(settings, asr=False) as ivr:
+            ticket_id, variables = completed_ticket(ivr, 11)
+            result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
+            sipp = trunk.wait(timeout=60)
+            assert outcome(ivr, ticket_id) == ("surveyed", "satisfied", "satisfied")
+    assert result.outcome == "answered" and result.score == "satisfied"
+    assert sipp.ok, sipp.describe()
+    (invite,) = sipp.received("INVITE")
+    assert invite.request_uri == f"sip:13800138000@{host}:{port}"
+
+
+def test_survey_calls_over_tcp_to_the_configured_trunk(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """transport: tcp: the INVITE, the ACK and the BYE all go over one TCP connection."""
+    need_peers("sipp")
+    pcap = tmp_path / "press3.pcap"
+    dtmf_pcap("3", pcap, lead_silence_ms=2500)
+    with start_sipp(
+        "uas_answer_dtmf",
+        variables={"ring_ms": 300},
+        media={"media.pcap": pcap},
+        extra_args=["-t", "t1"],
+        timeout=90,
+    ) as trunk:
+        host, port = trunk.address
+        trunk_cfg = SipTrunkConfig(host=host, port=port, transport="tcp")
+        settings = sip_settings(base_settings, tmp_path, outbound_trunk=trunk_cfg)
+        with running_ivr(settings, asr=False) as ivr:
+            ticket_id, variables = completed_ticket(ivr, 12)
+            result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
+            sipp = trunk.wait(timeout=60)
+            assert outcome(ivr, ticket_id) == ("rehandle", "unsatisfied", "unsatisfied")
+    assert result.outcome == "answered" and result.score == "unsatisfied"
+    assert sipp.ok, sipp.describe()
+    (invite,) = sipp.received("INVITE")
+    assert invite.request_uri == f"sip:13800138000@{host}:{port};transport=tcp"
+    assert sipp.received("ACK") and sipp.received("BYE")
+    assert {t.transport.lower() for t in sipp.messages} == {"tcp"}

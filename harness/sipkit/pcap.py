@@ -14,6 +14,7 @@ events in sequence with one SSRC and continuous sequence numbers/timestamps.
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.asr import audio as g711  # G.711 and PCM helpers (what audioop did, same bytes)
+from ivr.transports.sip.dtmf import COLS, KEYPAD, ROWS
 
 PCMU = 0
 TELEPHONE_EVENT = 101
@@ -337,6 +339,41 @@ class RtpStream:
                 self.clock_ms += PTIME_MS
             self.timestamp = start_ts + steps * SAMPLES_PER_PACKET
             self._talkspurt = True
+            if gap_ms:
+                self.silence(gap_ms)
+        return self
+
+    def tones(
+        self,
+        digits: str,
+        *,
+        duration_ms: int = 120,
+        gap_ms: int = 100,
+        level: float = 0.2,
+        twist_db: float = 0.0,
+    ) -> RtpStream:
+        """Append in-band DTMF: each key's two tones in the audio (for peers without
+        telephone-event), the row tone at `level` of full scale, the column tone
+        `twist_db` below it, `gap_ms` of silence after each."""
+        n = SAMPLE_RATE * duration_ms // 1000
+        amp = 32767 * level
+        col_amp = amp * 10 ** (-twist_db / 20)
+        for digit in digits:
+            row = next((r for r, keys in enumerate(KEYPAD) if digit.upper() in keys), None)
+            if row is None:
+                raise ValueError(f"not a DTMF digit: {digit!r}")
+            col = KEYPAD[row].index(digit.upper())
+            pcm = b"".join(
+                struct.pack(
+                    "<h",
+                    round(
+                        amp * math.sin(2 * math.pi * ROWS[row] * i / SAMPLE_RATE)
+                        + col_amp * math.sin(2 * math.pi * COLS[col] * i / SAMPLE_RATE)
+                    ),
+                )
+                for i in range(n)
+            )
+            self.audio(g711.lin2ulaw(pcm))
             if gap_ms:
                 self.silence(gap_ms)
         return self

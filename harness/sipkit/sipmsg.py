@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 from dataclasses import dataclass
+
+from ivr.transports.sip.transport_tcp import split_messages
 
 COMPACT = {
     "i": "call-id",
@@ -147,3 +150,25 @@ def pcmu_sdp(host: str, port: int, session: str = "sipkit") -> str:
         "a=fmtp:101 0-16\r\n"
         "a=sendrecv\r\n"
     )
+
+
+class StreamReader:
+    """SIP messages read one at a time from a TCP or TLS socket (Content-Length framing)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+        self._ready: list[bytes] = []
+
+    def read(self, timeout: float = 30.0) -> SipMessage:
+        """The next message; raises TimeoutError after `timeout` s, EOFError when closed."""
+        self.sock.settimeout(timeout)
+        while not self._ready:
+            self._ready, _ = split_messages(self._buffer)
+            if self._ready:
+                break
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the peer closed the connection")
+            self._buffer.extend(chunk)
+        return SipMessage.parse(self._ready.pop(0))

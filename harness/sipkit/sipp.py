@@ -17,7 +17,7 @@ import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class ScenarioSpec:
 
 SCENARIOS: dict[str, ScenarioSpec] = {
     "uac_call": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
+    "uac_call_inband": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
+    "uac_info": ScenarioSpec({**_CALLER_KEYS, "digit": "2"}, {}, ("media.pcap",)),
     "uac_late_offer": ScenarioSpec(_CALLER_KEYS, {}, ("media.pcap",)),
     "uac_hangup_mid": ScenarioSpec(_CALLER_KEYS, {"hangup_after_ms": "2000"}, ("media.pcap",)),
     "uac_cancel": ScenarioSpec(_CALLER_KEYS, {"cancel_after_ms": "500"}),
@@ -223,18 +225,29 @@ class SippResult:
         )
 
 
-def udp_bound(host: str, port: int) -> bool:
-    """Whether some socket is bound to UDP host:port (reads /proc/net/udp, no probing bind)."""
+def _bound(table: str, host: str, port: int) -> bool:
     want = f"{''.join(f'{int(x):02X}' for x in reversed(host.split('.')))}:{port:04X}"
     wildcard = f"00000000:{port:04X}"
     try:
-        text = Path("/proc/net/udp").read_text()
+        text = Path(f"/proc/net/{table}").read_text()
     except OSError:
         return False
     return any(
-        len(parts) > 1 and parts[1] in (want, wildcard)
+        len(parts) > 3
+        and parts[1] in (want, wildcard)
+        and (table == "udp" or parts[3] == "0A")  # 0A: TCP_LISTEN
         for parts in (line.split() for line in text.splitlines()[1:])
     )
+
+
+def udp_bound(host: str, port: int) -> bool:
+    """Whether some socket is bound to UDP host:port (reads /proc/net/udp, no probing bind)."""
+    return _bound("udp", host, port)
+
+
+def tcp_listening(host: str, port: int) -> bool:
+    """Whether some socket listens on TCP host:port (reads /proc/net/tcp)."""
+    return _bound("tcp", host, port)
 
 
 class SippProcess:
@@ -326,6 +339,8 @@ class SippProcess:
             csv.write_text("SEQUENTIAL\n" + "".join(";".join(r) + ";\n" for r in inject))
             argv += ["-inf", csv.name]
         argv += list(extra_args)
+        # -t t1/tn: SIP over TCP (as a UAS SIPp then listens on TCP only).
+        self.tcp = any(a == "-t" and b in ("t1", "tn") for a, b in pairwise(argv))
         self.proc = ManagedProcess(argv, name="sipp", logdir=self.rundir, cwd=self.rundir)
         self._result: SippResult | None = None
 
@@ -347,7 +362,12 @@ class SippProcess:
 
     def wait_ready(self, timeout: float = 5.0) -> SippProcess:
         """Wait until SIPp has bound its SIP port; raises with its stderr if it died."""
-        if not wait_until(lambda: udp_bound(*self.address) or not self.proc.alive(), timeout):
+        bound = tcp_listening if self.tcp else udp_bound
+
+        def ready() -> bool:
+            return bound(*self.address) or not self.proc.alive()
+
+        if not wait_until(ready, timeout):
             raise TimeoutError(f"sipp did not bind {self.address} in {timeout} s")
         if not self.proc.alive():
             raise RuntimeError(f"sipp exited at start:\n{self.result().describe()}")

@@ -25,7 +25,7 @@ from ivr.transports.sip.endpoint import (
     new_call_id,
     new_tag,
 )
-from ivr.transports.sip.message import SipMessage, uri_hostport
+from ivr.transports.sip.message import SipMessage, uri_hostport, uri_transport
 from ivr.transports.sip.rtp import NoRtpPort
 from ivr.transports.sip.sdp import LocalSdp, SdpError, choose_codec
 from ivr.transports.sip.sdp import parse as parse_sdp
@@ -60,6 +60,7 @@ class SipDialer:
         cfg = phone.settings.sip
         self.target_host = (
             target_host
+            or (cfg.outbound_trunk.hostport if cfg.outbound_trunk else None)
             or cfg.registrar
             or (f"{cfg.trunk_peers[0]}:5060" if cfg.trunk_peers else None)
         )
@@ -180,13 +181,15 @@ class SipDialer:
     def _invite(self, uri: str, me: str, sdp: bytes) -> SipMessage:
         ep, host = self.phone.endpoint, self.phone.settings.sip.advertised_host
         invite = SipMessage(method="INVITE", uri=uri)  # keeps its port (defect 7)
-        invite.add("Via", ep.via(new_branch()))
+        transport = uri_transport(uri)
+        invite.add("Via", ep.via(new_branch(), transport))
         invite.add("Max-Forwards", "70")
         invite.add("From", f"<sip:{me}@{ep.contact_host}>;tag={new_tag()}")
         invite.add("To", f"<{uri}>")
         invite.add("Call-ID", new_call_id(host))
         invite.add("CSeq", "1 INVITE")
-        invite.add("Contact", f"<sip:{me}@{ep.contact_host}>")
+        tcp = ";transport=tcp" if transport == "TCP" else ""
+        invite.add("Contact", f"<sip:{me}@{ep.contact_host}{tcp}>")
         invite.add("User-Agent", USER_AGENT)
         invite.add("Content-Type", "application/sdp")
         invite.body = sdp

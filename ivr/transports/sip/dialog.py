@@ -3,7 +3,9 @@
 pyVoIP 1.6.8 built BYE from the INVITE's Via with CSeq+1 and sent the ACK for a
 2xx to the To-URI without the route set, which loops through a Record-Routing
 proxy (defect 7). Here in-dialog requests get a fresh branch, the dialog's own
-CSeq, the Route set, and go to the first route or the remote target.
+CSeq, the Route set, and go to the first route or the remote target. A dialog
+that began over TCP sends its requests over TCP, on the connection it began on
+while that is open (a caller behind a trunk or NAT cannot be reached otherwise).
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from dataclasses import dataclass, field
 
 from ivr.lines import split_header_values
 from ivr.transports.sip.endpoint import USER_AGENT, Addr, SipEndpoint, new_branch
-from ivr.transports.sip.message import SipMessage, addr_uri, param, uri_hostport
+from ivr.transports.sip.message import (
+    SipMessage,
+    addr_uri,
+    param,
+    uri_hostport,
+    via_transport,
+)
 
 
 @dataclass
@@ -27,6 +35,7 @@ class Dialog:
     route_set: list[str] = field(default_factory=list)
     local_cseq: int = field(default_factory=lambda: random.randint(1, 10_000))
     fallback: Addr | None = None
+    transport: str = "UDP"
 
     @classmethod
     def as_uas(cls, invite: SipMessage, local_tag: str, source: Addr) -> Dialog:
@@ -40,6 +49,7 @@ class Dialog:
             remote_target=addr_uri(contact) if contact else addr_uri(invite.get("From") or ""),
             route_set=split_header_values(invite.get_all("Record-Route")),
             fallback=source,
+            transport=via_transport(invite.get("Via") or ""),
         )
 
     @classmethod
@@ -55,6 +65,7 @@ class Dialog:
             route_set=list(reversed(split_header_values(ok.get_all("Record-Route")))),
             local_cseq=invite.cseq[0],
             fallback=source,
+            transport=via_transport(invite.get("Via") or ""),
         )
 
     def matches(self, msg: SipMessage) -> bool:
@@ -88,7 +99,7 @@ class Dialog:
             self.local_cseq += 1
             cseq = self.local_cseq
         msg = SipMessage(method=method, uri=self.remote_target)
-        msg.add("Via", ep.via(branch or new_branch()))
+        msg.add("Via", ep.via(branch or new_branch(), self.transport))
         for route in self.route_set:
             msg.add("Route", route)
         msg.add("Max-Forwards", "70")
@@ -98,11 +109,14 @@ class Dialog:
         )
         msg.add("Call-ID", self.call_id)
         msg.add("CSeq", f"{cseq} {method}")
-        msg.add("Contact", f"<sip:ivr@{ep.contact_host}>")
+        tcp = self.transport == "TCP"
+        msg.add("Contact", f"<sip:ivr@{ep.contact_host}{';transport=tcp' if tcp else ''}>")
         msg.add("User-Agent", USER_AGENT)
         for n, v in headers or []:
             msg.add(n, v)
         if body:
             msg.add("Content-Type", "application/sdp")
         msg.body = body
+        if tcp and self.fallback and ep.tcp is not None and ep.tcp.connected(self.fallback):
+            return msg, self.fallback
         return msg, self.destination()

@@ -9,7 +9,9 @@ are logged (rate-limited) and dropped without stopping the loop; a bad request
 that can be answered gets 400 with the reason. The socket is bound exclusively:
 a second process on the same port fails at start (`SipPortInUse`) instead of
 silently sharing it (with SO_REUSEADDR, Linux lets both bind a UDP port and
-hands each datagram to one of them).
+hands each datagram to one of them). With `tcp` the same
+port also listens on TCP (transport_tcp.py): a message goes over the transport its
+top Via names, responses back on the connection their request came in on.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from dataclasses import dataclass, field
 from ivr.transports.sip.message import (
     SipMessage,
     SipParseError,
+    param,
     parse,
     salvage,
     stamp_via,
     via_sent_by,
+    via_transport,
     with_tag,
 )
 from ivr.transports.sip.ratelog import RateLimitedLog
+from ivr.transports.sip.transport_tcp import TcpTransport
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +92,15 @@ class SipEndpoint:
         port: int,
         public_host: str,
         on_request: Callable[[SipMessage, Addr], None],
+        *,
+        tcp: bool = False,
     ) -> None:
         if public_host in ("", "0.0.0.0"):
             raise ValueError("the SIP public host must be a real address, not 0.0.0.0")
         self.bind_host, self.port, self.public_host = bind_host, port, public_host
         self.on_request = on_request
         self.stats = EndpointStats()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.bind((bind_host, port))
-        except OSError as exc:
-            self._sock.close()
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            log.error("SIP port %s:%d is already in use by another process", bind_host, port)
-            raise SipPortInUse(
-                f"SIP port {bind_host}:{port} is already in use by another process (another "
-                "`ivr serve`?); stop it or set another sip.port"
-            ) from exc
+        self._sock, self.tcp = self._bind(bind_host, port, tcp)
         self.port = self._sock.getsockname()[1]
         self._sock.settimeout(0.25)
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
@@ -117,6 +113,39 @@ class SipEndpoint:
         self._thread = threading.Thread(target=self._loop, name="sip-rx", daemon=True)
         self.peer_log = RateLimitedLog(log)
 
+    def _bind(self, host: str, port: int, tcp: bool) -> tuple[socket.socket, TcpTransport | None]:
+        """The UDP socket and, with `tcp`, the TCP listener on the same port number
+        (with port 0 the kernel's UDP pick, tried again if TCP has that port taken).
+
+        No SO_REUSEADDR on the UDP socket: with it Linux lets a second process bind the
+        same port and hands each datagram to one of them."""
+        for attempt in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                udp.bind((host, port))
+            except OSError as exc:
+                udp.close()
+                raise self._in_use(host, port, exc) from exc
+            if not tcp:
+                return udp, None
+            try:
+                return udp, TcpTransport(host, udp.getsockname()[1], self._stream_message)
+            except OSError as exc:
+                udp.close()
+                if port or attempt == 19:
+                    raise self._in_use(host, port, exc) from exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _in_use(host: str, port: int, exc: OSError) -> Exception:
+        if exc.errno != errno.EADDRINUSE:
+            return exc
+        log.error("SIP port %s:%d is already in use by another process", host, port)
+        return SipPortInUse(
+            f"SIP port {host}:{port} is already in use by another process (another "
+            "`ivr serve`?); stop it or set another sip.port"
+        )
+
     @property
     def contact_host(self) -> str:
         return f"{self.public_host}:{self.port}"
@@ -124,22 +153,47 @@ class SipEndpoint:
     def start(self) -> None:
         self._running = True
         self._thread.start()
+        if self.tcp is not None:
+            self.tcp.start()
 
     def stop(self) -> None:
         self._running = False
         self._thread.join(timeout=2)
         self._sock.close()
+        if self.tcp is not None:
+            self.tcp.stop()
 
     # -- sending --------------------------------------------------------------
     def send(self, msg: SipMessage, addr: Addr) -> None:
+        """Send over the transport the message's top Via names (UDP or TCP)."""
         try:
-            self._sock.sendto(msg.encode(), addr)
+            data = msg.encode()
+            if self.tcp is not None and via_transport(msg.get("Via") or "") == "TCP":
+                self.tcp.send(data, addr)
+            else:
+                self._sock.sendto(data, addr)
             self.stats.sent += 1
         except OSError as exc:
             log.warning("SIP send %s to %s:%d failed: %s", msg.summary(), *addr, exc)
 
-    def via(self, branch: str) -> str:
-        return f"SIP/2.0/UDP {self.contact_host};branch={branch};rport"
+    def via(self, branch: str, transport: str = "UDP") -> str:
+        return f"SIP/2.0/{transport.upper()} {self.contact_host};branch={branch};rport"
+
+    def contact(self, req: SipMessage, user: str = "ivr") -> str:
+        """Our Contact in answers to `req`: over TCP it says so (RFC 3261 19.1.1), so the
+        peer's requests in the dialog come over TCP too."""
+        tcp = via_transport(req.get("Via") or "") == "TCP"
+        return f"<sip:{user}@{self.contact_host}{';transport=tcp' if tcp else ''}>"
+
+    @staticmethod
+    def reply_address(req: SipMessage, addr: Addr) -> Addr:
+        """Where the response to `req` (received from `addr`) goes: back on its TCP
+        connection, to its source when the peer asked (rport, RFC 3581), else to
+        the Via's sent-by."""
+        via = req.get("Via") or ""
+        if not via or via_transport(via) == "TCP" or param(via, "rport") is not None:
+            return addr
+        return via_sent_by(via)
 
     def respond(
         self,
@@ -168,9 +222,7 @@ class SipEndpoint:
         if body:
             resp.add("Content-Type", "application/sdp")
         resp.body = body
-        # The top Via carries received/rport (stamped on arrival): RFC 3261 18.2.2.
-        dest = via_sent_by(req.get("Via") or "") if req.get("Via") else addr
-        self.send(resp, dest)
+        self.send(resp, self.reply_address(req, addr))
         if req.method != "ACK":
             with self._lock:
                 self._answered[(req.branch, req.method or "", req.call_id)] = resp
@@ -186,7 +238,8 @@ class SipEndpoint:
         with self._lock:
             self._clients[(tx.branch, tx.method)] = tx
         self.send(msg, addr)
-        if msg.method != "ACK":
+        # Over TCP the transport delivers or fails: no retransmissions (RFC 3261 17.1.1.2).
+        if msg.method != "ACK" and via_transport(msg.get("Via") or "") != "TCP":
             threading.Thread(
                 target=self._retransmit,
                 args=(tx, msg, addr, retransmit_until),
@@ -233,6 +286,10 @@ class SipEndpoint:
             except Exception:  # nothing a peer sends may stop the phone
                 log.exception("SIP message from %s:%d not handled", *addr)
 
+    def _stream_message(self, data: bytes, addr: Addr) -> None:
+        self.stats.received += 1
+        self.handle(data, addr)
+
     def handle(self, data: bytes, addr: Addr) -> None:
         try:
             msg = parse(data)
@@ -268,7 +325,7 @@ class SipEndpoint:
             previous = self._answered.get(key)
         if previous is not None and msg.method != "ACK":
             self.stats.retransmissions_absorbed += 1
-            self.send(previous, via_sent_by(msg.get("Via") or ""))
+            self.send(previous, self.reply_address(msg, addr))
             return
         if msg.method not in ("ACK", "CANCEL") and (unknown := _unsupported(msg)):
             self.peer_log.warning(

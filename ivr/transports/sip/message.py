@@ -270,6 +270,22 @@ def via_sent_by(via: str) -> tuple[str, int]:
     )
 
 
+def uri_transport(uri: str) -> str:
+    """The transport a SIP URI asks for (its `transport` parameter), upper case; UDP."""
+    for part in uri.strip().strip("<>").split("?")[0].split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "transport" and value.strip():
+            return value.strip().upper()
+    return "UDP"
+
+
+def via_transport(via: str) -> str:
+    """The transport of a Via value, upper case ("UDP", "TCP", ...); "UDP" if unclear."""
+    proto = via.split(";")[0].split()
+    parts = proto[0].split("/") if proto else []
+    return parts[2].upper() if len(parts) == 3 else "UDP"
+
+
 def with_tag(value: str, tag: str) -> str:
     return value if param(value, "tag") else f"{value};tag={tag}"
 

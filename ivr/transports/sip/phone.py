@@ -23,6 +23,7 @@ from ivr.intake.live import warm_up
 from ivr.phones import mask_number
 from ivr.transports.sip.auth import authorization
 from ivr.transports.sip.dialog import Dialog
+from ivr.transports.sip.dtmf import DtmfInfoError, info_digit
 from ivr.transports.sip.endpoint import (
     ALLOW,
     T1,
@@ -90,7 +91,9 @@ class SipPhone:
             app.settings if sip is None else app.settings.model_copy(update={"sip": sip})
         )
         cfg = self.settings.sip
-        self.endpoint = SipEndpoint(cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request)
+        self.endpoint = SipEndpoint(
+            cfg.bind_host, cfg.port, cfg.advertised_host, self.on_request, tcp=cfg.tcp
+        )
         self.ports = PortPool(cfg.bind_host, cfg.rtp_port_min, cfg.rtp_port_max)
         self._prompt_audio = prompt_audio
         self.asr = asr
@@ -215,7 +218,9 @@ class SipPhone:
             self._cancel(msg, addr)
         elif method == "BYE":
             self._bye(msg, addr)
-        elif method in ("INFO", "NOTIFY"):
+        elif method == "INFO":
+            self._info(msg, addr)
+        elif method == "NOTIFY":
             known = self._session_for(msg, addr) is not None
             ep.respond(
                 msg,
@@ -268,7 +273,10 @@ class SipPhone:
             self._refuse(msg, addr, 403, "Forbidden")
             return
         if self.active_calls >= cfg.max_calls:
-            self._refuse(msg, addr, 486, "Busy Here")
+            # This node is full, not the hotline: 503 lets the edge proxy (or the carrier)
+            # try another node now and this one again after Retry-After (RFC 3261 21.5.4).
+            retry = [("Retry-After", str(cfg.full_retry_after_s))]
+            self._refuse(msg, addr, 503, "Service Unavailable", retry)
             return
         if msg.body.strip():  # else a late offer: ours goes in the 200, theirs in the ACK
             try:
@@ -287,7 +295,7 @@ class SipPhone:
             180,
             "Ringing",
             to_tag=ringing.tag,
-            headers=[("Contact", f"<sip:ivr@{self.endpoint.contact_host}>")],
+            headers=[("Contact", self.endpoint.contact(msg))],
         )
         threading.Thread(
             target=self._inbound, args=(ringing,), daemon=True, name=f"sip-call-{msg.call_id[:8]}"
@@ -338,6 +346,23 @@ class SipPhone:
         self.endpoint.respond(msg, addr, 200, "OK")
         session.note("bye received")
         session.caller_hung_up()
+
+    def _info(self, msg: SipMessage, addr: Addr) -> None:
+        """A key sent as SIP INFO goes where RFC 2833 keys go; other INFOs get 200."""
+        session = self._session_for(msg, addr)
+        if session is None:
+            self.endpoint.respond(msg, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        try:
+            key = info_digit(msg.get("Content-Type") or "", msg.body)
+        except DtmfInfoError as exc:
+            log.warning("INFO in call %s refused: %s", msg.call_id, exc)
+            self.endpoint.respond(msg, addr, 400, "Bad Request")
+            return
+        self.endpoint.respond(msg, addr, 200, "OK")
+        if key is not None:
+            session.note(f"INFO key {key}")
+            session.media.on_digit(key)
 
     def _reinvite(self, msg: SipMessage, addr: Addr) -> None:
         session = self._session_for(msg, addr)
@@ -448,7 +473,7 @@ class SipPhone:
         acked = Acked()
         with self._lock:
             self._acks[invite.call_id] = acked
-        headers = [("Contact", f"<sip:ivr@{self.endpoint.contact_host}>"), ("Allow", ALLOW)]
+        headers = [("Contact", self.endpoint.contact(invite)), ("Allow", ALLOW)]
 
         def send_ok() -> None:
             self.endpoint.respond(invite, source, 200, "OK", to_tag=tag, body=sdp, headers=headers)

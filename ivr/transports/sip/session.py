@@ -28,6 +28,7 @@ from ivr.intake.live import emergency_in
 from ivr.phones import mask_number
 from ivr.store.models import Recording
 from ivr.transports.sip.dialog import Dialog
+from ivr.transports.sip.dtmf import with_inband_keys
 from ivr.transports.sip.endpoint import T1
 from ivr.transports.sip.media import RATE, CallMedia, Recorded
 from ivr.transports.sip.message import uri_user
@@ -67,7 +68,10 @@ class CallSession:
                 (offer.host, offer.port),
                 codec,
                 offer.event_pt,
-                on_audio=m.on_audio,
+                # Without telephone-event the keys are tones in the audio.
+                on_audio=m.on_audio
+                if offer.event_pt is not None
+                else with_inband_keys(m.on_audio, m.on_digit),
                 on_digit=m.on_digit,
                 sock=phone.ports.take(rtp_port),
                 on_failure=self.media_failed,
