@@ -2,8 +2,8 @@
 
 Both run for real here: Kamailio 5.6 with deploy/kamailio/kamailio.cfg in front
 of two SIPp callees standing in for IVR nodes, and nginx with
-deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web` (gunicorn) and of the all-in-one `ivr serve`
-(waitress).
+deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web`
+(gunicorn) and of the all-in-one `ivr serve` (waitress).
 """
 
 from __future__ import annotations
@@ -111,9 +111,7 @@ def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:
     return conf
 
 
-@pytest.mark.parametrize(
-    "role", ["web", "all"], ids=["gunicorn-role-web", "waitress-all-in-one"]
-)
+@pytest.mark.parametrize("role", ["web", "all"], ids=["gunicorn-role-web", "waitress-all-in-one"])
 def test_nginx_tls_proxy_keeps_twilio_signatures_valid(tmp_path: Path, role: str) -> None:
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.skip("nginx not installed (scripts/system-deps.sh)")
