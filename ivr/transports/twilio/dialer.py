@@ -20,7 +20,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from ivr.flow import CallState
-from ivr.phones import PhoneNumberError, mask_text, normalize_number
+from ivr.phones import PhoneNumberError, WithheldNumber, is_withheld, mask_text
+from ivr.phones import e164 as phone_e164
 from ivr.store.models import Call, CallEvent
 from ivr.surveys.dialer import DialResult, Outcome
 from ivr.transports.twilio import PROVIDER
@@ -49,13 +50,14 @@ class DialerError(RuntimeError):
 
 
 def e164(number_or_uri: str) -> str:
-    """What Twilio's To takes: +86... for Chinese numbers; SIP URIs and +E.164 unchanged."""
+    """What Twilio's To takes: E.164 numbers (+86... at home); SIP and client URIs unchanged.
+
+    A withheld caller ID raises PhoneNumberError: it is never dialed."""
+    if is_withheld(number_or_uri):
+        raise WithheldNumber(f"withheld caller ID {mask_text(number_or_uri)!r}")
     if number_or_uri.startswith(("sip:", "sips:", "client:")):
         return number_or_uri
-    if number_or_uri.strip().startswith("+"):
-        return "+" + "".join(ch for ch in number_or_uri if ch.isdigit())
-    number = normalize_number(number_or_uri)
-    return "+86" + number.removeprefix("0")
+    return phone_e164(number_or_uri)
 
 
 class TwilioDialer:

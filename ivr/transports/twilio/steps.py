@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ivr.calls.service import CallService, StepResult, UnknownCall, caller_number
+from ivr.calls.service import CallService, StepResult, UnknownCall
 from ivr.flow import CallerHangup, CallState, Event, RecordingFinished
 from ivr.flow.verbs import verb_from_dict
 from ivr.lines import resolve_line
-from ivr.phones import mask_number
+from ivr.phones import caller_id, mask_number
 from ivr.store.models import Call, CallEvent
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.context import OutboundContext
@@ -329,8 +329,8 @@ class TwilioCalls(CallService):
             provider_call_id=upd.call_sid,
             direction="outbound" if outbound else "inbound",
             flow=ctx.flow if ctx is not None else ("survey" if outbound else "inbound"),
-            from_number=caller_number(upd.from_number),
-            to_number=caller_number(upd.to_number),
+            from_number=caller_id(upd.from_number),
+            to_number=caller_id(upd.to_number),
             line_number=line,
             original_number=original,
             line_source=source,
