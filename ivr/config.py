@@ -336,6 +336,11 @@ class TwilioConfig(_Model):
     # Recordings are fetched in this format and waited for at most fetch_timeout_s.
     recording_format: Literal["wav", "mp3"] = "wav"
     fetch_timeout_s: float = Field(default=10, gt=0, le=60)
+    # A fetch that fails (media not ready, host down) is a job tried this often, the
+    # first retry after fetch_retry_s and each next one after twice as long (at most 5 min);
+    # then the recording is lost: the draft says 录音获取失败 and the job is a dead letter.
+    fetch_attempts: int = Field(default=6, ge=1, le=20)
+    fetch_retry_s: float = Field(default=5.0, gt=0, le=600)
     # Threads per web worker process for recording fetches that failed and transcription.
     job_workers: int = Field(default=2, ge=1, le=32)
 

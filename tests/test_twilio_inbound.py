@@ -44,6 +44,7 @@ def test_call_on_12345_records_statement_and_reads_back_the_draft(rig: Rig) -> N
     row = rig.call(call.sid)
     assert (row.line_number, row.line_source, row.status) == ("12345", "dialed", "completed")
     assert row.duration_s == call.seconds
+    rig.wait_jobs()  # the fetch job
     (rec,) = rig.recordings(call.sid)
     assert rec.path and Path(rec.path).read_bytes() == audio.read_bytes()
 
@@ -127,6 +128,7 @@ def test_caller_hangs_up_while_speaking_still_gets_a_draft(rig: Rig) -> None:
     ticket = rig.ticket(call.sid)
     assert ticket is not None and ticket["category"] == "求助"
     assert ticket["transcription"] == "pending"  # the audio is stored; ASR is not installed
+    rig.wait_jobs()  # the fetch job
     (rec,) = rig.recordings(call.sid)
     assert rec.path and Path(rec.path).read_bytes() == audio.read_bytes()
     assert rig.call(call.sid).status == "completed"

@@ -6,8 +6,9 @@
 Every request must carry HTTP Basic auth with the account SID and auth token
 (401 otherwise, like Twilio). Failures can be queued (429, 503) for the next
 calls.create requests, and a recording can answer 404 a few times (not yet
-available). A created call is handed to `on_call` in a thread: the test decides
-how the callee behaves (see TwilioDriver.run_outbound).
+available), or every media request can hang until released (a stalled host). A
+created call is handed to `on_call` in a thread: the test decides how the callee
+behaves (see TwilioDriver.run_outbound).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class FakeTwilioApi:
     fail_next: list[int] = field(default_factory=list)
     media_requests: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    # While set to an unset Event, every media request hangs until it is set (a stalled host).
+    hold_media: threading.Event | None = None
+    media_held: int = 0
     _recordings: dict[str, bytes] = field(default_factory=dict)
     _not_ready: dict[str, int] = field(default_factory=dict)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -151,6 +155,15 @@ class FakeTwilioApi:
 
     def _media(self, sid: str, ext: str) -> Response:
         self.media_requests.append((sid, ext))
+        hold = self.hold_media
+        if hold is not None:
+            with self._lock:
+                self.media_held += 1
+            try:
+                hold.wait()
+            finally:
+                with self._lock:
+                    self.media_held -= 1
         data = self._recordings.get(sid)
         if data is None:
             return _error(404, 20404, "The requested resource was not found")

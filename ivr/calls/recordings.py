@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 def _write_durably(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
+    # A name of its own: two workers writing the same recording never share a temp file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -31,6 +33,17 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_audio(
+    app: Hotline, call: Call, provider_recording_id: str, data: bytes, audio_format: str
+) -> Path:
+    """The audio on disk (fsynced) under recordings/YYYY/MM/DD/; its path."""
+    local = app.clock.now().astimezone(app.settings.tz)
+    name = _SAFE.sub("_", f"{call.provider}-{call.id}-{provider_recording_id}.{audio_format}")
+    path = app.settings.storage_path / "recordings" / local.strftime("%Y/%m/%d") / name
+    _write_durably(path, data)
+    return path
 
 
 def find_recording(session: Session, provider: str, provider_recording_id: str) -> Recording | None:
@@ -59,10 +72,7 @@ def store_recording(
     now = app.clock.now()
     path: Path | None = None
     if data is not None:
-        local = now.astimezone(app.settings.tz)
-        name = _SAFE.sub("_", f"{call.provider}-{call.id}-{provider_recording_id}.{audio_format}")
-        path = app.settings.storage_path / "recordings" / local.strftime("%Y/%m/%d") / name
-        _write_durably(path, data)
+        path = write_audio(app, call, provider_recording_id, data, audio_format)
     rec = Recording(
         call_id=call.id,
         provider=call.provider,

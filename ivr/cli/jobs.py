@@ -26,7 +26,7 @@ def _jobs(c: Ctx) -> Any:
     if q.embedded:
         click.echo(
             "note: no jobs.broker_url (REDIS_URL): jobs run inside `ivr serve`, "
-            "this command sees only its own (empty) queue",
+            "this command sees only its own (empty) queue and what the database records",
             err=True,
         )
     return q
@@ -39,8 +39,13 @@ def _jobs(c: Ctx) -> Any:
 def jobs_dead(c: Ctx, limit: int, as_json: bool) -> None:
     """List dead-lettered jobs, newest first."""
     from ivr.jobs import dead_letters
+    from ivr.queries.recordings import lost_fetches
 
-    letters = dead_letters(_jobs(c), limit)
+    q = _jobs(c)
+    letters = dead_letters(q, limit)
+    if q.embedded:  # the queue is inside `ivr serve`: what the database remembers
+        with c.hotline().db.read() as s:
+            letters += lost_fetches(s, limit)
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in letters], ensure_ascii=False, indent=2))
         return

@@ -83,10 +83,13 @@ class Node:
                 raise RoleError("role sip: sip.enabled is false in the config")
         dialer = self.dialer
         if "worker" in self.roles:
+            from ivr.transports.twilio.reconcile import reconcile_twilio_calls
+
             dialer = dialer or self._dialer()
-            register_jobs(self.app, self.jobs, dialer)
+            intake = register_jobs(self.app, self.jobs, dialer)
             if not self.jobs.embedded:
                 self.jobs.start_worker()
+            reconcile_twilio_calls(intake)
             log.info("worker: running jobs%s", " and survey calls" if dialer else "")
         else:
             register_jobs(self.app, self.jobs)

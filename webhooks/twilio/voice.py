@@ -7,7 +7,7 @@ POST /twilio/record?seq=N     <Record> action (holds the caller while the statem
 POST /twilio/transcript?seq=N&poll=K&rec=RE..  <Redirect> polls of that hold
 POST /twilio/timeout?seq=N    <Redirect> after a <Gather>/<Record> that got nothing
 POST /twilio/status[?ctx=..]  call status callback
-POST /twilio/recording        recording status callback (fetch, store, transcribe job)
+POST /twilio/recording        recording status callback (the row, then a fetch job)
 GET  /twilio/prompt/<ids>.wav prompt audio for <Play> (public, like any static file)
 """
 
