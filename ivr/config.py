@@ -333,6 +333,9 @@ class TwilioConfig(_Model):
     # HTTP 429 and 5xx from the REST API are retried this often, backing off exponentially.
     api_retries: int = Field(default=4, ge=0, le=10)
     api_backoff_s: float = Field(default=0.5, gt=0, le=60)
+    # Each REST request (calls.create) is given up after this long: a hung API never
+    # holds a survey call slot past it (a call it may have created is not dialed again).
+    api_timeout_s: float = Field(default=15, gt=0, le=120)
     # Recordings are fetched in this format and waited for at most fetch_timeout_s.
     recording_format: Literal["wav", "mp3"] = "wav"
     fetch_timeout_s: float = Field(default=10, gt=0, le=60)

@@ -57,6 +57,8 @@ class FakeTwilioApi:
     rejected: list[str] = field(default_factory=list)
     # While set to an unset Event, every media request hangs until it is set (a stalled host).
     hold_media: threading.Event | None = None
+    # While set to an unset Event, calls.create hangs until it is set (a hung API).
+    hold_create: threading.Event | None = None
     media_held: int = 0
     _recordings: dict[str, bytes] = field(default_factory=dict)
     _not_ready: dict[str, int] = field(default_factory=dict)
@@ -128,6 +130,9 @@ class FakeTwilioApi:
     def _create_call(self, request: Request) -> Response:
         with self._lock:
             self.create_attempts += 1
+        if self.hold_create is not None:
+            self.hold_create.wait()
+        with self._lock:
             if self.fail_next:
                 status = self.fail_next.pop(0)
                 return _error(status, 20429 if status == 429 else 20500, "Too Many Requests")

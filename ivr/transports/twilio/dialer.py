@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.flow import CallState
@@ -94,7 +95,8 @@ class TwilioDialer:
             )
         if not cfg.caller_id:
             raise DialerError("twilio.caller_id is not set: the number survey calls come from")
-        client = Client(sid, token)
+        # A hung calls.create must not hold a survey slot past api_timeout_s.
+        client = Client(sid, token, http_client=TwilioHttpClient(timeout=cfg.api_timeout_s))
         client.api.base_url = cfg.api_base_url
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         return cls(
@@ -180,7 +182,7 @@ class TwilioDialer:
 
     def _await_end(self, sid: str, deadline: float, note: Callable[[str], None]) -> DialResult:
         while True:
-            result = call_result(self.app, sid)
+            result = call_result(self.app, sid, flow_ends=not self.cfg.status_callback)
             if result is not None:
                 note(f"final status {result.status}")
                 return result
@@ -191,8 +193,12 @@ class TwilioDialer:
             self.sleep(self.poll_s)
 
 
-def call_result(app: Hotline, sid: str) -> DialResult | None:
-    """The outcome of a Twilio call once its final status is stored; None before."""
+def call_result(app: Hotline, sid: str, *, flow_ends: bool = False) -> DialResult | None:
+    """The outcome of a Twilio call once its final status is stored; None before.
+
+    `flow_ends` (no status callbacks asked for): a call whose survey flow ended, or
+    that was hung up on as an answering machine, is over too; its status is `completed`.
+    """
     with app.db.session() as s:
         # The notes first, then the call: on PostgreSQL each statement sees what was
         # committed when it began, and the final status commits after the call's last
@@ -210,18 +216,26 @@ def call_result(app: Hotline, sid: str) -> DialResult | None:
             if n.name == STATUS_NOTE and (n.data or {}).get("source") == PROVIDER
         ]
         final = next((st for st in statuses if st in FINAL_STATUSES), None)
-        if final is None:
+        if final is None and not flow_ends:
             return None
         call = s.scalars(
             select(Call).where(Call.provider == PROVIDER, Call.provider_call_id == sid)
-        ).one()
+        ).first()
+        if call is None:
+            return None
         answered_by = next(
             (n.data.get("answered_by") for n in notes if n.name == ANSWERED_BY_NOTE), None
         )
+        state = CallState.from_dict(call.flow_state.get("state", {}))
+        if final is None:
+            if not (state.ended or is_machine(answered_by)):
+                return None
+            final = "completed"
+            if call.ended_at is None:  # no status callback will close the call's row
+                call.status, call.ended_at = final, app.clock.now()
         outcome: Outcome = OUTCOMES[final]
         if is_machine(answered_by):
             outcome = "machine"
-        state = CallState.from_dict(call.flow_state.get("state", {}))
         t0 = call.started_at
         timeline = [
             (round((n.at - t0).total_seconds(), 3), f"status {n.data.get('status')}")
