@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_REQUEST_BODY = 2 * 1024 * 1024
+
 # The proxy headers the app rebuilds Twilio's signed URL (and the client address) from.
 PROXY_HEADERS = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
 
@@ -53,6 +55,9 @@ def serve_waitress(app: Hotline, jobs: DramatiqJobs, host: str, port: int) -> No
 
     log.info("hotline-ivr serving on http://%s:%d", host, port)
     options = waitress_proxy_options(app.settings)
+    # waitress reads a whole body (chunked too) before the app runs: refuse a large one
+    # with 413 while it arrives (the size nginx allows, deploy/nginx).
+    options["max_request_body_size"] = MAX_REQUEST_BODY
     serve(create_app(app, jobs), host=host, port=port, threads=8, **options)
 
 

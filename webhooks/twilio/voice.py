@@ -13,6 +13,7 @@ GET  /twilio/prompt/<ids>.wav prompt audio for <Play> (public, like any static f
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,19 @@ MAX_BODY = 64 * 1024
 
 
 @bp.before_request
-def _limit_body() -> None:
+def _limit_body() -> Response | None:
     request.max_content_length = MAX_BODY
+    environ = request.environ
+    if request.content_length is None and environ.get("wsgi.input_terminated"):
+        # A chunked body (gunicorn): Werkzeug would cut it at the limit and parse the
+        # rest silently; read one byte past the limit and refuse, never reading it whole.
+        data = environ["wsgi.input"].read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:
+            log.warning("413 %s from %s: chunked body over %d bytes", request.path,
+                        request.remote_addr, MAX_BODY)  # fmt: skip
+            return plain(413, f"request body over {MAX_BODY} bytes: not a Twilio webhook")
+        environ["wsgi.input"] = io.BytesIO(data)
+    return None
 
 
 DIVERSION = ("SipHeader_Diversion", "SipHeader_X-Diversion")

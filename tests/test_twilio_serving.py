@@ -1,13 +1,17 @@
-"""A Twilio recording whose fetch was in flight when `ivr serve` died is fetched after restart.
+"""Twilio webhooks against the real servers `ivr serve` runs (waitress, gunicorn).
 
-The real all-in-one `ivr serve` (embedded job queue) behind the signing driver over
-HTTP, the fake REST API's media host stalled, SIGKILL mid-fetch, a new `ivr serve`.
+- A recording whose fetch was in flight when `ivr serve` died is fetched after a
+  restart: the all-in-one `ivr serve` (embedded job queue) behind the signing driver
+  over HTTP, the fake REST API's media host stalled, SIGKILL mid-fetch, a new serve.
+- A huge chunked body is refused with 413 while it arrives, never read whole.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -69,10 +73,13 @@ def _config(tmp: Path, api: FakeTwilioApi) -> Path:
 
 
 class Serve:
-    def __init__(self, cfg: Path, env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(
+        self, cfg: Path, env: dict[str, str], port: int, log: Path, role: str = "all"
+    ) -> None:
         self.port, self.log = port, log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ivr.cli", "--config", str(cfg), "serve", "--port", str(port)],
+            [sys.executable, "-m", "ivr.cli", "--config", str(cfg), "serve", "--port", str(port),
+             "--role", role, "--web-workers", "1"],
             env=env, cwd=cfg.parent, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -100,18 +107,22 @@ class Serve:
                 self.kill()
 
 
-def test_fetch_in_flight_at_a_crash_is_done_after_restart(
-    tmp_path: Path, api: FakeTwilioApi
-) -> None:
-    url = f"sqlite:///{tmp_path / 'ivr.sqlite3'}"
+def _env(tmp: Path) -> tuple[str, dict[str, str]]:
+    url = f"sqlite:///{tmp / 'ivr.sqlite3'}"
     upgrade(url)
-    env = {
+    return url, {
         **os.environ,
         "DATABASE_URL": url,
         "REDIS_URL": "",
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
+
+
+def test_fetch_in_flight_at_a_crash_is_done_after_restart(
+    tmp_path: Path, api: FakeTwilioApi
+) -> None:
+    url, env = _env(tmp_path)
     cfg, port = _config(tmp_path, api), free_port()
     engine = create_engine(url)
 
@@ -148,3 +159,45 @@ def test_fetch_in_flight_at_a_crash_is_done_after_restart(
         if second is not None:
             second.stop()
         engine.dispose()
+
+
+MB = 1024 * 1024
+CHUNK = b"A=" + b"x" * (64 * 1024 - 2)
+
+
+@pytest.mark.parametrize("role", ["web", "all"], ids=["gunicorn", "waitress"])
+def test_a_huge_chunked_body_is_refused_while_it_arrives(
+    tmp_path: Path, api: FakeTwilioApi, role: str
+) -> None:
+    _, env = _env(tmp_path)
+    if role == "web":  # gunicorn's workers share their metrics through files
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+    serve = Serve(_config(tmp_path, api), env, free_port(), tmp_path / "serve.log", role)
+    try:
+        serve.wait_up()
+        sock = socket.create_connection(("127.0.0.1", serve.port))
+        sock.settimeout(10)
+        sock.sendall(
+            b"POST /twilio/voice HTTP/1.1\r\nHost: ivr.example.org\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\nX-Twilio-Signature: forged\r\n\r\n"
+        )
+        sent, reply = 0, b""
+        while sent < 100 * MB and not reply:
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK))
+            except (OSError, TimeoutError):
+                break  # the server stopped reading: its answer is below
+            sent += len(CHUNK)
+            if select.select([sock], [], [], 0)[0]:
+                reply = sock.recv(4096)
+        if not reply:
+            sock.settimeout(30)
+            reply = sock.recv(4096)
+        sock.close()
+        assert reply.split(b"\r\n")[0].split(b" ")[1] == b"413", (reply[:300], sent)
+        assert sent < 16 * MB  # answered long before the 100 MB were sent
+        assert serve.proc.poll() is None  # and still serving
+        assert serve.up()
+    finally:
+        serve.stop()
