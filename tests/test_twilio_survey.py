@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from ivr.surveys.run import run_campaign
 from ivr.transports.twilio.dialer import TwilioDialer, e164
 
 from .asr_fixtures import speech_file
+from .scaleout import most_in_any_window
 from .surveykit import completed_tickets
 from .twilio_rig import CALLER_ID, Rig, twilio_rig
 
@@ -247,3 +249,20 @@ def test_a_hung_calls_create_is_given_up_after_the_api_timeout(rig: Rig) -> None
         rig.api.hold_create.set()
     assert (result.outcome, result.call_id) == ("failed", None)
     assert rig.api.create_attempts == 1 and waits == []  # the call may exist: never again
+
+
+def test_a_start_retried_after_429_keeps_the_calls_per_second_pace(rig: Rig) -> None:
+    surveys = rig.hotline.settings.surveys.model_copy(update={"calls_per_second": 2.0})
+    rig.hotline.settings = rig.hotline.settings.model_copy(update={"surveys": surveys})
+    phones = [f"1390000000{i}" for i in range(1, 4)]
+    completed_tickets(rig.hotline, phones, MONDAY_9)
+    cid, planned = create_campaign(rig.hotline, Actor.system("test"), "paced")
+    assert planned == 3
+    rig.api.fail_next = [429]
+    d, _ = dialer(rig, {e164(p): Callee("human", ["1"]) for p in phones})
+    d.sleep = time.sleep  # the dial job's real pace
+    summary = run_campaign(rig.hotline, d, cid)
+    assert dict(summary.outcomes) == {"answered": 3}
+    assert rig.api.create_attempts == 4
+    # Every calls.create, the retried one included, is a start the pacer granted.
+    assert most_in_any_window(rig.api.create_times) <= 2

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class FakeTwilioApi:
     on_call: Callable[[CreatedCall], None] | None = None
     calls: list[CreatedCall] = field(default_factory=list)
     create_attempts: int = 0
+    create_times: list[float] = field(default_factory=list)  # time.monotonic() of each
     fail_next: list[int] = field(default_factory=list)
     media_requests: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -130,6 +132,7 @@ class FakeTwilioApi:
     def _create_call(self, request: Request) -> Response:
         with self._lock:
             self.create_attempts += 1
+            self.create_times.append(time.monotonic())
         if self.hold_create is not None:
             self.hold_create.wait()
         with self._lock:

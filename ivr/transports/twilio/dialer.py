@@ -24,7 +24,7 @@ from ivr.flow import CallState
 from ivr.phones import PhoneNumberError, WithheldNumber, is_withheld, mask_text
 from ivr.phones import e164 as phone_e164
 from ivr.store.models import Call, CallEvent
-from ivr.surveys.dialer import DialResult, Outcome
+from ivr.surveys.dialer import DialResult, Outcome, StartPacer
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.context import OutboundContext
 from ivr.transports.twilio.credentials import Credentials
@@ -79,6 +79,11 @@ class TwilioDialer:
         self.caller_id = caller_id
         self.sleep = sleep
         self.poll_s = poll_s
+        self.pacer: StartPacer | None = None
+
+    def use_pacer(self, pacer: StartPacer) -> None:
+        """Retried starts (after 429/5xx) wait for the survey pacer like first ones."""
+        self.pacer = pacer
 
     @classmethod
     def from_settings(cls, app: Hotline, credentials: Credentials | None = None) -> TwilioDialer:
@@ -178,6 +183,8 @@ class TwilioDialer:
             delay = min(MAX_BACKOFF_S, self.cfg.api_backoff_s * 2**attempt)
             log.warning("Twilio API busy; calls.create again in %.1f s", delay)
             self.sleep(delay)
+            if self.pacer is not None:
+                self.pacer.acquire()
         return None
 
     def _await_end(self, sid: str, deadline: float, note: Callable[[str], None]) -> DialResult:
