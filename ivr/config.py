@@ -336,6 +336,12 @@ class TwilioConfig(_Model):
     # Each REST request (calls.create) is given up after this long: a hung API never
     # holds a survey call slot past it (a call it may have created is not dialed again).
     api_timeout_s: float = Field(default=15, gt=0, le=120)
+    # <Record timeout>: seconds of silence that end a statement, also before the caller
+    # starts speaking; never less than this, whatever the flow's silence_end_s.
+    record_timeout_s: int = Field(default=6, ge=1, le=60)
+    # The operator transfer's <Dial timeout> (ring time); unanswered, the caller hears
+    # the flow's transfer_failed prompt (or sorry) instead of silence.
+    transfer_timeout_s: int = Field(default=30, ge=5, le=600)
     # Recordings are fetched in this format and waited for at most fetch_timeout_s.
     recording_format: Literal["wav", "mp3"] = "wav"
     fetch_timeout_s: float = Field(default=10, gt=0, le=60)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, HANGUP, PUBLIC_BASE, Speak, new_sid
 from ivr.app import Hotline
 from ivr.prompts import clip_name
 
@@ -103,8 +104,46 @@ def test_zero_transfers_to_the_operator_with_dial(rig: Rig) -> None:
     call = rig.driver.inbound(script=["0"])
     assert call.errors == []
     assert call.transfers == ["Sip:sip:operator@127.0.0.1"]
-    assert "<Dial>" in call.documents[-1] and rig.ticket(call.sid) is None
+    assert "<Dial " in call.documents[-1] and rig.ticket(call.sid) is None
     assert rig.call(call.sid).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "fallback"), [("no-answer", True), ("busy", True), ("completed", False)]
+)
+def test_operator_transfer_reports_back_and_an_unanswered_one_is_not_silence(
+    rig: Rig, dial_status: str, fallback: bool
+) -> None:
+    d = rig.driver
+    call = d.inbound(script=["0"])
+    dial = ET.fromstring(call.documents[-1]).find("Dial")
+    assert dial is not None
+    assert dial.get("timeout") == str(rig.hotline.settings.twilio.transfer_timeout_s)
+    action = dial.get("action") or ""
+    assert action.startswith(f"{PUBLIC_BASE}/twilio/dial?seq=")
+    params = {**call.base, "CallStatus": "in-progress", "DialCallStatus": dial_status}
+    reply = d.post(action, params)
+    root = reply.twiml()
+    assert [v.tag for v in root] == (["Play", "Hangup"] if fallback else ["Hangup"])
+    if fallback:  # the flow's sorry prompt, as audio
+        sorry = clip_name("对不起，系统暂时无法受理您的诉求，请稍后再拨。").removesuffix(".wav")
+        assert sorry in (root[0].text or "")
+    assert d.post(action, params).text == reply.text  # Twilio's retry: the same answer
+
+
+def test_keys_pressed_during_the_greeting_count(rig: Rig) -> None:
+    call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+    first = ET.fromstring(call.documents[0])
+    assert first[0].tag == "Gather"  # nothing plays outside the <Gather>
+    greeting = clip_name("您好，欢迎致电12345政务服务便民热线。").removesuffix(".wav")
+    assert greeting in (first[0][0].text or "")
+
+
+def test_record_waits_long_enough_for_a_slow_starter(rig: Rig) -> None:
+    call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+    record = ET.fromstring(call.documents[1]).find("Record")
+    assert record is not None
+    assert int(record.get("timeout") or 0) >= rig.hotline.settings.twilio.record_timeout_s >= 5
 
 
 def test_invalid_key_twice_goes_on_to_the_statement(rig: Rig) -> None:

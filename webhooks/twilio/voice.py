@@ -6,6 +6,7 @@ POST /twilio/gather?seq=N     <Gather> action (Digits; empty: no key)
 POST /twilio/record?seq=N     <Record> action (holds the caller while the statement is transcribed)
 POST /twilio/transcript?seq=N&poll=K&rec=RE..  <Redirect> polls of that hold
 POST /twilio/timeout?seq=N    <Redirect> after a <Gather>/<Record> that got nothing
+POST /twilio/dial?seq=N       <Dial> action: how the transfer ended (fallback if unanswered)
 POST /twilio/status[?ctx=..]  call status callback
 POST /twilio/recording        recording status callback (the row, then a fetch job)
 GET  /twilio/prompt/<ids>.wav prompt audio for <Play> (public, like any static file)
@@ -190,6 +191,14 @@ def _recorded(
 @signed
 def timeout() -> Any:
     return _step(Timeout())
+
+
+@bp.post("/dial")
+@signed
+def dial() -> Any:
+    status = P.dial_status(request.form)
+    call_sid, seq = _call_sid(), P.seq(request.args)
+    return twiml(_voice().calls.transfer_ended(call_sid, seq, status, _links()))
 
 
 @bp.post("/status")
