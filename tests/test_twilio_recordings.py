@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,34 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def test_concurrent_duplicate_callbacks_store_one_recording(rig: Rig) -> None:
+    d = rig.driver
+    fast_retries(rig, attempts=1)
+    call = d.inbound(script=["2", lost_speech(rig)])  # its own recording: lost
+    rig.wait_jobs(60)
+    del rig.api.add_recording  # media served again
+    rec_sid, rec_url = rig.api.add_recording(speech_file(H01))
+    callback = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": call.sid,
+        "RecordingSid": rec_sid,
+        "RecordingUrl": rec_url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "5",
+    }
+    start = threading.Barrier(6)
+
+    def post() -> int:
+        start.wait()
+        return d.post(d.public("/twilio/recording"), callback).status
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda _: post(), range(6)))
+    rig.wait_jobs()
+    assert statuses == [204] * 6
+    stored = [r for r in rig.recordings(call.sid) if r.provider_recording_id == rec_sid]
+    assert len(stored) == 1 and stored[0].status == RecordingStatus.PENDING
+    assert Path(stored[0].path or "").read_bytes() == speech_file(H01).read_bytes()
+    assert not list(Path(stored[0].path or "").parent.glob("*.part"))
