@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.twiliokit import ACCOUNT_SID, HANGUP, PUBLIC_BASE, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, AUTH_TOKEN, HANGUP, PUBLIC_BASE, Speak, new_sid
 from ivr.app import Hotline
 from ivr.prompts import clip_name
+from ivr.transports.twilio.dialer import rest_client
+from ivr.transports.twilio.reconcile import close_open_calls
 
 from .asr_fixtures import speech_file
 from .twilio_rig import Rig, twilio_rig
@@ -179,6 +181,29 @@ def test_caller_hangs_up_in_the_menu(rig: Rig) -> None:
     row = rig.call(call.sid)
     assert row.status == "completed" and row.ended_at is not None
     assert rig.ticket(call.sid) is None
+
+
+def test_calls_left_open_without_a_status_callback_are_closed_by_callsid(rig: Rig) -> None:
+    d = rig.driver
+    gone, talking = new_sid("CA"), new_sid("CA")
+    for sid in (gone, talking):  # the voice URL only: no status callback on this number
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": sid,
+            "From": "+8613800138000",
+            "To": "+8687112345",
+            "Direction": "inbound",
+            "CallStatus": "ringing",
+        }
+        assert d.post(d.public("/twilio/voice"), params).status == 200
+    rig.api.call_status.update({gone: ("completed", 7), talking: ("in-progress", 0)})
+    cfg = rig.hotline.settings.twilio
+    client = rest_client(cfg, ACCOUNT_SID, AUTH_TOKEN)
+    assert close_open_calls(rig.voice.calls, client, older_than_s=0) == 1
+    row = rig.call(gone)
+    assert (row.status, row.duration_s) == ("completed", 7) and row.ended_at is not None
+    assert rig.ticket(gone) is None  # hung up in the menu: nothing to draft
+    assert rig.call(talking).ended_at is None  # still talking: left alone
 
 
 def test_prompt_audio_is_served_as_8khz_wav(rig: Rig) -> None:

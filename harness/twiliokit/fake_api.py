@@ -30,6 +30,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 _CALLS = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls\.json$")
+_CALL = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls/(CA[0-9a-f]{32})\.json$")
 _RECORDING = re.compile(
     r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-f]{32})(\.wav|\.mp3)?$"
 )
@@ -64,6 +65,9 @@ class FakeTwilioApi:
     media_held: int = 0
     _recordings: dict[str, bytes] = field(default_factory=dict)
     _not_ready: dict[str, int] = field(default_factory=dict)
+    _stalls: dict[str, threading.Event] = field(default_factory=dict)
+    # GET Calls/{Sid}.json answers these (status, duration); 404 for others.
+    call_status: dict[str, tuple[str, int]] = field(default_factory=dict)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,11 +94,17 @@ class FakeTwilioApi:
             t.join(timeout)
 
     # -- recordings --------------------------------------------------------------
-    def add_recording(self, audio: Path | bytes, *, not_ready: int = 0) -> tuple[str, str]:
-        """Register recording media; (RecordingSid, RecordingUrl as Twilio sends it)."""
+    def add_recording(
+        self, audio: Path | bytes, *, not_ready: int = 0, stall: threading.Event | None = None
+    ) -> tuple[str, str]:
+        """Register recording media; (RecordingSid, RecordingUrl as Twilio sends it).
+
+        With `stall`, requests for this recording hang until the event is set."""
         sid = "RE" + uuid.uuid4().hex
         self._recordings[sid] = audio.read_bytes() if isinstance(audio, Path) else audio
         self._not_ready[sid] = not_ready
+        if stall is not None:
+            self._stalls[sid] = stall
         return sid, f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
 
     def recording_bytes(self, sid: str) -> bytes:
@@ -122,6 +132,11 @@ class FakeTwilioApi:
                 self.rejected.append(request.path)
                 return _error(401, 20003, "Authenticate")
             return self._create_call(request)
+        if m := _CALL.match(request.path):
+            if not self._authorized(request, m.group(1)):
+                self.rejected.append(request.path)
+                return _error(401, 20003, "Authenticate")
+            return self._call(m.group(2))
         if m := _RECORDING.match(request.path):
             if not self._authorized(request, m.group(1)):
                 self.rejected.append(request.path)
@@ -161,9 +176,23 @@ class FakeTwilioApi:
         }
         return Response(json.dumps(body), status=201, mimetype="application/json")
 
+    def _call(self, sid: str) -> Response:
+        known = self.call_status.get(sid)
+        if known is None:
+            return _error(404, 20404, "The requested resource was not found")
+        status, duration = known
+        body = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "status": status,
+            "duration": str(duration),
+            "api_version": "2010-04-01",
+        }
+        return Response(json.dumps(body), status=200, mimetype="application/json")
+
     def _media(self, sid: str, ext: str) -> Response:
         self.media_requests.append((sid, ext))
-        hold = self.hold_media
+        hold = self._stalls.get(sid) or self.hold_media
         if hold is not None:
             with self._lock:
                 self.media_held += 1

@@ -89,7 +89,7 @@ class Node:
             intake = register_jobs(self.app, self.jobs, dialer)
             if not self.jobs.embedded:
                 self.jobs.start_worker()
-            reconcile_twilio_calls(intake)
+            reconcile_twilio_calls(intake, *self._twilio_rest())
             log.info("worker: running jobs%s", " and survey calls" if dialer else "")
         else:
             register_jobs(self.app, self.jobs)
@@ -101,6 +101,21 @@ class Node:
             self.scheduler.start()
             log.info("scheduler: started (active while it holds the lease)")
         return self
+
+    def _twilio_rest(self) -> tuple[Any, Any]:
+        """The Twilio call service and REST client for start-up reconciliation; (None,
+        None) without Twilio credentials."""
+        from ivr.transports.twilio.credentials import Credentials
+        from ivr.transports.twilio.dialer import rest_client
+        from ivr.transports.twilio.steps import TwilioCalls
+        from ivr.transports.twilio.twiml import TwimlRenderer
+
+        creds = Credentials.from_env()
+        if not (creds.account_sid and creds.auth_token):
+            return None, None
+        cfg = self.app.settings.twilio
+        calls = TwilioCalls(self.app, TwimlRenderer(cfg, None))
+        return calls, rest_client(cfg, creds.account_sid, creds.auth_token)
 
     def _dialer(self) -> Dialer | None:
         settings = self.app.settings

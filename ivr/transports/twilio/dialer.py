@@ -20,6 +20,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ivr.config import TwilioConfig
 from ivr.flow import CallState
 from ivr.phones import PhoneNumberError, WithheldNumber, is_withheld, mask_text
 from ivr.phones import e164 as phone_e164
@@ -61,6 +62,15 @@ def e164(number_or_uri: str) -> str:
     return phone_e164(number_or_uri)
 
 
+def rest_client(cfg: TwilioConfig, sid: str, token: str) -> Client:
+    """The REST client for the configured API; every request gives up after api_timeout_s
+    (a hung calls.create must not hold a survey slot)."""
+    client = Client(sid, token, http_client=TwilioHttpClient(timeout=cfg.api_timeout_s))
+    client.api.base_url = cfg.api_base_url
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    return client
+
+
 class TwilioDialer:
     def __init__(
         self,
@@ -100,10 +110,7 @@ class TwilioDialer:
             )
         if not cfg.caller_id:
             raise DialerError("twilio.caller_id is not set: the number survey calls come from")
-        # A hung calls.create must not hold a survey slot past api_timeout_s.
-        client = Client(sid, token, http_client=TwilioHttpClient(timeout=cfg.api_timeout_s))
-        client.api.base_url = cfg.api_base_url
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+        client = rest_client(cfg, sid, token)
         return cls(
             app, client, public_base_url=app.settings.http.public_base_url, caller_id=cfg.caller_id
         )
