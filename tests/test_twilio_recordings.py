@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -214,18 +215,40 @@ def test_recording_that_cannot_be_fetched_is_lost_visibly(
     assert listed.payload == {"call_sid": call.sid, "recording_sid": rec_sid}
 
 
-def test_ivr_jobs_dead_lists_lost_recordings_in_embedded_mode(rig: Rig) -> None:
+def test_ivr_jobs_dead_lists_lost_recordings_in_embedded_mode_and_retries_them(
+    rig: Rig, tmp_path: Path
+) -> None:
     fast_retries(rig, attempts=1)
     call = rig.driver.inbound(script=["2", lost_speech(rig)])
     rig.wait_jobs(60)
-    env = {"DATABASE_URL": rig.hotline.settings.resolved_database_url, "REDIS_URL": ""}
-    out = CliRunner().invoke(
-        main, ["--config", str(ROOT / "config.yaml"), "jobs", "dead", "--json"], env=env
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        (ROOT / "config.yaml")
+        .read_text()
+        .replace("api_base_url: https://api.twilio.com", f"api_base_url: {rig.api.base_url}")
+        .replace("dir: callflows", f"dir: {ROOT / 'callflows'}")
+        .replace("models_dir: asr_models", f"models_dir: {tmp_path / 'no-models'}")
     )
+    env = {"DATABASE_URL": rig.hotline.settings.resolved_database_url, "REDIS_URL": ""}
+
+    def ivr(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--config", str(cfg), "jobs", *args], env=env)
+
+    out = ivr("dead", "--json")
     assert out.exit_code == 0, out.output
     [row] = json.loads(out.stdout)
     assert row["job"] == media.FETCH_JOB and row["payload"]["call_sid"] == call.sid
     assert "HTTP 404" in row["error"]
+    # The media is there now: `ivr jobs retry` fetches it (embedded: in that process).
+    (rec_sid,) = call.recordings
+    rig.api._not_ready[rec_sid] = 0
+    out = ivr("retry", row["message_id"])
+    assert out.exit_code == 0, out.output
+    (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.PENDING and rec.path
+    ticket = rig.ticket(call.sid)
+    assert ticket is not None and ticket["transcription"] == "pending"
+    assert json.loads(ivr("dead", "--json").stdout) == []
 
 
 def test_webhooks_answer_while_the_recording_host_stalls(rig: Rig) -> None:

@@ -65,11 +65,31 @@ def jobs_retry(c: Ctx, message_id: str) -> None:
     from ivr.jobs import requeue_dead
     from ivr.jobs.dead import NoSuchDeadLetter
 
+    if message_id.startswith("recording:"):
+        _retry_lost_fetch(c, message_id)
+        return
     try:
         letter = requeue_dead(_jobs(c), message_id)
     except NoSuchDeadLetter as exc:
         fail(str(exc), 1)
     click.echo(f"queued again: {letter.job} {json.dumps(letter.payload)}")
+
+
+def _retry_lost_fetch(c: Ctx, message_id: str) -> None:
+    """A lost recording (as `ivr jobs dead` lists it): fetched once more; embedded, here."""
+    from ivr.jobs.registry import register_jobs
+
+    ref = message_id.removeprefix("recording:")
+    if not ref.isdigit():
+        fail(f"no dead letter {message_id!r}", 1)
+    q = _jobs(c)
+    intake = register_jobs(c.hotline(), q)
+    ev = intake.retry_lost(int(ref))
+    if ev is None:
+        q.close(wait=False)
+        fail(f"no lost recording {ref} (or TWILIO_ACCOUNT_SID is not set)", 1)
+    q.close(wait=True, timeout=600)
+    click.echo(f"queued again: recording {ev.recording_sid} of call {ev.call_sid}")
 
 
 @jobs.command("depth")

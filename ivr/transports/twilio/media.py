@@ -276,6 +276,25 @@ class RecordingIntake:
             log.info("%d recording fetch(es) queued again at start-up", len(rows))
         return len(rows)
 
+    def retry_lost(self, recording_id: int) -> RecordingEvent | None:
+        """Fetch a lost recording once more (`ivr jobs retry recording:ID`); None if there
+        is no such lost recording."""
+        account = (self.fetcher.credentials or Credentials.from_env()).account_sid
+        with self.app.db.read() as s:
+            row = s.execute(
+                select(Recording, Call.provider_call_id)
+                .join(Call, Recording.call_id == Call.id)
+                .where(Recording.id == recording_id, Recording.status == RecordingStatus.LOST)
+            ).first()
+        if row is None or not account:
+            return None
+        rec, call_sid = row
+        ev = RecordingEvent(
+            account, call_sid, rec.provider_recording_id, None, "completed", rec.duration_s
+        )
+        self._queue_fetch(ev.payload(), attempt=self.cfg.fetch_attempts)  # one more try
+        return ev
+
     def _transcribe(self, recording_id: int) -> None:
         self.jobs.submit(
             TRANSCRIBE_JOB, {"recording_id": recording_id}, key=f"transcribe:{recording_id}"
