@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import requests
 from sqlalchemy import select
+from twilio.base.exceptions import TwilioRestException
 
 from ivr.store.models import Call
 from ivr.transports.twilio import PROVIDER
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from ivr.transports.twilio.steps import TwilioCalls
 
 log = logging.getLogger(__name__)
+
+MAX_LOOKUPS = 200  # per start: a backlog is worked off over restarts, start-up stays short
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,15 @@ def close_open_calls(calls: TwilioCalls, client: Any, older_than_s: float | None
             )
         )
     closed = 0
-    for sid in sids:
+    for sid in sids[:MAX_LOOKUPS]:
         try:
             remote = client.calls(sid).fetch()
-        except Exception as exc:  # the API down or the call unknown: try at the next start
+        except TwilioRestException as exc:  # e.g. a call Twilio no longer knows
             log.warning("call %s/%s left open: REST lookup failed (%s)", PROVIDER, sid, exc)
             continue
+        except requests.RequestException as exc:  # the API is unreachable: next start
+            log.warning("calls left open not reconciled: Twilio API unreachable (%s)", exc)
+            break
         status = str(remote.status)
         if status not in FINAL_STATUSES:
             continue
