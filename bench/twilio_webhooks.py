@@ -1,19 +1,23 @@
 """Twilio webhook latency under load, with the production server (gunicorn).
 
     .venv/bin/python bench/twilio_webhooks.py [--rates 10,50,100] [--duration 60]
-        [--call-seconds 60] [--workers 2] [--db sqlite,postgres]
+        [--call-seconds 60] [--workers 2] [--db sqlite,postgres] [--stalled-hosts 0,16]
 
 A typical inbound call makes 6 webhook requests in about 60 s: the voice URL, an
 invalid key, the menu key, the <Record> action, the recording status callback
-(which fetches the audio from a local fake of the REST API and stores it) and the
+(which stores the row and queues the fetch of the audio from a local fake of the
+REST API as a job) and the
 final status callback. Calls start at rate/6 per second for --duration seconds;
 each call's requests are --call-seconds/6 apart, in order, so at 10 req/s about
 100 calls are in progress. Every request is signed exactly as Twilio signs it
 (precomputed before the run). The load generator sends only to 127.0.0.1 and
 stops after --duration + --call-seconds seconds or --max-requests requests.
 Transcription is off (no ASR model is configured for the run): the figures are
-the webhooks' own. Results: bench/results/twilio-webhooks-<start>.json, one file a
-run, and bench/results/twilio-webhooks.md over them all.
+the webhooks' own. With --stalled-hosts N the media of the first N calls of each
+level hang (a recording host that accepts and never answers) until the level ends:
+the recording callback must not wait for them (its fetch is a job). Results:
+bench/results/twilio-webhooks-<start>.json, one file a run, and
+bench/results/twilio-webhooks.md over them all.
 """
 
 from __future__ import annotations
@@ -106,8 +110,17 @@ def bench_config(tmp: Path, api_base: str) -> Path:
     return path
 
 
-def plan(rate: float, duration: float, call_s: float, api: FakeTwilioApi, cap: int) -> list[Req]:
-    """Every request of the run, signed, in time order."""
+def plan(
+    rate: float,
+    duration: float,
+    call_s: float,
+    api: FakeTwilioApi,
+    cap: int,
+    stalled: int = 0,
+    stall: threading.Event | None = None,
+) -> list[Req]:
+    """Every request of the run, signed, in time order; the first `stalled` calls'
+    recordings hang on the fake API until `stall` is set."""
     v = RequestValidator(AUTH_TOKEN)
     audio = AUDIO.read_bytes()
     calls_per_s = rate / len(STEPS)
@@ -117,7 +130,7 @@ def plan(rate: float, duration: float, call_s: float, api: FakeTwilioApi, cap: i
     for c in range(n_calls):
         start = c / calls_per_s
         sid = "CA" + uuid.uuid4().hex
-        rec_sid, rec_url = api.add_recording(audio)
+        rec_sid, rec_url = api.add_recording(audio, stall=stall if c < stalled else None)
         base = {
             "AccountSid": ACCOUNT_SID,
             "ApiVersion": "2010-04-01",
@@ -305,7 +318,10 @@ def start_gunicorn(
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
     cmd = [
-        str(Path(sys.executable).with_name("gunicorn")),
+        # This interpreter's gunicorn: a copied venv's bin/gunicorn may name another python.
+        sys.executable,
+        "-m",
+        "gunicorn",
         "--workers",
         str(workers),
         "--worker-class",
@@ -387,8 +403,17 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any] | None:
             try:
                 warm = plan(4, 3, 3, api, 100)  # imports, caches and connections warmed up
                 run_load(f"http://127.0.0.1:{port}", warm, 4)
-                for rate in args.rates:
-                    reqs = plan(rate, args.duration, args.call_seconds, api, args.max_requests)
+                for rate, stalled in [(r, n) for n in args.stalled_hosts for r in args.rates]:
+                    stall = threading.Event()
+                    reqs = plan(
+                        rate,
+                        args.duration,
+                        args.call_seconds,
+                        api,
+                        args.max_requests,
+                        stalled,
+                        stall,
+                    )
                     pids = children(proc.pid)
                     cpu0 = proc_cpu(pids)
                     load0 = os.getloadavg()[0]
@@ -401,7 +426,9 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any] | None:
                         "loadavg_before": round(load0, 2),
                         "loadavg_after": round(os.getloadavg()[0], 2),
                     }
+                    stall.set()
                     level = summarize(rate, args.call_seconds, args.duration, samples, cpu)
+                    level["stalled_hosts"] = stalled
                     level["client_failures"] = failures[:20]
                     print(f"{kind} {rate:>5} req/s: {json.dumps(level, ensure_ascii=False)}")
                     levels.append(level)
@@ -432,8 +459,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"({', '.join(STEPS)}) spread over {first['call_seconds']:.0f} s, so 10 req/s is "
         f"{round(10 / len(STEPS) * first['call_seconds'])} calls in progress; calls start for "
         f"{first['duration']:.0f} s per level and latency is taken while every call slot is "
-        "busy (after the first call's length). The recording callback fetches 41 KB of audio "
-        "from a local fake of the REST API and stores it (fsync) before answering; "
+        "busy (after the first call's length). The recording callback stores its row and "
+        "queues the fetch of 41 KB of audio from a local fake of the REST API (runs 1-7: "
+        "fetched and stored before answering); `stalled hosts`: that many recordings' "
+        "media hang until the level ends; "
         "transcription is off. Latency: from sending a request to its full response. "
         "Goal: p99 < 50 ms and no errors. `in-call steps p99` is the worst p99 of the "
         "requests a caller waits on (voice, keys, the end of the statement); the recording "
@@ -441,10 +470,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "(its Server-Timing header): the rest is gunicorn, TCP and the load generator. "
         "The machine is shared: `load avg` shows how busy it was, and the notes say what else ran.",
         "",
-        "| run | server | database | req/s target | achieved (steady) | calls in progress "
+        "| run | server | database | req/s target | stalled hosts | achieved (steady) "
+        "| calls in progress "
         "| requests | errors | p50 ms | p90 ms | p99 ms | max ms | slowest step p99 "
         "| in-call steps p99 | app p50 / p99 ms | server CPU s / wall s | load avg | goal |",
-        "| --- " * 18 + "|",
+        "| --- " * 19 + "|",
     ]
     notes = []
     for n, result in enumerate(results, start=1):
@@ -460,7 +490,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 cpu = lv["server_cpu_s"]
                 lines.append(
                     f"| {n} | {server} | {db['database']} | {lv['rate_target']:g} "
-                    f"| {lv['rate_achieved']} | {lv['calls_in_progress']} | {lv['requests']} "
+                    f"| {lv.get('stalled_hosts', 0)} | {lv['rate_achieved']} "
+                    f"| {lv['calls_in_progress']} | {lv['requests']} "
                     f"| {lv['errors']} | {lv['p50_ms']} | {lv['p90_ms']} | {lv['p99_ms']} "
                     f"| {lv['max_ms']} | {slowest[0]} {slowest[1]['p99_ms']} | {in_call} "
                     f"| {lv.get('app_p50_ms', '-')} / {lv.get('app_p99_ms', '-')} "
@@ -485,6 +516,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=64, help="load generator threads")
     ap.add_argument("--max-requests", type=int, default=20000)
     ap.add_argument("--db", default="sqlite,postgres")
+    ap.add_argument(
+        "--stalled-hosts", default="0", help="recording fetches that hang, per level (0,16)"
+    )
     ap.add_argument("--out", type=Path, help="default: bench/results/twilio-webhooks-<start>.json")
     ap.add_argument("--note", default="", help="what else ran on the machine, say")
     ap.add_argument("--md-only", action="store_true", help="only rebuild the .md from the JSON")
@@ -493,6 +527,7 @@ def main() -> None:
         print(write_markdown())
         return
     args.rates = [float(r) for r in args.rates.split(",")]
+    args.stalled_hosts = [int(n) for n in args.stalled_hosts.split(",")]
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake API's access log
     if not AUDIO.is_file():
         sys.exit(f"test audio {AUDIO} is missing")

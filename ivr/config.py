@@ -370,9 +370,23 @@ class TwilioConfig(_Model):
     # HTTP 429 and 5xx from the REST API are retried this often, backing off exponentially.
     api_retries: int = Field(default=4, ge=0, le=10)
     api_backoff_s: float = Field(default=0.5, gt=0, le=60)
+    # Each REST request (calls.create) is given up after this long: a hung API never
+    # holds a survey call slot past it (a call it may have created is not dialed again).
+    api_timeout_s: float = Field(default=15, gt=0, le=120)
+    # <Record timeout>: seconds of silence that end a statement, also before the caller
+    # starts speaking; never less than this, whatever the flow's silence_end_s.
+    record_timeout_s: int = Field(default=6, ge=1, le=60)
+    # The operator transfer's <Dial timeout> (ring time); unanswered, the caller hears
+    # the flow's transfer_failed prompt (or sorry) instead of silence.
+    transfer_timeout_s: int = Field(default=30, ge=5, le=600)
     # Recordings are fetched in this format and waited for at most fetch_timeout_s.
     recording_format: Literal["wav", "mp3"] = "wav"
     fetch_timeout_s: float = Field(default=10, gt=0, le=60)
+    # A fetch that fails (media not ready, host down) is a job tried this often, the
+    # first retry after fetch_retry_s and each next one after twice as long (at most 5 min);
+    # then the recording is lost: the draft says 录音获取失败 and the job is a dead letter.
+    fetch_attempts: int = Field(default=6, ge=1, le=20)
+    fetch_retry_s: float = Field(default=5.0, gt=0, le=600)
     # Threads per web worker process for recording fetches that failed and transcription.
     job_workers: int = Field(default=2, ge=1, le=32)
 

@@ -1,17 +1,46 @@
-"""Phone numbers: canonical form, hotline short codes, and masking for logs and screens."""
+"""Phone numbers: canonical form, withheld callers, display, and masking for logs and screens.
+
+The one place numbers are parsed (with Google's `phonenumbers`). Stored form:
+Chinese numbers as the hotline dials them at home (mobiles 11 digits, landlines
+with their 0 area code, service short codes as they are); numbers of any other
+country in E.164 with their `+` (+85291234567), so their country code is never
+lost nor taken for a Chinese one. Withheld caller IDs are no number at all.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+log = logging.getLogger(__name__)
+
+HOME_REGION = "CN"
+HOME_CC = 86
+
 _URI_USER = re.compile(r"^(?:tel:|sips?:)?([^@;>]+)")
 _SHORT_CODE = re.compile(r"^(?:1\d{4}|96\d{3})$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+# What carriers, Twilio and SIP peers put where a withheld caller's number would be:
+# the words, and the words spelled on a keypad as Twilio sends them in `From`
+# (+266696687 ANONYMOUS, +86282452253 UNAVAILABLE, +7378742833 RESTRICTED,
+# +2562533 BLOCKED, +8656696 UNKNOWN).
+WITHHELD_WORDS = frozenset(
+    {"anonymous", "unavailable", "restricted", "private", "blocked", "unknown", "withheld"}
+)
+WITHHELD_KEYPAD = frozenset({"266696687", "86282452253", "7378742833", "2562533", "8656696"})
 
 
 class PhoneNumberError(ValueError):
     pass
+
+
+class WithheldNumber(PhoneNumberError):
+    """The caller withheld their number (or the network has none): store no number."""
 
 
 def _user_part(raw: str) -> str:
@@ -20,31 +49,95 @@ def _user_part(raw: str) -> str:
     return m.group(1) if m else s
 
 
+def is_withheld(raw: str | None) -> bool:
+    """An empty caller ID or a withheld marker (ANONYMOUS, sip:anonymous@..., +266696687)."""
+    if raw is None:
+        return True
+    user = _SEPARATORS.sub("", _user_part(raw))
+    if not user:
+        return True
+    if user.lower().strip('"') in WITHHELD_WORDS:
+        return True
+    return user.startswith("+") and user[1:] in WITHHELD_KEYPAD
+
+
 def normalize_number(raw: str) -> str:
-    """Canonical digits: no +86/0086, mobiles as 11 digits, landlines with their 0 area code.
+    """Canonical form: Chinese numbers as dialed at home, others in E.164.
 
     >>> normalize_number("+86 138-0013-8000")
     '13800138000'
     >>> normalize_number("sip:0871-12345@10.0.0.1")
     '087112345'
+    >>> normalize_number("+852 9123 4567")
+    '+85291234567'
     """
-    user = _user_part(raw)
-    digits = re.sub(r"[\s\-().]", "", user)
+    if is_withheld(raw):
+        raise WithheldNumber(f"caller ID withheld: {mask_text(raw)!r}")
+    digits = _SEPARATORS.sub("", _user_part(raw))
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]  # the international prefix dialed from China
     if digits.startswith("+"):
-        digits = digits[1:]
-        if digits.startswith("86"):
-            digits = digits[2:]
-            if not digits.startswith("1"):
-                digits = "0" + digits  # +86 871 ... is a landline with area code 0871
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-        if not digits.startswith("1"):
-            digits = "0" + digits
-    elif digits.startswith("86") and _MOBILE.match(digits[2:]):
+        return _international(digits, raw)
+    if digits.startswith("86") and _MOBILE.match(digits[2:]):
         digits = digits[2:]
     if not digits.isdigit():
         raise PhoneNumberError(f"not a phone number: {mask_text(raw)!r}")
     return digits
+
+
+def _international(digits: str, raw: str) -> str:
+    try:
+        parsed = phonenumbers.parse(digits, None)
+    except NumberParseException:
+        raise PhoneNumberError(f"not a phone number: {mask_text(raw)!r}") from None
+    national = phonenumbers.national_significant_number(parsed)
+    if parsed.country_code == HOME_CC:
+        # Mobiles keep their 11 digits; +86 871 ... is a landline with area code 0871
+        # (and +86 871 12345 the 12345 hotline of that city).
+        return national if national.startswith("1") else "0" + national
+    if not phonenumbers.is_possible_number(parsed):
+        raise PhoneNumberError(f"not a phone number: {mask_text(raw)!r}")
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
+def caller_id(raw: str | None) -> str | None:
+    """The caller's number as stored; None for a withheld or unreadable caller ID."""
+    if not raw:
+        return None
+    try:
+        return normalize_number(raw)
+    except WithheldNumber:
+        log.info("caller ID withheld (%s): stored as anonymous", mask_number(raw))
+    except PhoneNumberError:
+        log.info("caller ID %r is not a number: stored as anonymous", mask_number(raw))
+    return None
+
+
+def e164(number: str) -> str:
+    """The number in E.164 (+8613800138000) for carriers that take only that (Twilio's To)."""
+    canonical = normalize_number(number)
+    if canonical.startswith("+"):
+        return canonical
+    try:
+        parsed = phonenumbers.parse(canonical, HOME_REGION)
+    except NumberParseException:
+        raise PhoneNumberError(f"not a phone number: {mask_text(number)!r}") from None
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
+def display_number(number: str | None) -> str:
+    """For people: Chinese numbers in national format (138 0013 8000, 0871 6555 1234),
+    foreign ones in international format (+852 9123 4567), short codes as they are."""
+    if not number:
+        return ""
+    if not number.startswith("+") and (len(number) <= 6 or _SHORT_CODE.match(number)):
+        return number
+    try:
+        parsed = phonenumbers.parse(number, HOME_REGION)
+    except NumberParseException:
+        return number
+    fmt = PhoneNumberFormat.INTERNATIONAL if number.startswith("+") else PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(parsed, fmt)
 
 
 def area_code_length(number: str) -> int:
@@ -74,13 +167,16 @@ def mask_number(number: str | None) -> str:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
-# Mobiles (optionally +86) and landlines with an area code, inside any text.
-_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)")
+# Mobiles (optionally +86) and landlines with an area code, and foreign numbers in
+# E.164, inside any text.
+_IN_TEXT = re.compile(
+    r"(?<![\d+])(?:\+?86[\s-]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)|(?<![\d+])(\+\d{8,15})(?!\d)"
+)
 
 
 def mask_text(text: str) -> str:
     """Mask every phone number found in free text (a safety net for log lines)."""
-    return _IN_TEXT.sub(lambda m: mask_number(m.group(1).replace("-", "")), text)
+    return _IN_TEXT.sub(lambda m: mask_number((m.group(1) or m.group(2)).replace("-", "")), text)
 
 
 class MaskingFilter(logging.Filter):

@@ -178,6 +178,7 @@ PEER_MODULES = frozenset(
         "test_sip_peers",
         "test_sipkit",
         "test_survey_campaign_sip",
+        "test_twilio_serving",
     }
 )
 DB_FIXTURES = frozenset({"settings", "hotline", "postgres_url"})

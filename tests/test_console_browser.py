@@ -164,7 +164,7 @@ def test_review_a_simulated_call_in_the_browser(
     row = page.locator(f"#t-{tid}")
     expect(row).to_be_visible()
     expect(row).to_contain_text(number)
-    expect(row).to_contain_text(CALLER)  # supervisors see the whole number
+    expect(row).to_contain_text("138 0013 8000")  # supervisors see the whole number
     assert page.evaluate("window.notReloaded") is True
     shot(page, "2-queue-live")
 

@@ -2,8 +2,9 @@
 
 Both run for real here: Kamailio 5.6 with deploy/kamailio/kamailio.cfg in front
 of two SIPp callees standing in for IVR nodes, and in front of real IVR nodes (a
-full one; a TLS caller), and nginx with
-deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web`.
+full one; a TLS caller), and nginx with deploy/nginx/hotline-ivr.conf terminating
+TLS in front of `ivr serve --role web` (gunicorn) and of the all-in-one `ivr serve`
+(waitress).
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:
     return conf
 
 
-def test_nginx_tls_proxy_keeps_twilio_signatures_valid(tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", ["web", "all"], ids=["gunicorn-role-web", "waitress-all-in-one"])
+def test_nginx_tls_proxy_keeps_twilio_signatures_valid(tmp_path: Path, role: str) -> None:
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.skip("nginx not installed (scripts/system-deps.sh)")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -304,10 +306,11 @@ def test_nginx_tls_proxy_keeps_twilio_signatures_valid(tmp_path: Path) -> None:
         "DATABASE_URL": url,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": token,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
+    if role == "web":
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
     web = subprocess.Popen(
-        [sys.executable, "-m", "ivr.cli", "--config", str(cfg), "serve", "--role", "web",
+        [sys.executable, "-m", "ivr.cli", "--config", str(cfg), "serve", "--role", role,
          "--web-workers", "1", "--port", str(web_port)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, AUTH_TOKEN, HANGUP, PUBLIC_BASE, Speak, new_sid
 from ivr.app import Hotline
 from ivr.prompts import clip_name
+from ivr.transports.twilio.dialer import rest_client
+from ivr.transports.twilio.reconcile import close_open_calls
 
 from .asr_fixtures import speech_file
 from .twilio_rig import Rig, twilio_rig
@@ -44,6 +47,7 @@ def test_call_on_12345_records_statement_and_reads_back_the_draft(rig: Rig) -> N
     row = rig.call(call.sid)
     assert (row.line_number, row.line_source, row.status) == ("12345", "dialed", "completed")
     assert row.duration_s == call.seconds
+    rig.wait_jobs()  # the fetch job
     (rec,) = rig.recordings(call.sid)
     assert rec.path and Path(rec.path).read_bytes() == audio.read_bytes()
 
@@ -102,8 +106,46 @@ def test_zero_transfers_to_the_operator_with_dial(rig: Rig) -> None:
     call = rig.driver.inbound(script=["0"])
     assert call.errors == []
     assert call.transfers == ["Sip:sip:operator@127.0.0.1"]
-    assert "<Dial>" in call.documents[-1] and rig.ticket(call.sid) is None
+    assert "<Dial " in call.documents[-1] and rig.ticket(call.sid) is None
     assert rig.call(call.sid).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "fallback"), [("no-answer", True), ("busy", True), ("completed", False)]
+)
+def test_operator_transfer_reports_back_and_an_unanswered_one_is_not_silence(
+    rig: Rig, dial_status: str, fallback: bool
+) -> None:
+    d = rig.driver
+    call = d.inbound(script=["0"])
+    dial = ET.fromstring(call.documents[-1]).find("Dial")
+    assert dial is not None
+    assert dial.get("timeout") == str(rig.hotline.settings.twilio.transfer_timeout_s)
+    action = dial.get("action") or ""
+    assert action.startswith(f"{PUBLIC_BASE}/twilio/dial?seq=")
+    params = {**call.base, "CallStatus": "in-progress", "DialCallStatus": dial_status}
+    reply = d.post(action, params)
+    root = reply.twiml()
+    assert [v.tag for v in root] == (["Play", "Hangup"] if fallback else ["Hangup"])
+    if fallback:  # the flow's sorry prompt, as audio
+        sorry = clip_name("对不起，系统暂时无法受理您的诉求，请稍后再拨。").removesuffix(".wav")
+        assert sorry in (root[0].text or "")
+    assert d.post(action, params).text == reply.text  # Twilio's retry: the same answer
+
+
+def test_keys_pressed_during_the_greeting_count(rig: Rig) -> None:
+    call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+    first = ET.fromstring(call.documents[0])
+    assert first[0].tag == "Gather"  # nothing plays outside the <Gather>
+    greeting = clip_name("您好，欢迎致电12345政务服务便民热线。").removesuffix(".wav")
+    assert greeting in (first[0][0].text or "")
+
+
+def test_record_waits_long_enough_for_a_slow_starter(rig: Rig) -> None:
+    call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+    record = ET.fromstring(call.documents[1]).find("Record")
+    assert record is not None
+    assert int(record.get("timeout") or 0) >= rig.hotline.settings.twilio.record_timeout_s >= 5
 
 
 def test_invalid_key_twice_goes_on_to_the_statement(rig: Rig) -> None:
@@ -127,6 +169,7 @@ def test_caller_hangs_up_while_speaking_still_gets_a_draft(rig: Rig) -> None:
     ticket = rig.ticket(call.sid)
     assert ticket is not None and ticket["category"] == "求助"
     assert ticket["transcription"] == "pending"  # the audio is stored; ASR is not installed
+    rig.wait_jobs()  # the fetch job
     (rec,) = rig.recordings(call.sid)
     assert rec.path and Path(rec.path).read_bytes() == audio.read_bytes()
     assert rig.call(call.sid).status == "completed"
@@ -138,6 +181,29 @@ def test_caller_hangs_up_in_the_menu(rig: Rig) -> None:
     row = rig.call(call.sid)
     assert row.status == "completed" and row.ended_at is not None
     assert rig.ticket(call.sid) is None
+
+
+def test_calls_left_open_without_a_status_callback_are_closed_by_callsid(rig: Rig) -> None:
+    d = rig.driver
+    gone, talking = new_sid("CA"), new_sid("CA")
+    for sid in (gone, talking):  # the voice URL only: no status callback on this number
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": sid,
+            "From": "+8613800138000",
+            "To": "+8687112345",
+            "Direction": "inbound",
+            "CallStatus": "ringing",
+        }
+        assert d.post(d.public("/twilio/voice"), params).status == 200
+    rig.api.call_status.update({gone: ("completed", 7), talking: ("in-progress", 0)})
+    cfg = rig.hotline.settings.twilio
+    client = rest_client(cfg, ACCOUNT_SID, AUTH_TOKEN)
+    assert close_open_calls(rig.voice.calls, client, older_than_s=0) == 1
+    row = rig.call(gone)
+    assert (row.status, row.duration_s) == ("completed", 7) and row.ended_at is not None
+    assert rig.ticket(gone) is None  # hung up in the menu: nothing to draft
+    assert rig.call(talking).ended_at is None  # still talking: left alone
 
 
 def test_prompt_audio_is_served_as_8khz_wav(rig: Rig) -> None:

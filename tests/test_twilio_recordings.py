@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from harness.twiliokit import ACCOUNT_SID, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
 from ivr.app import Hotline
+from ivr.cli import main
+from ivr.jobs import dead_letters
+from ivr.queries.recordings import lost_fetches
 from ivr.store import RecordingStatus
 from ivr.transports.twilio import media
 
 from .asr_fixtures import ko_asr_config, speech_file
+from .conftest import ROOT
 from .twilio_rig import Rig, twilio_rig
 
 H01 = "hotline/h01_8k_ulaw.wav"
@@ -50,10 +61,8 @@ def test_recording_is_fetched_with_basic_auth_from_the_configured_api(rig: Rig) 
     assert rig.api.rejected == []
 
 
-def test_recording_not_yet_available_is_fetched_again_by_a_job(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(media, "FETCH_RETRY_S", 0.05)
+def test_recording_not_yet_available_is_fetched_again_by_a_job(rig: Rig) -> None:
+    fast_retries(rig)
     call = rig.driver.inbound(script=["1", late_speech(rig)])
     assert call.errors == []
     rig.wait_jobs(30)
@@ -62,6 +71,11 @@ def test_recording_not_yet_available_is_fetched_again_by_a_job(
     assert [ext for _, ext in rig.api.media_requests] == [".wav"] * 3
     ticket = rig.ticket(call.sid)
     assert ticket is not None and ticket["transcription"] == "pending"
+
+
+def fast_retries(rig: Rig, attempts: int = 6) -> None:
+    intake = rig.voice.intake
+    intake.cfg = intake.cfg.model_copy(update={"fetch_retry_s": 0.05, "fetch_attempts": attempts})
 
 
 def late_speech(rig: Rig) -> Speak:
@@ -82,6 +96,7 @@ def test_mp3_recordings_are_fetched_and_stored_as_mp3(
         rig.voice.intake.cfg = rig.voice.intake.cfg.model_copy(update={"recording_format": "mp3"})
         rig.voice.intake.fetcher.cfg = rig.voice.intake.cfg
         call = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
+        rig.wait_jobs()
         (rec,) = rig.recordings(call.sid)
     assert rec.audio_format == "mp3" and rec.path and rec.path.endswith(".mp3")
     assert Path(rec.path).read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
@@ -159,3 +174,140 @@ def test_absent_recording_stores_nothing_and_the_draft_still_exists(rig: Rig) ->
         },
     )
     assert r.status == 204 and rig.recordings(call.sid) == []
+
+
+def lost_speech(rig: Rig) -> Speak:
+    """Speech whose media the API never serves (404 every time)."""
+    original = rig.api.add_recording
+
+    def never_ready(audio: Path | bytes, *, not_ready: int = 0) -> tuple[str, str]:
+        return original(audio, not_ready=10_000)
+
+    rig.api.add_recording = never_ready  # type: ignore[method-assign]
+    return Speak(speech_file(H01))
+
+
+def test_recording_that_cannot_be_fetched_is_lost_visibly(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    fast_retries(rig, attempts=3)
+    with caplog.at_level(logging.INFO):
+        call = rig.driver.inbound(caller="+8613800138000", script=["2", lost_speech(rig)])
+        assert call.errors == []
+        rig.wait_jobs(60)
+    (rec_sid,) = call.recordings
+    assert [sid for sid, _ in rig.api.media_requests] == [rec_sid] * 3
+    (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.LOST and rec.path is None
+    assert rec.error and "HTTP 404" in rec.error
+    ticket = rig.ticket(call.sid)
+    assert ticket is not None and ticket["transcription"] == "fetch_failed"
+    lost = [r for r in caplog.records if r.levelno >= logging.ERROR and call.sid in r.getMessage()]
+    assert len(lost) == 1 and "138****8000" in lost[0].getMessage()
+    assert "13800138000" not in caplog.text
+    (letter,) = dead_letters(rig.voice.jobs)
+    assert letter.job == media.FETCH_JOB and call.sid in letter.error
+    metrics = rig.app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'ivr_recordings_lost{provider="twilio"} 1.0' in metrics
+    # The supervisor's queue and the draft say so.
+    with rig.hotline.db.read() as s:
+        (listed,) = lost_fetches(s)
+    assert listed.payload == {"call_sid": call.sid, "recording_sid": rec_sid}
+
+
+def test_ivr_jobs_dead_lists_lost_recordings_in_embedded_mode_and_retries_them(
+    rig: Rig, tmp_path: Path
+) -> None:
+    fast_retries(rig, attempts=1)
+    call = rig.driver.inbound(script=["2", lost_speech(rig)])
+    rig.wait_jobs(60)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        (ROOT / "config.yaml")
+        .read_text()
+        .replace("api_base_url: https://api.twilio.com", f"api_base_url: {rig.api.base_url}")
+        .replace("dir: callflows", f"dir: {ROOT / 'callflows'}")
+        .replace("models_dir: asr_models", f"models_dir: {tmp_path / 'no-models'}")
+    )
+    env = {"DATABASE_URL": rig.hotline.settings.resolved_database_url, "REDIS_URL": ""}
+
+    def ivr(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--config", str(cfg), "jobs", *args], env=env)
+
+    out = ivr("dead", "--json")
+    assert out.exit_code == 0, out.output
+    [row] = json.loads(out.stdout)
+    assert row["job"] == media.FETCH_JOB and row["payload"]["call_sid"] == call.sid
+    assert "HTTP 404" in row["error"]
+    # The media is there now: `ivr jobs retry` fetches it (embedded: in that process).
+    (rec_sid,) = call.recordings
+    rig.api._not_ready[rec_sid] = 0
+    out = ivr("retry", row["message_id"])
+    assert out.exit_code == 0, out.output
+    (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.PENDING and rec.path
+    ticket = rig.ticket(call.sid)
+    assert ticket is not None and ticket["transcription"] == "pending"
+    assert json.loads(ivr("dead", "--json").stdout) == []
+
+
+def test_webhooks_answer_while_the_recording_host_stalls(rig: Rig) -> None:
+    rig.voice.intake.fetcher.cfg = rig.voice.intake.cfg.model_copy(update={"fetch_timeout_s": 60})
+    rig.api.hold_media = threading.Event()
+    try:
+        call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+        assert call.errors == []
+        # The callback was answered while its media fetch still hangs on the host.
+        (rec,) = rig.recordings(call.sid)
+        assert rec.status == RecordingStatus.FETCHING
+        ticket = rig.ticket(call.sid)
+        assert ticket is not None and ticket["transcription"] == "pending"
+        # Another caller is answered meanwhile.
+        other = rig.driver.inbound(script=[HANGUP])
+        assert other.errors == [] and other.documents
+        assert wait_for(lambda: rig.api.media_held == 1)
+    finally:
+        rig.api.hold_media.set()
+    rig.wait_jobs()
+    (rec,) = rig.recordings(call.sid)
+    assert rec.status == RecordingStatus.PENDING and rec.path
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_concurrent_duplicate_callbacks_store_one_recording(rig: Rig) -> None:
+    d = rig.driver
+    fast_retries(rig, attempts=1)
+    call = d.inbound(script=["2", lost_speech(rig)])  # its own recording: lost
+    rig.wait_jobs(60)
+    del rig.api.add_recording  # media served again
+    rec_sid, rec_url = rig.api.add_recording(speech_file(H01))
+    callback = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": call.sid,
+        "RecordingSid": rec_sid,
+        "RecordingUrl": rec_url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "5",
+    }
+    start = threading.Barrier(6)
+
+    def post() -> int:
+        start.wait()
+        return d.post(d.public("/twilio/recording"), callback).status
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda _: post(), range(6)))
+    rig.wait_jobs()
+    assert statuses == [204] * 6
+    stored = [r for r in rig.recordings(call.sid) if r.provider_recording_id == rec_sid]
+    assert len(stored) == 1 and stored[0].status == RecordingStatus.PENDING
+    assert Path(stored[0].path or "").read_bytes() == speech_file(H01).read_bytes()
+    assert not list(Path(stored[0].path or "").parent.glob("*.part"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ from ivr.surveys.run import run_campaign
 from ivr.transports.twilio.dialer import TwilioDialer, e164
 
 from .asr_fixtures import speech_file
+from .scaleout import most_in_any_window
 from .surveykit import completed_tickets
 from .twilio_rig import CALLER_ID, Rig, twilio_rig
 
@@ -205,3 +208,61 @@ def test_dialer_says_what_is_missing(rig: Rig, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(AUTH_TOKEN_ENV)
     with pytest.raises(DialerError, match="set TWILIO_AUTH_TOKEN"):
         TwilioDialer.from_settings(rig.hotline)
+
+
+def twilio_settings(rig: Rig, **changes: object) -> None:
+    s = rig.hotline.settings
+    rig.hotline.settings = s.model_copy(update={"twilio": s.twilio.model_copy(update=changes)})
+
+
+def test_without_status_callbacks_an_answered_survey_is_scored_not_failed(rig: Rig) -> None:
+    ticket_id, variables = attempt_vars(rig)
+    twilio_settings(rig, status_callback=False)
+    d, _ = dialer(rig, {"+8613800138000": Callee("human", ["1"])})
+    result = d.dial("13800138000", variables=variables)
+    assert (result.outcome, result.status, result.score) == ("answered", "completed", "satisfied")
+    (created,) = rig.api.calls
+    assert "StatusCallback" not in created.params
+    (call,) = driven_calls(rig)
+    assert call.errors == [] and call.ended_by == "ivr"
+    row = rig.call(result.call_id or "")
+    assert row.status == "completed" and row.ended_at is not None  # not left open
+    with rig.hotline.db.session() as s:
+        t = s.get(Ticket, ticket_id)
+        assert t is not None and (t.status, t.survey_outcome) == ("surveyed", "satisfied")
+
+
+def test_without_status_callbacks_a_machine_is_reported_as_one(rig: Rig) -> None:
+    _, variables = attempt_vars(rig)
+    twilio_settings(rig, status_callback=False)
+    d, _ = dialer(rig, {"+8613800138000": Callee("machine")})
+    assert d.dial("13800138000", variables=variables).outcome == "machine"
+
+
+def test_a_hung_calls_create_is_given_up_after_the_api_timeout(rig: Rig) -> None:
+    twilio_settings(rig, api_timeout_s=0.5)
+    d, waits = dialer(rig, {})
+    rig.api.hold_create = threading.Event()
+    try:
+        result = d.dial("13800138000")
+    finally:
+        rig.api.hold_create.set()
+    assert (result.outcome, result.call_id) == ("failed", None)
+    assert rig.api.create_attempts == 1 and waits == []  # the call may exist: never again
+
+
+def test_a_start_retried_after_429_keeps_the_calls_per_second_pace(rig: Rig) -> None:
+    surveys = rig.hotline.settings.surveys.model_copy(update={"calls_per_second": 2.0})
+    rig.hotline.settings = rig.hotline.settings.model_copy(update={"surveys": surveys})
+    phones = [f"1390000000{i}" for i in range(1, 4)]
+    completed_tickets(rig.hotline, phones, MONDAY_9)
+    cid, planned = create_campaign(rig.hotline, Actor.system("test"), "paced")
+    assert planned == 3
+    rig.api.fail_next = [429]
+    d, _ = dialer(rig, {e164(p): Callee("human", ["1"]) for p in phones})
+    d.sleep = time.sleep  # the dial job's real pace
+    summary = run_campaign(rig.hotline, d, cid)
+    assert dict(summary.outcomes) == {"answered": 3}
+    assert rig.api.create_attempts == 4
+    # Every calls.create, the retried one included, is a start the pacer granted.
+    assert most_in_any_window(rig.api.create_times) <= 2

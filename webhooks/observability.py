@@ -21,7 +21,10 @@ def init_observability(app: Flask, hotline: Hotline, jobs: DramatiqJobs) -> None
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
-        small = request.method == "POST" and (request.content_length or 0) <= 64 * 1024
+        # Only a body of known, small length is parsed here: a chunked one (no length) is
+        # left to the endpoint's own limit (413), never read whole.
+        length = request.content_length
+        small = request.method == "POST" and length is not None and length <= 64 * 1024
         call_sid = request.form.get("CallSid") if small else None
         if call_sid:
             g.log_context = log_context(call_id=call_sid)

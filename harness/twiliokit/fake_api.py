@@ -6,8 +6,9 @@
 Every request must carry HTTP Basic auth with the account SID and auth token
 (401 otherwise, like Twilio). Failures can be queued (429, 503) for the next
 calls.create requests, and a recording can answer 404 a few times (not yet
-available). A created call is handed to `on_call` in a thread: the test decides
-how the callee behaves (see TwilioDriver.run_outbound).
+available), or every media request can hang until released (a stalled host). A
+created call is handed to `on_call` in a thread: the test decides how the callee
+behaves (see TwilioDriver.run_outbound).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 _CALLS = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls\.json$")
+_CALL = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls/(CA[0-9a-f]{32})\.json$")
 _RECORDING = re.compile(
     r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-f]{32})(\.wav|\.mp3)?$"
 )
@@ -51,11 +54,20 @@ class FakeTwilioApi:
     on_call: Callable[[CreatedCall], None] | None = None
     calls: list[CreatedCall] = field(default_factory=list)
     create_attempts: int = 0
+    create_times: list[float] = field(default_factory=list)  # time.monotonic() of each
     fail_next: list[int] = field(default_factory=list)
     media_requests: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    # While set to an unset Event, every media request hangs until it is set (a stalled host).
+    hold_media: threading.Event | None = None
+    # While set to an unset Event, calls.create hangs until it is set (a hung API).
+    hold_create: threading.Event | None = None
+    media_held: int = 0
     _recordings: dict[str, bytes] = field(default_factory=dict)
     _not_ready: dict[str, int] = field(default_factory=dict)
+    _stalls: dict[str, threading.Event] = field(default_factory=dict)
+    # GET Calls/{Sid}.json answers these (status, duration); 404 for others.
+    call_status: dict[str, tuple[str, int]] = field(default_factory=dict)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,11 +94,17 @@ class FakeTwilioApi:
             t.join(timeout)
 
     # -- recordings --------------------------------------------------------------
-    def add_recording(self, audio: Path | bytes, *, not_ready: int = 0) -> tuple[str, str]:
-        """Register recording media; (RecordingSid, RecordingUrl as Twilio sends it)."""
+    def add_recording(
+        self, audio: Path | bytes, *, not_ready: int = 0, stall: threading.Event | None = None
+    ) -> tuple[str, str]:
+        """Register recording media; (RecordingSid, RecordingUrl as Twilio sends it).
+
+        With `stall`, requests for this recording hang until the event is set."""
         sid = "RE" + uuid.uuid4().hex
         self._recordings[sid] = audio.read_bytes() if isinstance(audio, Path) else audio
         self._not_ready[sid] = not_ready
+        if stall is not None:
+            self._stalls[sid] = stall
         return sid, f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
 
     def recording_bytes(self, sid: str) -> bytes:
@@ -114,6 +132,11 @@ class FakeTwilioApi:
                 self.rejected.append(request.path)
                 return _error(401, 20003, "Authenticate")
             return self._create_call(request)
+        if m := _CALL.match(request.path):
+            if not self._authorized(request, m.group(1)):
+                self.rejected.append(request.path)
+                return _error(401, 20003, "Authenticate")
+            return self._call(m.group(2))
         if m := _RECORDING.match(request.path):
             if not self._authorized(request, m.group(1)):
                 self.rejected.append(request.path)
@@ -124,6 +147,10 @@ class FakeTwilioApi:
     def _create_call(self, request: Request) -> Response:
         with self._lock:
             self.create_attempts += 1
+            self.create_times.append(time.monotonic())
+        if self.hold_create is not None:
+            self.hold_create.wait()
+        with self._lock:
             if self.fail_next:
                 status = self.fail_next.pop(0)
                 return _error(status, 20429 if status == 429 else 20500, "Too Many Requests")
@@ -149,8 +176,31 @@ class FakeTwilioApi:
         }
         return Response(json.dumps(body), status=201, mimetype="application/json")
 
+    def _call(self, sid: str) -> Response:
+        known = self.call_status.get(sid)
+        if known is None:
+            return _error(404, 20404, "The requested resource was not found")
+        status, duration = known
+        body = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "status": status,
+            "duration": str(duration),
+            "api_version": "2010-04-01",
+        }
+        return Response(json.dumps(body), status=200, mimetype="application/json")
+
     def _media(self, sid: str, ext: str) -> Response:
         self.media_requests.append((sid, ext))
+        hold = self._stalls.get(sid) or self.hold_media
+        if hold is not None:
+            with self._lock:
+                self.media_held += 1
+            try:
+                hold.wait()
+            finally:
+                with self._lock:
+                    self.media_held -= 1
         data = self._recordings.get(sid)
         if data is None:
             return _error(404, 20404, "The requested resource was not found")

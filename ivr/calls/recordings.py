@@ -8,6 +8,7 @@ import os
 import re
 import struct
 import time
+import uuid
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 def _write_durably(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
+    # A name of its own: two workers writing the same recording never share a temp file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -119,6 +121,17 @@ def read_spooled(path: Path) -> tuple[bytes, int]:
     return pcm[: len(pcm) // 2 * 2], rate
 
 
+def write_audio(
+    app: Hotline, call: Call, provider_recording_id: str, data: bytes, audio_format: str
+) -> Path:
+    """The audio on disk (fsynced) under recordings/YYYY/MM/DD/; its path."""
+    local = app.clock.now().astimezone(app.settings.tz)
+    name = _SAFE.sub("_", f"{call.provider}-{call.id}-{provider_recording_id}.{audio_format}")
+    path = app.settings.storage_path / "recordings" / local.strftime("%Y/%m/%d") / name
+    _write_durably(path, data)
+    return path
+
+
 def find_recording(session: Session, provider: str, provider_recording_id: str) -> Recording | None:
     return session.scalars(
         select(Recording).where(
@@ -145,10 +158,7 @@ def store_recording(
     now = app.clock.now()
     path: Path | None = None
     if data is not None:
-        local = now.astimezone(app.settings.tz)
-        name = _SAFE.sub("_", f"{call.provider}-{call.id}-{provider_recording_id}.{audio_format}")
-        path = app.settings.storage_path / "recordings" / local.strftime("%Y/%m/%d") / name
-        _write_durably(path, data)
+        path = write_audio(app, call, provider_recording_id, data, audio_format)
     rec = Recording(
         call_id=call.id,
         provider=call.provider,

@@ -19,7 +19,7 @@ from ivr.flow import Action, CallState, Engine, Event, Start, Verb
 from ivr.flow.verbs import event_to_dict, verb_from_dict, verb_to_dict
 from ivr.intake.drafts import create_draft, latest_transcript
 from ivr.lines import LineMatch, resolve_line
-from ivr.phones import PhoneNumberError, mask_number, normalize_number
+from ivr.phones import caller_id, mask_number
 from ivr.runtime import metrics
 from ivr.runtime.logs import log_context
 from ivr.spoken import date_spoken, digits_spoken
@@ -77,16 +77,6 @@ class StepResult:
     verbs: tuple[Verb, ...]
     ended: bool
     vars: Mapping[str, Any]
-
-
-def caller_number(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        return normalize_number(raw)
-    except PhoneNumberError:
-        log.info("caller id %r is not a number; stored as anonymous", mask_number(raw))
-        return None
 
 
 class CallService:
@@ -173,8 +163,8 @@ class CallService:
                 provider_call_id=provider_call_id,
                 direction=direction,
                 flow=flow,
-                from_number=caller_number(from_number),
-                to_number=caller_number(to_number) if line_number else match.dialed,
+                from_number=caller_id(from_number),
+                to_number=caller_id(to_number) if line_number else match.dialed,
                 line_number=match.line.number,
                 original_number=match.original,
                 line_source=match.source,

@@ -26,7 +26,7 @@ def _jobs(c: Ctx) -> Any:
     if q.embedded:
         click.echo(
             "note: no jobs.broker_url (REDIS_URL): jobs run inside `ivr serve`, "
-            "this command sees only its own (empty) queue",
+            "this command sees only its own (empty) queue and what the database records",
             err=True,
         )
     return q
@@ -39,8 +39,13 @@ def _jobs(c: Ctx) -> Any:
 def jobs_dead(c: Ctx, limit: int, as_json: bool) -> None:
     """List dead-lettered jobs, newest first."""
     from ivr.jobs import dead_letters
+    from ivr.queries.recordings import lost_fetches
 
-    letters = dead_letters(_jobs(c), limit)
+    q = _jobs(c)
+    letters = dead_letters(q, limit)
+    if q.embedded:  # the queue is inside `ivr serve`: what the database remembers
+        with c.hotline().db.read() as s:
+            letters += lost_fetches(s, limit)
     if as_json:
         click.echo(json.dumps([d.to_dict() for d in letters], ensure_ascii=False, indent=2))
         return
@@ -60,11 +65,31 @@ def jobs_retry(c: Ctx, message_id: str) -> None:
     from ivr.jobs import requeue_dead
     from ivr.jobs.dead import NoSuchDeadLetter
 
+    if message_id.startswith("recording:"):
+        _retry_lost_fetch(c, message_id)
+        return
     try:
         letter = requeue_dead(_jobs(c), message_id)
     except NoSuchDeadLetter as exc:
         fail(str(exc), 1)
     click.echo(f"queued again: {letter.job} {json.dumps(letter.payload)}")
+
+
+def _retry_lost_fetch(c: Ctx, message_id: str) -> None:
+    """A lost recording (as `ivr jobs dead` lists it): fetched once more; embedded, here."""
+    from ivr.jobs.registry import register_jobs
+
+    ref = message_id.removeprefix("recording:")
+    if not ref.isdigit():
+        fail(f"no dead letter {message_id!r}", 1)
+    q = _jobs(c)
+    intake = register_jobs(c.hotline(), q)
+    ev = intake.retry_lost(int(ref))
+    if ev is None:
+        q.close(wait=False)
+        fail(f"no lost recording {ref} (or TWILIO_ACCOUNT_SID is not set)", 1)
+    q.close(wait=True, timeout=600)
+    click.echo(f"queued again: recording {ev.recording_sid} of call {ev.call_sid}")
 
 
 @jobs.command("depth")

@@ -14,7 +14,7 @@ from ivr.intake.analyze import Analysis, ScopeFlag, analyze
 from ivr.intake.duplicates import find_duplicate
 from ivr.phones import mask_number
 from ivr.services.unit import Actor, audit
-from ivr.store.models import Call, Recording, Ticket, TicketStatus, Transcript
+from ivr.store.models import Call, Recording, RecordingStatus, Ticket, TicketStatus, Transcript
 from ivr.tickets import changes_between, next_ticket_number, to_dict
 
 if TYPE_CHECKING:
@@ -51,6 +51,15 @@ def latest_transcript(session: Session, call_id: int) -> tuple[Recording | None,
         select(Recording).where(Recording.call_id == call_id).order_by(Recording.id.desc())
     ).first()
     return rec, (rec.transcript if rec else None)
+
+
+def transcription_state(recording: Recording | None, transcript: Transcript | None) -> str:
+    """What the draft shows: done, pending (转写中), fetch_failed (录音获取失败) or none."""
+    if transcript is not None:
+        return "done"
+    if recording is None:
+        return "none"
+    return "fetch_failed" if recording.status == RecordingStatus.LOST else "pending"
 
 
 def with_heard_emergency(app: Hotline, result: Analysis, heard_rule: str | None) -> Analysis:
@@ -138,7 +147,7 @@ def create_draft(
         caller_number=call.from_number,
         created_at=now,
         updated_at=now,
-        transcription="done" if transcript else ("pending" if recording else "none"),
+        transcription=transcription_state(recording, transcript),
     )
     _apply(app, ticket, result, day)
     session.add(ticket)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -65,6 +66,18 @@ class ReleaseKeys(Middleware):
             self.keys.release(key)
 
 
+class NoteGivenUp(Middleware):
+    """Keeps the reason of a job that gave up (GiveUp) for its dead letter: Dramatiq's
+    Retries notes a traceback only for the jobs it retries."""
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if exception is not None and message.failed and "traceback" not in message.options:
+            message.options["traceback"] = f"{type(exception).__name__}: {exception}"
+            message.options["requeue_timestamp"] = int(time.time() * 1000)
+
+
 def redis_client(cfg: JobsConfig) -> redis.Redis | None:
     if not cfg.broker_url:
         return None
@@ -94,6 +107,7 @@ def make_broker(cfg: JobsConfig, client: redis.Redis | None, keys: KeySet) -> Br
     # Hooks run in reverse order after processing: placed before Retries, this one
     # sees whether Retries gave the message up.
     broker.add_middleware(ReleaseKeys(keys), before=Retries)
+    broker.add_middleware(NoteGivenUp(), before=Retries)
     return broker
 
 

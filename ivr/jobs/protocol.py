@@ -20,6 +20,11 @@ class RetryJob(Exception):
         self.delay_s = delay_s
 
 
+class GiveUp(Exception):
+    """Raised by a handler that has retried on its own terms and stops: the job is
+    dead-lettered at once (`ivr jobs dead`), with this message as its error."""
+
+
 class UnknownJob(LookupError):
     pass
 

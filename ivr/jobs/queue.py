@@ -14,7 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from ivr.config import JobsConfig, Settings
 from ivr.jobs.broker import KeySet, make_broker, ping, redis_client
-from ivr.jobs.protocol import Handler, RetryJob, UnknownJob
+from ivr.jobs.protocol import GiveUp, Handler, RetryJob, UnknownJob
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class DramatiqJobs:
             actor_name=name,
             queue_name=queue_for(name),
             priority=0,
-            options={},
+            options={"throws": (GiveUp,)},
         )
 
 

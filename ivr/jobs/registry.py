@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ivr.calls.transcription import TRANSCRIBE_JOB, transcribe_job
+from ivr.surveys.dialer import RetriesStarts
 from ivr.surveys.dispatch import DIAL_JOB, DialJob
 from ivr.surveys.limits import CallLimits
 from ivr.transports.twilio.media import FETCH_JOB, RecordingFetcher, RecordingIntake
@@ -33,5 +34,7 @@ def register_jobs(
     jobs.register(FETCH_JOB, intake.fetch_job)
     if dialer is not None:
         limits = CallLimits(app.settings.surveys, app.settings.jobs, jobs.client)
+        if isinstance(dialer, RetriesStarts):
+            dialer.use_pacer(limits.pacer)
         jobs.register(DIAL_JOB, DialJob(app, dialer, limits, worker))
     return intake

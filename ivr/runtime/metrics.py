@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from ivr.store.models import Call, SurveyAttempt
+from ivr.store.models import Call, Recording, RecordingStatus, SurveyAttempt
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
@@ -112,6 +112,20 @@ class _ScrapeTime(Collector):
         for direction, n in rows:
             open_calls.add_metric([str(direction)], n)
         yield open_calls
+        lost = GaugeMetricFamily(
+            "ivr_recordings_lost",
+            "Recordings whose media could not be fetched after every attempt (from the database).",
+            labels=["provider"],
+        )
+        with self.app.db.read() as s:
+            rows = s.execute(
+                select(Recording.provider, func.count())
+                .where(Recording.status == RecordingStatus.LOST)
+                .group_by(Recording.provider)
+            ).all()
+        for provider, n in rows:
+            lost.add_metric([str(provider)], n)
+        yield lost
         results = GaugeMetricFamily(
             "ivr_survey_results", "Survey attempts answered, by score.", labels=["score"]
         )

@@ -82,10 +82,13 @@ class Node:
                 raise RoleError("role sip: sip.enabled is false in the config")
         dialer = self.dialer
         if "worker" in self.roles:
+            from ivr.transports.twilio.reconcile import reconcile_twilio_calls
+
             dialer = dialer or self._dialer()
-            register_jobs(self.app, self.jobs, dialer)
+            intake = register_jobs(self.app, self.jobs, dialer)
             if not self.jobs.embedded:
                 self.jobs.start_worker()
+            reconcile_twilio_calls(intake, *self._twilio_rest())
             log.info("worker: running jobs%s", " and survey calls" if dialer else "")
         else:
             register_jobs(self.app, self.jobs)
@@ -113,6 +116,21 @@ class Node:
             )
 
         close_interrupted_calls(self.app, self.phone.node, transcribe)
+
+    def _twilio_rest(self) -> tuple[Any, Any]:
+        """The Twilio call service and REST client for start-up reconciliation; (None,
+        None) without Twilio credentials."""
+        from ivr.transports.twilio.credentials import Credentials
+        from ivr.transports.twilio.dialer import rest_client
+        from ivr.transports.twilio.steps import TwilioCalls
+        from ivr.transports.twilio.twiml import TwimlRenderer
+
+        creds = Credentials.from_env()
+        if not (creds.account_sid and creds.auth_token):
+            return None, None
+        cfg = self.app.settings.twilio
+        calls = TwilioCalls(self.app, TwimlRenderer(cfg, None))
+        return calls, rest_client(cfg, creds.account_sid, creds.auth_token)
 
     def _dialer(self) -> Dialer | None:
         settings = self.app.settings

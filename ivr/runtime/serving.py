@@ -17,13 +17,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_REQUEST_BODY = 2 * 1024 * 1024
+
+# The proxy headers the app rebuilds Twilio's signed URL (and the client address) from.
+PROXY_HEADERS = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
+
+
+def forwarded_allow_ips() -> str:
+    """The address(es) the reverse proxy connects from (gunicorn's forwarded_allow_ips)."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def waitress_proxy_options(settings: Settings) -> dict[str, Any]:
+    """waitress's proxy trust from `http.proxy_hops`, matching gunicorn's.
+
+    By default waitress clears X-Forwarded-* from peers it does not trust, so the
+    app's ProxyFix never sees X-Forwarded-Proto and every Twilio signature (made
+    over https://...) fails. waitress trusts one address or "*".
+    """
+    hops = settings.http.proxy_hops
+    if not hops:
+        return {}
+    allowed = [a.strip() for a in forwarded_allow_ips().split(",") if a.strip()]
+    trusted = allowed[0] if len(allowed) == 1 else "*"
+    return {
+        "trusted_proxy": trusted,
+        "trusted_proxy_count": hops,
+        "trusted_proxy_headers": set(PROXY_HEADERS),
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
 def serve_waitress(app: Hotline, jobs: DramatiqJobs, host: str, port: int) -> None:
     from waitress import serve
 
     from webhooks import create_app
 
     log.info("hotline-ivr serving on http://%s:%d", host, port)
-    serve(create_app(app, jobs), host=host, port=port, threads=8)
+    options = waitress_proxy_options(app.settings)
+    # waitress reads a whole body (chunked too) before the app runs: refuse a large one
+    # with 413 while it arrives (the size nginx allows, deploy/nginx).
+    options["max_request_body_size"] = MAX_REQUEST_BODY
+    serve(create_app(app, jobs), host=host, port=port, threads=8, **options)
 
 
 def wait_for_signal() -> None:
@@ -84,7 +119,7 @@ def serve_gunicorn(
         "worker_class": "gthread",
         "threads": 4,
         "timeout": 60,
-        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "forwarded_allow_ips": forwarded_allow_ips(),
         "post_fork": post_fork,
         "child_exit": child_exit,
         "accesslog": None,

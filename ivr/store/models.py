@@ -70,6 +70,8 @@ class TicketStatus(StrEnum):
 
 
 class RecordingStatus(StrEnum):
+    FETCHING = "fetching"  # known to the provider, its media not yet fetched (a job does)
+    LOST = "fetch_failed"  # the media could not be fetched after every attempt
     STORED = "stored"
     PENDING = "transcription_pending"
     TRANSCRIBED = "transcribed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Outcome = Literal[
     "answered", "machine", "busy", "no-answer", "rejected", "failed", "unreachable", "cancelled"
@@ -45,3 +45,15 @@ class Dialer(Protocol):
         variables: Mapping[str, Any] | None = None,
         ring_timeout: float | None = None,
     ) -> DialResult: ...
+
+
+class StartPacer(Protocol):
+    def acquire(self) -> float: ...
+
+
+@runtime_checkable
+class RetriesStarts(Protocol):
+    """A dialer that starts a call again itself (Twilio after HTTP 429): each such start
+    is taken from the survey pacer too, so starts keep their 1/rate spacing."""
+
+    def use_pacer(self, pacer: StartPacer) -> None: ...

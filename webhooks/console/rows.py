@@ -8,7 +8,7 @@ from typing import Any
 
 from ivr.app import Hotline
 from ivr.intake.duplicates import earlier_tickets
-from ivr.phones import mask_number, mask_text
+from ivr.phones import display_number, mask_number, mask_text
 from ivr.reports.operations import OPEN_STATUSES
 from ivr.store.models import Ticket
 from webhooks.console import bp
@@ -39,7 +39,8 @@ def deadline_state(app: Hotline, ticket: Ticket, today: date) -> Deadline:
 
 
 def caller(ticket: Ticket, sees_phone: bool) -> str:
-    return (ticket.caller_number or "") if sees_phone else mask_number(ticket.caller_number)
+    """The caller's number as people read it (138 0013 8000, +852 9123 4567), or masked."""
+    return display_number(ticket.caller_number) if sees_phone else mask_number(ticket.caller_number)
 
 
 def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str, Any]:

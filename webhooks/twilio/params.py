@@ -122,6 +122,16 @@ def recording_status(form: Form) -> str:
     return value
 
 
+DIAL_STATUSES = frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"})
+
+
+def dial_status(form: Form) -> str:
+    value = form.get("DialCallStatus") or ""
+    if value not in DIAL_STATUSES:
+        raise BadParams(f"DialCallStatus {value[:30]!r} is not how a <Dial> ends")
+    return value
+
+
 def answered_by(form: Form) -> str | None:
     value = form.get("AnsweredBy") or None
     if value is not None and value not in ANSWERED_BY:

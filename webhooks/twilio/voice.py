@@ -6,13 +6,15 @@ POST /twilio/gather?seq=N     <Gather> action (Digits; empty: no key)
 POST /twilio/record?seq=N     <Record> action (holds the caller while the statement is transcribed)
 POST /twilio/transcript?seq=N&poll=K&rec=RE..  <Redirect> polls of that hold
 POST /twilio/timeout?seq=N    <Redirect> after a <Gather>/<Record> that got nothing
+POST /twilio/dial?seq=N       <Dial> action: how the transfer ended (fallback if unanswered)
 POST /twilio/status[?ctx=..]  call status callback
-POST /twilio/recording        recording status callback (fetch, store, transcribe job)
+POST /twilio/recording        recording status callback (the row, then a fetch job)
 GET  /twilio/prompt/<ids>.wav prompt audio for <Play> (public, like any static file)
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +43,19 @@ MAX_BODY = 64 * 1024
 
 
 @bp.before_request
-def _limit_body() -> None:
+def _limit_body() -> Response | None:
     request.max_content_length = MAX_BODY
+    environ = request.environ
+    if request.content_length is None and environ.get("wsgi.input_terminated"):
+        # A chunked body (gunicorn): Werkzeug would cut it at the limit and parse the
+        # rest silently; read one byte past the limit and refuse, never reading it whole.
+        data = environ["wsgi.input"].read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:
+            log.warning("413 %s from %s: chunked body over %d bytes", request.path,
+                        request.remote_addr, MAX_BODY)  # fmt: skip
+            return plain(413, f"request body over {MAX_BODY} bytes: not a Twilio webhook")
+        environ["wsgi.input"] = io.BytesIO(data)
+    return None
 
 
 DIVERSION = ("SipHeader_Diversion", "SipHeader_X-Diversion")
@@ -178,6 +191,14 @@ def _recorded(
 @signed
 def timeout() -> Any:
     return _step(Timeout())
+
+
+@bp.post("/dial")
+@signed
+def dial() -> Any:
+    status = P.dial_status(request.form)
+    call_sid, seq = _call_sid(), P.seq(request.args)
+    return twiml(_voice().calls.transfer_ended(call_sid, seq, status, _links()))
 
 
 @bp.post("/status")

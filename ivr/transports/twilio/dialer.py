@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 import requests
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ivr.config import TwilioConfig
 from ivr.flow import CallState
-from ivr.phones import PhoneNumberError, mask_text, normalize_number
+from ivr.phones import PhoneNumberError, WithheldNumber, is_withheld, mask_text
+from ivr.phones import e164 as phone_e164
 from ivr.store.models import Call, CallEvent
-from ivr.surveys.dialer import DialResult, Outcome
+from ivr.surveys.dialer import DialResult, Outcome, StartPacer
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.context import OutboundContext
 from ivr.transports.twilio.credentials import Credentials
@@ -49,13 +52,23 @@ class DialerError(RuntimeError):
 
 
 def e164(number_or_uri: str) -> str:
-    """What Twilio's To takes: +86... for Chinese numbers; SIP URIs and +E.164 unchanged."""
+    """What Twilio's To takes: E.164 numbers (+86... at home); SIP and client URIs unchanged.
+
+    A withheld caller ID raises PhoneNumberError: it is never dialed."""
+    if is_withheld(number_or_uri):
+        raise WithheldNumber(f"withheld caller ID {mask_text(number_or_uri)!r}")
     if number_or_uri.startswith(("sip:", "sips:", "client:")):
         return number_or_uri
-    if number_or_uri.strip().startswith("+"):
-        return "+" + "".join(ch for ch in number_or_uri if ch.isdigit())
-    number = normalize_number(number_or_uri)
-    return "+86" + number.removeprefix("0")
+    return phone_e164(number_or_uri)
+
+
+def rest_client(cfg: TwilioConfig, sid: str, token: str) -> Client:
+    """The REST client for the configured API; every request gives up after api_timeout_s
+    (a hung calls.create must not hold a survey slot)."""
+    client = Client(sid, token, http_client=TwilioHttpClient(timeout=cfg.api_timeout_s))
+    client.api.base_url = cfg.api_base_url
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    return client
 
 
 class TwilioDialer:
@@ -76,6 +89,11 @@ class TwilioDialer:
         self.caller_id = caller_id
         self.sleep = sleep
         self.poll_s = poll_s
+        self.pacer: StartPacer | None = None
+
+    def use_pacer(self, pacer: StartPacer) -> None:
+        """Retried starts (after 429/5xx) wait for the survey pacer like first ones."""
+        self.pacer = pacer
 
     @classmethod
     def from_settings(cls, app: Hotline, credentials: Credentials | None = None) -> TwilioDialer:
@@ -92,9 +110,7 @@ class TwilioDialer:
             )
         if not cfg.caller_id:
             raise DialerError("twilio.caller_id is not set: the number survey calls come from")
-        client = Client(sid, token)
-        client.api.base_url = cfg.api_base_url
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+        client = rest_client(cfg, sid, token)
         return cls(
             app, client, public_base_url=app.settings.http.public_base_url, caller_id=cfg.caller_id
         )
@@ -174,11 +190,13 @@ class TwilioDialer:
             delay = min(MAX_BACKOFF_S, self.cfg.api_backoff_s * 2**attempt)
             log.warning("Twilio API busy; calls.create again in %.1f s", delay)
             self.sleep(delay)
+            if self.pacer is not None:
+                self.pacer.acquire()
         return None
 
     def _await_end(self, sid: str, deadline: float, note: Callable[[str], None]) -> DialResult:
         while True:
-            result = call_result(self.app, sid)
+            result = call_result(self.app, sid, flow_ends=not self.cfg.status_callback)
             if result is not None:
                 note(f"final status {result.status}")
                 return result
@@ -189,8 +207,12 @@ class TwilioDialer:
             self.sleep(self.poll_s)
 
 
-def call_result(app: Hotline, sid: str) -> DialResult | None:
-    """The outcome of a Twilio call once its final status is stored; None before."""
+def call_result(app: Hotline, sid: str, *, flow_ends: bool = False) -> DialResult | None:
+    """The outcome of a Twilio call once its final status is stored; None before.
+
+    `flow_ends` (no status callbacks asked for): a call whose survey flow ended, or
+    that was hung up on as an answering machine, is over too; its status is `completed`.
+    """
     with app.db.session() as s:
         # The notes first, then the call: on PostgreSQL each statement sees what was
         # committed when it began, and the final status commits after the call's last
@@ -208,18 +230,26 @@ def call_result(app: Hotline, sid: str) -> DialResult | None:
             if n.name == STATUS_NOTE and (n.data or {}).get("source") == PROVIDER
         ]
         final = next((st for st in statuses if st in FINAL_STATUSES), None)
-        if final is None:
+        if final is None and not flow_ends:
             return None
         call = s.scalars(
             select(Call).where(Call.provider == PROVIDER, Call.provider_call_id == sid)
-        ).one()
+        ).first()
+        if call is None:
+            return None
         answered_by = next(
             (n.data.get("answered_by") for n in notes if n.name == ANSWERED_BY_NOTE), None
         )
+        state = CallState.from_dict(call.flow_state.get("state", {}))
+        if final is None:
+            if not (state.ended or is_machine(answered_by)):
+                return None
+            final = "completed"
+            if call.ended_at is None:  # no status callback will close the call's row
+                call.status, call.ended_at = final, app.clock.now()
         outcome: Outcome = OUTCOMES[final]
         if is_machine(answered_by):
             outcome = "machine"
-        state = CallState.from_dict(call.flow_state.get("state", {}))
         t0 = call.started_at
         timeline = [
             (round((n.at - t0).total_seconds(), 3), f"status {n.data.get('status')}")

@@ -24,13 +24,12 @@ from ivr.calls.service import (
     CallService,
     StepResult,
     UnknownCall,
-    caller_number,
     final_status,
 )
 from ivr.flow import CallerHangup, CallState, Event, RecordingFinished
 from ivr.flow.verbs import verb_from_dict
 from ivr.lines import resolve_line
-from ivr.phones import mask_number
+from ivr.phones import caller_id, mask_number
 from ivr.store.models import Call, CallEvent
 from ivr.transports.twilio import PROVIDER
 from ivr.transports.twilio.context import OutboundContext
@@ -45,6 +44,7 @@ log = logging.getLogger(__name__)
 STEP_NOTE = "twilio-step"
 STATUS_NOTE = "status"
 ANSWERED_BY_NOTE = "answered-by"
+TRANSFER_NOTE = "transfer"
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 CALL_STATUSES = FINAL_STATUSES | {"queued", "initiated", "ringing", "in-progress"}
 MACHINE_ANSWERS = ("machine_", "fax")
@@ -237,6 +237,31 @@ class TwilioCalls(CallService):
             variables = dict(CallState.from_dict(call.flow_state.get("state", {})).vars)
         return self.renderer.hold(flow, variables, links, seq, poll + 1, event, announce=poll == 0)
 
+    def transfer_ended(self, call_sid: str, seq: int, dial_status: str, links: Links) -> str:
+        """The operator transfer's <Dial> ended: hang up after a call that was answered,
+        else the fallback prompt (never silence); once per step, a retry is replayed."""
+        with self.app.db.session() as s:
+            call = self._locked(s, call_sid)
+            ledger = _ledger(s, call)
+            if seq in ledger:
+                return ledger[seq]
+            now = self.app.clock.now()
+            if dial_status in ("completed", "answered"):
+                twiml = self.renderer.hangup()
+            else:
+                flow = self.app.flows[call.flow]
+                variables = dict(CallState.from_dict(call.flow_state.get("state", {})).vars)
+                twiml = self.renderer.transfer_failed(flow, variables, links)
+                log.warning(
+                    "call %s/%s: transfer to the operator ended %s: fallback prompt",
+                    PROVIDER,
+                    call_sid,
+                    dial_status,
+                )
+            s.add(_note(call, now, TRANSFER_NOTE, {"dial_status": dial_status}))
+            s.add(_note(call, now, STEP_NOTE, {"seq": seq, "twiml": twiml}))
+            return twiml
+
     def _answered(self, call_sid: str, seq: int) -> bool:
         """The step was already answered (a retried poll): step() replays it."""
         with self.app.db.read() as s:
@@ -335,8 +360,8 @@ class TwilioCalls(CallService):
             provider_call_id=upd.call_sid,
             direction="outbound" if outbound else "inbound",
             flow=ctx.flow if ctx is not None else ("survey" if outbound else "inbound"),
-            from_number=caller_number(upd.from_number),
-            to_number=caller_number(upd.to_number),
+            from_number=caller_id(upd.from_number),
+            to_number=caller_id(upd.to_number),
             line_number=line,
             original_number=original,
             line_source=source,

@@ -57,5 +57,6 @@ class TranscriptWait:
         with self.app.db.read() as s:
             rec = find_recording(s, PROVIDER, recording_sid)
             return rec is not None and (
-                rec.transcript is not None or rec.status == RecordingStatus.FAILED
+                rec.transcript is not None
+                or rec.status in (RecordingStatus.FAILED, RecordingStatus.LOST)
             )

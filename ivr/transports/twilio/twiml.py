@@ -72,19 +72,26 @@ class TwimlRenderer:
     ) -> str:
         """TwiML for one step; `seq` numbers the request Twilio will make next."""
         r = VoiceResponse()
+        # Prompts right before a <Gather> play inside it: a key pressed during the
+        # greeting counts (Twilio drops keys pressed during a <Say>/<Play> outside it).
+        before: list[Say | Play] = []
         for verb in verbs:
-            if isinstance(verb, Say):
-                self._say(r, verb, flow, variables, links)
-            elif isinstance(verb, Play):
-                r.play(verb.url)
-            elif isinstance(verb, Gather):
-                self._gather(r, verb, flow, variables, links, seq)
-            elif isinstance(verb, Record):
+            if isinstance(verb, Say | Play):
+                before.append(verb)
+                continue
+            if isinstance(verb, Gather):
+                self._gather(r, verb, before, flow, variables, links, seq)
+                before = []
+                continue
+            self._prompts(r, before, flow, variables, links)
+            before = []
+            if isinstance(verb, Record):
                 self._record(r, verb, links, seq)
             elif isinstance(verb, Transfer):
-                self._dial(r, verb.target)
+                self._dial(r, verb.target, links, seq)
             elif isinstance(verb, Hangup):
                 r.hangup()
+        self._prompts(r, before, flow, variables, links)
         last = verbs[-1] if verbs else None
         if ended and not isinstance(last, Hangup | Transfer):
             r.hangup()
@@ -113,6 +120,16 @@ class TwimlRenderer:
         r.hangup()
         return str(r)
 
+    def transfer_failed(self, flow: Flow, variables: Mapping[str, Any], links: Links) -> str:
+        """After a transfer nobody answered: the flow's `transfer_failed` prompt (or its
+        `sorry`), then hang up."""
+        r = VoiceResponse()
+        name = "transfer_failed" if "transfer_failed" in flow.prompts else "sorry"
+        if name in flow.prompts:
+            self._say(r, Say(name, flow.prompts[name]), flow, variables, links)
+        r.hangup()
+        return str(r)
+
     def _say(
         self,
         parent: VoiceResponse | TwimlGather,
@@ -133,10 +150,25 @@ class TwimlRenderer:
             kwargs["voice"] = self.cfg.say_voice
         parent.say(say.text, **kwargs)
 
+    def _prompts(
+        self,
+        parent: VoiceResponse | TwimlGather,
+        prompts: Sequence[Say | Play],
+        flow: Flow,
+        variables: Mapping[str, Any],
+        links: Links,
+    ) -> None:
+        for prompt in prompts:
+            if isinstance(prompt, Say):
+                self._say(parent, prompt, flow, variables, links)
+            else:
+                parent.play(prompt.url)
+
     def _gather(
         self,
         r: VoiceResponse,
         verb: Gather,
+        before: Sequence[Say | Play],
         flow: Flow,
         variables: Mapping[str, Any],
         links: Links,
@@ -151,8 +183,7 @@ class TwimlRenderer:
             method="POST",
             action_on_empty_result=True,
         )
-        for prompt in verb.prompts:
-            self._say(g, prompt, flow, variables, links)
+        self._prompts(g, [*before, *verb.prompts], flow, variables, links)
         # Only reached if Twilio skips the action on an empty result.
         r.redirect(links.action("timeout", seq), method="POST")
 
@@ -161,7 +192,9 @@ class TwimlRenderer:
             action=links.action("record", seq),
             method="POST",
             max_length=verb.max_length_s,
-            timeout=max(1, math.ceil(verb.silence_end_s)),
+            # Twilio's timeout also ends a recording the caller has not started yet: at
+            # least record_timeout_s, so a slow starter is not cut off.
+            timeout=max(1, math.ceil(verb.silence_end_s), self.cfg.record_timeout_s),
             finish_on_key=verb.finish_on_key or "",
             play_beep=verb.beep,
             trim="trim-silence",
@@ -172,8 +205,13 @@ class TwimlRenderer:
         # Twilio skips the action for an empty recording and goes on here.
         r.redirect(links.action("timeout", seq), method="POST")
 
-    def _dial(self, r: VoiceResponse, target: str) -> None:
-        d = r.dial()
+    def _dial(self, r: VoiceResponse, target: str, links: Links, seq: int) -> None:
+        # The action reports how the transfer ended; a failed one gets a fallback there.
+        d = r.dial(
+            action=links.action("dial", seq),
+            method="POST",
+            timeout=self.cfg.transfer_timeout_s,
+        )
         if target.startswith(("sip:", "sips:")):
             d.sip(target)
         elif target.startswith("client:"):
