@@ -5,7 +5,6 @@ The review rules and every change of a ticket are in `ivr.services.tickets`.
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Any
 

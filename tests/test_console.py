@@ -528,6 +528,7 @@ def test_transcript_words_join_like_the_language_does() -> None:
             {"word": "了", "conf": 0.9},
         ],
         0.6,
+        False,
     )
     assert [(w["text"], w["space"], w["low"]) for w in words] == [
         ("我家", False, False),

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ivr.accounts import authenticate, can_see_phone, has_role, recent_failed_logins
 from ivr.app import Hotline
-from ivr.phones import mask_text
+from ivr.privacy import redact
 from ivr.queries.accounts import active_user
 from ivr.services import Actor, audit
 from ivr.store.models import Role, Ticket
@@ -111,7 +111,7 @@ def _wants_page() -> bool:
 def _pii(text: str | None) -> str:
     """Free text with the phone numbers in it masked, unless the viewer may see them."""
     v = g.get("viewer")
-    return (text or "") if v is not None and v.sees_phone else mask_text(text or "")
+    return redact(text or "", v is not None and v.sees_phone)
 
 
 def require(role: str = Role.OPERATOR) -> Callable[[F], F]:
