@@ -170,9 +170,13 @@ def test_operator_cannot_do_supervisor_work(app: Flask, hotline: Hotline) -> Non
 def test_phone_numbers_are_masked_for_operators_only(app: Flask, hotline: Hotline) -> None:
     tid = draft(hotline)
     op = browser(app, "operator")
-    for path in ("/console/queue", f"/console/tickets/{tid}", "/console/queue/export.csv"):
+    for path in ("/console/queue", f"/console/tickets/{tid}"):
         text = op.get(path).get_data(as_text=True)
         assert "138****8000" in text and CALLER not in text, path
+    # exports are for supervisors: an operator gets no link and no file
+    assert "导出 CSV" not in op.get("/console/queue").get_data(as_text=True)
+    for fmt in ("csv", "xlsx"):
+        assert op.get(f"/console/queue/export.{fmt}").status_code == 403
     sup = browser(app, "supervisor")
     assert CALLER in sup.get("/console/queue").get_data(as_text=True)
     assert CALLER in sup.get(f"/console/tickets/{tid}").get_data(as_text=True)
@@ -481,7 +485,7 @@ def test_exports_keep_formulas_out(app: Flask, hotline: Hotline) -> None:
             "summary": '=HYPERLINK("http://x")',
         },
     )
-    text = op.get("/console/queue/export.csv").data.decode("utf-8-sig")
+    text = browser(app, "supervisor").get("/console/queue/export.csv").data.decode("utf-8-sig")
     assert "'=HYPERLINK" in text
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify
+from werkzeug.routing import IntegerConverter
 
 from ivr import __version__
 from ivr.app import Hotline
 from ivr.jobs import DramatiqJobs, open_jobs
+from ivr.queries.tickets import MAX_ID
+
+
+class RowId(IntegerConverter):
+    """`int` in routes: at most MAX_ID unless the route says otherwise."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
@@ -20,6 +30,9 @@ def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
 
     jobs = jobs or open_jobs(hotline.settings)
     app = Flask(__name__)
+    # Every <int:...> in a route is a row id: one beyond what the database stores is a
+    # 404, never an overflow (99999999999999999999 made SQLite and PostgreSQL raise).
+    app.url_map.converters["int"] = RowId
     app.extensions["hotline"] = hotline
     app.extensions["jobs"] = jobs
     init_observability(app, hotline, jobs)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ivr.queries.tickets import TicketQuery, changed_since, latest_change, search
 from ivr.reports.operations import Table
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import Role, Ticket, TicketStatus
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require, viewer
 from webhooks.console.export import csv_response, xlsx_response
@@ -212,9 +212,10 @@ EXPORT_LIMIT = 10_000
 
 
 @bp.get("/queue/export.<any(csv, xlsx):fmt>")
-@require()
+@require(Role.SUPERVISOR)
 def queue_export(fmt: str) -> Response:
-    """The queue as filtered, as a spreadsheet (phone numbers as the viewer may see them)."""
+    """The queue as filtered, as a spreadsheet: for supervisors and admins, as the
+    README says; an operator works ticket by ticket and takes no bulk copy."""
     f = QueueFilter.from_args(request.args)
     app = hotline()
     today = app.today()

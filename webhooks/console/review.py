@@ -34,14 +34,14 @@ def transcript_words(words: list[Any], low: float, sees_phone: bool) -> list[dic
     """Words to show (numbers masked as the viewer must see them), each marked when the
     recognizer was unsure of it."""
     out = []
-    texts = redact_words([str(w.get("word", "")) for w in words], sees_phone)
+    said = [str(w.get("word", "")) for w in words]
+    shown = redact_words(said, sees_phone)
     for i, w in enumerate(words):
-        text = texts[i]
-        prev = texts[i - 1] if i else ""
+        text, prev = said[i], said[i - 1] if i else ""
         # Chinese words run together; other words keep the space between them.
         space = bool(prev) and not (_han(prev[-1:]) and _han(text[:1]))
         conf = float(w.get("conf", 1.0))
-        out.append({"text": text, "conf": conf, "low": conf < low, "space": space})
+        out.append({"text": shown[i], "conf": conf, "low": conf < low, "space": space})
     return out
 
 
