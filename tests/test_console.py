@@ -397,7 +397,7 @@ def test_stream_pushes_new_drafts_with_filter_match(app: Flask, hotline: Hotline
     assert [(e["id"], e["matches"]) for e in events] == [(new, True), (other, False)]
     assert "138****8000" in events[0]["html"] and 'class="urgent' in events[1]["html"]
     # A reconnecting browser resumes after what it saw (Last-Event-ID).
-    seen = f"{other}|{ticket(hotline, other).updated_at.isoformat()}"
+    seen = str(ticket(hotline, other).change_seq)  # the event id: its change number
     third = draft(hotline)
     events = sse_events(op.client, stream, 1, {"Last-Event-ID": seen})
     assert [e["id"] for e in events] == [third]

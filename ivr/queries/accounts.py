@@ -35,7 +35,12 @@ def all_users(session: Session) -> list[UserView]:
     return [UserView(u.id, u.username, u.role, u.active, u.created_at, n or 0) for u, n in rows]
 
 
-def active_user(session: Session, user_id: int) -> User | None:
-    """The account signed in with this id, unless it was disabled or deleted since."""
+def active_user(session: Session, user_id: int, session_version: int | None = None) -> User | None:
+    """The account signed in with this id, unless it was disabled or deleted since, or
+    (given the session's version) signed out, given a new password or another role."""
     user = session.get(User, user_id)
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    if session_version is not None and user.session_version != session_version:
+        return None
+    return user
