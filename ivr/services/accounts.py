@@ -154,9 +154,17 @@ def _check_may_lose_admin(session: Session, actor: Actor, user: User) -> None:
         raise IllegalTransition(f"{user.username} is the last active admin; make another first")
 
 
-def issue_token(app: Hotline, actor: Actor, username: str, name: str) -> str:
-    """A new API token NAME for the user; the plain token is returned once, only its hash kept."""
+MAX_TOKEN_DAYS = 3650
+
+
+def issue_token(
+    app: Hotline, actor: Actor, username: UserRef, name: str, *, expires_days: int | None = None
+) -> str:
+    """A new API token NAME for the user, valid `expires_days` days (None: until revoked);
+    the plain token is returned once, only its hash kept."""
     name = _name(name, "a token's name")
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise Invalid(f"a token expires after 1 to {MAX_TOKEN_DAYS} days")
     with unit_of_work(app) as s:
         serialized(s, ACCOUNTS_LOCK)
         user = _locked_user(s, username)
@@ -167,29 +175,33 @@ def issue_token(app: Hotline, actor: Actor, username: str, name: str) -> str:
             raise Conflict(f"a live token named {name!r} exists; revoke it or choose another name")
         token, digest = new_token()
         now = app.clock.now()
-        s.add(ApiToken(user_id=user.id, name=name, token_hash=digest, created_at=now))
-        audit(s, actor, "token.issue", None, {"username": user.username, "token": name}, now)
+        expires = now + timedelta(days=expires_days) if expires_days is not None else None
+        s.add(
+            ApiToken(
+                user_id=user.id, name=name, token_hash=digest, created_at=now, expires_at=expires
+            )
+        )
+        detail: dict[str, Any] = {"username": user.username, "token": name}
+        if expires is not None:
+            detail["expires_at"] = expires.isoformat()
+        audit(s, actor, "token.issue", None, detail, now)
         return token
 
 
-def revoke_token(app: Hotline, actor: Actor, username: str, name: str) -> int:
-    """Revoke the user's live tokens called NAME; how many (NotFound when none)."""
+def revoke_token(app: Hotline, actor: Actor, token_id: int) -> str:
+    """Revoke the API token with this id (calls with it are refused from now on); its
+    name. NotFound for no such token, IllegalTransition if it is revoked already."""
     with unit_of_work(app) as s:
-        user = _locked_user(s, username)
-        rows = s.scalars(
-            select(ApiToken)
-            .where(
-                ApiToken.user_id == user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None)
-            )
-            .with_for_update()
-        ).all()
-        if not rows:
-            raise NotFound(f"user {user.username} has no live token {name!r}")
+        row = locked(s, ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"no API token {token_id}")
+        if row.revoked_at is not None:
+            raise IllegalTransition(f"token {token_id} ({row.name}) is revoked already")
         now = app.clock.now()
-        for row in rows:
-            row.revoked_at = now
-        audit(s, actor, "token.revoke", None, {"username": user.username, "token": name}, now)
-        return len(rows)
+        row.revoked_at = now
+        detail = {"username": row.user.username, "token": row.name, "token_id": row.id}
+        audit(s, actor, "token.revoke", None, detail, now)
+        return row.name
 
 
 class SignInResult(StrEnum):
