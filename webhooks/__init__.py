@@ -26,6 +26,7 @@ def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
     from webhooks.api import init_api
     from webhooks.console import init_console
     from webhooks.observability import init_observability
+    from webhooks.security_headers import init_security_headers
     from webhooks.twilio.voice import init_twilio
 
     jobs = jobs or open_jobs(hotline.settings)
@@ -48,6 +49,7 @@ def create_app(hotline: Hotline, jobs: DramatiqJobs | None = None) -> Flask:
     def healthz() -> Any:
         return jsonify(status="ok", version=__version__)
 
+    init_security_headers(app)
     init_twilio(app, hotline, jobs)
     init_api(app)
     init_console(app)
