@@ -317,9 +317,11 @@ def test_out_of_range_ids_and_dates_are_refused_not_500(
                     r = app.test_client().open(p, method=method, headers=auth, json={})
                     assert r.status_code < 500, (method, p, r.status_code)
                     assert r.status_code < 400 or "error" in r.get_json(), (method, p)
+                    r.close()
                 else:
                     r = b.client.open(p, method=method, data={"csrf_token": b.csrf})
                     assert r.status_code < 500, (method, p, r.status_code)
+                    r.close()
     for p in [f"/console/tickets/{HUGE}", f"/console/recordings/{HUGE}/audio"]:
         assert b.client.get(p).status_code == 404
     for q in ["from=0001-01-01", "from=9999-12-01", "from=0001-01-01&to=0001-01-05"]:
