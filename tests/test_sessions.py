@@ -15,11 +15,13 @@ from sqlalchemy import func, select
 
 from ivr.app import Hotline
 from ivr.clock import FixedClock
+from ivr.queries.tickets import changed_after, latest_change
 from ivr.services.accounts import update_user
 from ivr.services.tickets import update
 from ivr.store import Ticket
 from ivr.store.models import LoginFailure
 
+from .apikit import hotline_on
 from .consolekit import PASSWORD, SETUP, Browser, browser, console_app, draft
 
 ATTACKER = {"REMOTE_ADDR": "203.0.113.9"}
@@ -320,3 +322,25 @@ def test_a_change_stamped_earlier_than_one_already_sent_is_still_pushed(
         if k == "ticket"
     ][:2]
     assert pushed == [first, second]
+
+
+@pytest.mark.postgres
+def test_a_slow_transactions_change_is_not_skipped(request: pytest.FixtureRequest) -> None:
+    """PostgreSQL, two writers: the one that began first commits last. Its change must
+    still come after every change a reader has already seen."""
+    with hotline_on(request, "postgres") as pg:
+        slow_id, quick_id = draft(pg), draft(pg)
+        with pg.db.read() as s:
+            start = latest_change(s)
+        with pg.db.session() as slow:
+            t = slow.get(Ticket, slow_id)
+            assert t is not None
+            t.summary = "slow transaction"
+            slow.flush()  # written, not committed
+            update(pg, SETUP, quick_id, {"urgent": True})  # another writer commits first
+            with pg.db.read() as s:
+                seen = [t.id for t in changed_after(s, start, 10)]
+                cursor = latest_change(s)
+            assert seen == [quick_id]
+        with pg.db.read() as s:  # the slow one committed: it is after the cursor
+            assert [t.id for t in changed_after(s, cursor, 10)] == [slow_id]
