@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.services.unit import Invalid
-from ivr.store.models import ApiToken, AuditEntry, Role, User
+from ivr.store.models import ApiToken, Role, User
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
 # Higher rank may do everything a lower rank may.
@@ -64,22 +64,6 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-def recent_failed_logins(session: Session, username: str, since: datetime) -> int:
-    """Failed sign-ins for `username` since then (from the audit log)."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(
-                AuditEntry.action == "login.failed",
-                AuditEntry.actor == username,
-                AuditEntry.at >= since,
-            )
-        )
-        or 0
-    )
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -90,17 +74,20 @@ def new_token() -> tuple[str, str]:
     return token, token_hash(token)
 
 
-def token_for(session: Session, token: str) -> ApiToken | None:
-    """The live (not revoked, active user) token record matching `token`."""
+def token_for(session: Session, token: str, at: datetime) -> ApiToken | None:
+    """The live (not revoked, not expired, active user) token record matching `token`."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
     if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    if row.expires_at is not None and row.expires_at <= at:
         return None
     return row
 
 
 def user_for_token(session: Session, token: str, at: datetime | None = None) -> User | None:
-    """The user a bearer token belongs to; records `last_used_at` when `at` is given."""
-    row = token_for(session, token)
+    """The user a bearer token belongs to (expiry judged at `at`, default now); records
+    `last_used_at` when `at` is given."""
+    row = token_for(session, token, at or datetime.now(UTC))
     if row is None:
         return None
     if at is not None:

@@ -452,11 +452,25 @@ class ConsoleConfig(_Model):
     stream_s: float = Field(default=30.0, ge=1, le=600)
     streams_per_process: int = Field(default=4, ge=0, le=1000)
     overflow_retry_s: float = Field(default=5.0, ge=1, le=300)
-    # After this many failed sign-ins for one username within lockout_minutes, further
-    # attempts for it are refused until the window has passed (counted in the audit log,
-    # so every process and host agrees).
+    # At most this many ticket changes per step when a reconnecting stream catches up
+    # (cursor=0 or an old Last-Event-ID); the rest follow page by page.
+    stream_page: int = Field(default=200, ge=1, le=5000)
+    # Lockouts (counted in the database, so every process and host agrees; attempts
+    # refused during a lockout are not counted). After max_failed_logins_per_address
+    # failed sign-ins from one client address within lockout_minutes, that address is
+    # refused for every username. After max_failed_logins for one username, that
+    # username is refused from browsers it has never signed in from; a browser it
+    # signed in from within device_days keeps working, so an anonymous attacker cannot
+    # lock an operator out of their own desk.
     max_failed_logins: int = Field(default=5, ge=1, le=1000)
+    max_failed_logins_per_address: int = Field(default=20, ge=1, le=10000)
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    device_days: int = Field(default=90, ge=1, le=3650)
+    # A console session ends after this long without a request, and this long after
+    # sign-in whatever happens; sign-out, a new password, a role change or disabling
+    # the account end every session of that user at its next request.
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=1440)
+    session_hours: float = Field(default=12, gt=0, le=720)
 
 
 class FlowFiles(_Model):

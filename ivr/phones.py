@@ -167,16 +167,59 @@ def mask_number(number: str | None) -> str:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
-# Mobiles (optionally +86) and landlines with an area code, and foreign numbers in
-# E.164, inside any text.
-_IN_TEXT = re.compile(
-    r"(?<![\d+])(?:\+?86[\s-]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?!\d)|(?<![\d+])(\+\d{8,15})(?!\d)"
-)
+# A digit as written or spoken: ASCII, full-width, and the Chinese digits a caller
+# reads a number with (幺 for 1, 两 for 2, 洞 for 0, 拐 for 7 in radio style).
+_SPOKEN = "零〇洞幺一二两三四五六七拐八九"
+_SPOKEN_VALUE = dict(zip(_SPOKEN, "000112234567789", strict=True))
+_UNIT = f"[0-9０-９{_SPOKEN}]"
+# A run of digits, single spaces or hyphens allowed between them; never part of a
+# word, an identifier or a hyphenated ticket number.
+_RUN = re.compile(rf"(?<![A-Za-z0-9_\-+])\+?{_UNIT}(?:[ \-]?{_UNIT})*(?![A-Za-z0-9_\-])")
+_MOBILE_RUN = re.compile(r"^(?:86)?1[3-9]\d{9}$")
+_LANDLINE_RUN = re.compile(r"^0\d{9,11}$")
+_LOCAL_RUN = re.compile(r"^\d{7,8}$")
+
+
+def _digit(ch: str) -> str:
+    if ch in _SPOKEN_VALUE:
+        return _SPOKEN_VALUE[ch]
+    if "０" <= ch <= "９":
+        return chr(ord(ch) - ord("０") + ord("0"))
+    return ch
+
+
+def _is_number(run: str, digits: str) -> bool:
+    if run.startswith("+") and run.isascii() and not digits.startswith("86"):
+        return 8 <= len(digits) <= 15  # a foreign number in E.164 (+852 9123 4567)
+    if not run.isascii():  # spoken or full-width: no date or amount is said like this
+        return 7 <= len(digits) <= 13
+    if _MOBILE_RUN.match(digits) or _LANDLINE_RUN.match(digits):
+        return True
+    # 7-8 bare digits are a local number; with separators they are a date (2026-11-22).
+    return bool(_LOCAL_RUN.match(run))
+
+
+def _mask_run(m: re.Match[str]) -> str:
+    run = m.group()
+    units = [i for i, ch in enumerate(run) if ch not in " -+"]
+    digits = "".join(_digit(run[i]) for i in units)
+    if not _is_number(run, digits):
+        return run
+    if run.isascii() and digits.startswith("86") and _MOBILE_RUN.match(digits):
+        return mask_number(digits[2:])  # +86 139... reads as the mobile it is
+    shown = mask_number(digits)
+    out = list(run)
+    for i, ch in zip(units, shown, strict=True):
+        if ch == "*":
+            out[i] = "*"
+    return "".join(out)
 
 
 def mask_text(text: str) -> str:
-    """Mask every phone number found in free text (a safety net for log lines)."""
-    return _IN_TEXT.sub(lambda m: mask_number((m.group(1) or m.group(2)).replace("-", "")), text)
+    """Every phone number in free text masked, written (13912345678, 139 1234 5678,
+    0871-65123456, +86...) or spoken (幺三九一二三四五六七八): the one text masker
+    that logs, screens, exports and the API share (see `ivr.privacy`)."""
+    return _RUN.sub(_mask_run, text)
 
 
 class MaskingFilter(logging.Filter):

@@ -5,8 +5,6 @@ The review rules and every change of a ticket are in `ivr.services.tickets`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date, datetime
 from typing import Any
 
@@ -16,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ivr.config import DuplicateConfig
 from ivr.intake.duplicates import earlier_tickets
-from ivr.phones import mask_number
+from ivr.privacy import redact
 from ivr.services.unit import IllegalTransition
 from ivr.store.models import Ticket, TicketSequence, TicketStatus
 
@@ -85,17 +83,12 @@ def to_dict(
 ) -> dict[str, Any]:
     """The ticket as the API, the CLI and exports show it, with the caller's tickets of the
     last `history_days`; phone numbers masked unless `show_phone`."""
-    shown = _unmasked(ticket, history_days)
-    return shown if show_phone else masked(shown)
+    return redact(_unmasked(ticket, history_days), show_phone)
 
 
 def masked(shown: dict[str, Any]) -> dict[str, Any]:
-    """A `to_dict(..., show_phone=True)` copy with the phone numbers masked."""
-    return {
-        **shown,
-        "caller": mask_number(shown["caller"]),
-        "phone_numbers": [mask_number(n) for n in shown["phone_numbers"]],
-    }
+    """A `to_dict(..., show_phone=True)` copy as an operator sees it (`ivr.privacy`)."""
+    return redact(shown, sees_phone=False)
 
 
 def changes_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -104,13 +97,11 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
 
 
 def version(ticket: Ticket) -> str:
-    """The ticket's version (the API's ETag, the console form's `version`): a digest of
-    everything it shows, so any change to what a reader saw makes their copy stale."""
-    shown = _unmasked(ticket, 0)
-    # Other tickets' changes (the caller's earlier tickets) are not this ticket's version.
-    shown.pop("earlier_tickets")
-    text = json.dumps(shown, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    """The ticket's version (the API's ETag, the console form's `version`): its change
+    sequence number, bumped by every write (`ivr.store.changes`), so any change makes a
+    reader's copy stale. A counter, not a digest: nothing of the content can be
+    recovered from it (a digest of the full record gave masked digits away)."""
+    return f"{ticket.id}.{ticket.change_seq}"
 
 
 def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:

@@ -60,6 +60,11 @@ def test_roles_rank_and_phone_visibility() -> None:
     assert can_see_phone("supervisor") and can_see_phone("admin")
 
 
+def token_id(hotline: Hotline, name: str) -> int:
+    with hotline.db.read() as s:
+        return s.scalars(select(ApiToken.id).where(ApiToken.name == name)).one()
+
+
 def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
     now = hotline.clock.now()
     create_user(hotline, ADMIN, "platform", "long enough", "supervisor")
@@ -73,7 +78,7 @@ def test_token_is_shown_once_and_stored_hashed(hotline: Hotline) -> None:
         assert user_for_token(s, token + "x") is None
     with hotline.db.session() as s:
         assert s.scalars(select(ApiToken)).one().last_used_at == now
-    assert revoke_token(hotline, ADMIN, "platform", "province") == 1
+    assert revoke_token(hotline, ADMIN, token_id(hotline, "province")) == "province"
     with hotline.db.session() as s:
         assert user_for_token(s, token) is None
 
@@ -156,6 +161,21 @@ def test_cli_users_add_list_passwd_token(cli_env: dict[str, str]) -> None:
     r = ivr(cli_env, "users", "token", "wang", "province")
     assert r.exit_code == 0, r.output
     token = r.output.strip()
+    r = ivr(cli_env, "users", "token", "wang", "leaked", "--expires", "7")
+    assert r.exit_code == 0, r.output
+    leaked = r.output.strip()
+    r = ivr(cli_env, "users", "tokens", "wang")
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[1]: line.split() for line in r.output.splitlines()[1:]}
+    assert rows["province"][2] == "live" and rows["province"][-1] == "-"  # never used
+    assert rows["leaked"][2] == "live" and rows["leaked"][5] != "-"  # an expiry date
+    r = ivr(cli_env, "users", "revoke", rows["leaked"][0])
+    assert r.exit_code == 0 and "revoked" in r.output, r.output
+    r = ivr(cli_env, "users", "revoke", rows["leaked"][0])
+    assert r.exit_code == 1 and "revoked already" in r.output
+    r = ivr(cli_env, "users", "tokens", "wang")
+    assert "revoked" in next(ln for ln in r.output.splitlines() if " leaked " in ln)
+    assert ivr(cli_env, "users", "tokens", "nobody").exit_code == 1
     app = Hotline.open(load_config(ROOT / "config.yaml", env=cli_env))
     try:
         with app.db.session() as s:
@@ -163,6 +183,10 @@ def test_cli_users_add_list_passwd_token(cli_env: dict[str, str]) -> None:
             assert authenticate(s, "wang", "s3cret-pass") is None
             user = user_for_token(s, token)
             assert user is not None and user.username == "wang"
+            assert user_for_token(s, leaked) is None
+        with app.db.read() as s:
+            actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions.count("token.issue") == 2 and actions.count("token.revoke") == 1
     finally:
         app.close()
 
@@ -208,10 +232,12 @@ def test_token_names_are_unique_among_live_tokens(hotline: Hotline) -> None:
         issue_token(hotline, ADMIN, "other", "province")
     with pytest.raises(Invalid, match="must not be empty"):
         issue_token(hotline, ADMIN, "other", "  ")
-    revoke_token(hotline, ADMIN, "platform", "province")
+    revoke_token(hotline, ADMIN, token_id(hotline, "province"))
     assert issue_token(hotline, ADMIN, "other", "province").startswith("ivr_")
     update_user(hotline, ADMIN, "other", active=False)
     with pytest.raises(IllegalTransition, match="disabled"):
         issue_token(hotline, ADMIN, "other", "city")
-    with pytest.raises(NotFound, match="no live token"):
-        revoke_token(hotline, ADMIN, "other", "city")
+    with pytest.raises(NotFound, match="no API token 999"):
+        revoke_token(hotline, ADMIN, 999)
+    with pytest.raises(Invalid, match="1 to 3650 days"):
+        issue_token(hotline, ADMIN, "platform", "city", expires_days=0)

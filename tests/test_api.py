@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
+from sqlalchemy import select
 
 from ivr.app import Hotline
 from ivr.clock import FixedClock
 from ivr.services.accounts import create_user, revoke_token, update_user
+from ivr.store import ApiToken
 from webhooks.api.openapi import SPACES
 
 from .apikit import BACKENDS, CALLER, EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig, hotline_on
@@ -105,7 +107,9 @@ def test_requests_without_a_valid_token_are_refused(rig: ApiRig, authorization: 
 def test_revoked_tokens_and_deactivated_users_are_refused(rig: ApiRig) -> None:
     assert rig.call("GET", "/api/tickets", role="operator").status_code == 200
     assert rig.call("GET", "/api/tickets", role="admin").status_code == 200
-    assert revoke_token(rig.hotline, SETUP, "operator-user", "platform-operator") == 1
+    with rig.hotline.db.read() as s:
+        tid = s.scalars(select(ApiToken.id).where(ApiToken.name == "platform-operator")).one()
+    assert revoke_token(rig.hotline, SETUP, tid) == "platform-operator"
     create_user(rig.hotline, SETUP, "admin-2", "password-123", "admin")  # not the last admin
     update_user(rig.hotline, SETUP, "admin-user", active=False)
     error(rig.call("GET", "/api/tickets", role="operator"), 401, "unauthorized")

@@ -153,16 +153,18 @@ def test_issuing_and_revoking_a_token_from_the_cli(hotline: Hotline) -> None:
     with hotline.db.read() as s:
         user = user_for_token(s, token)
         assert user is not None and user.username == "platform"
-    r = ivr(hotline, "users", "revoke", "platform", "province")
+    r = ivr(hotline, "users", "tokens", "platform")
+    token_id = r.output.splitlines()[1].split()[0]
+    r = ivr(hotline, "users", "revoke", token_id)
     assert r.exit_code == 0, r.output
-    r = ivr(hotline, "users", "revoke", "platform", "province")
-    assert r.exit_code == 1 and "no live token" in r.output
+    r = ivr(hotline, "users", "revoke", token_id)
+    assert r.exit_code == 1 and "revoked already" in r.output
     with hotline.db.read() as s:
         assert user_for_token(s, token) is None
     detail = {"username": "platform", "token": "province"}
     assert changes(hotline) == [
         (ACTOR["cli"], "token.issue", detail),
-        (ACTOR["cli"], "token.revoke", detail),
+        (ACTOR["cli"], "token.revoke", {**detail, "token_id": int(token_id)}),
     ]
 
 

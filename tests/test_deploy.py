@@ -355,6 +355,21 @@ def test_nginx_tls_proxy_keeps_twilio_signatures_valid(tmp_path: Path, role: str
             data=params, headers={**headers, "X-Twilio-Signature": wrong}, timeout=10,
         )  # fmt: skip
         assert r.status_code == 403
+        # The console over TLS: security headers once each, and a Secure session cookie
+        # although only proxy_hops (no https public_base_url) tells the app about TLS.
+        r = session.get(
+            f"https://127.0.0.1:{tls_port}/console/login",
+            headers={"Host": "ivr.example.org"},
+            timeout=10,
+        )
+        assert r.status_code == 200
+        for name in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"):
+            assert len(r.raw.headers.getlist(name)) == 1, name
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Referrer-Policy"] == "same-origin"
+        cookie = r.raw.headers.getlist("Set-Cookie")
+        assert cookie and all("Secure" in c and "HttpOnly" in c for c in cookie), cookie
     finally:
         proxy.send_signal(signal.SIGQUIT)
         web.terminate()

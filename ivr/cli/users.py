@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, tzinfo
 
 import click
 
-from ivr.accounts import ROLES
+from ivr.accounts import ROLES, find_user
 from ivr.cli.common import Ctx, fail, pass_ctx
-from ivr.queries.accounts import all_users
+from ivr.queries.accounts import all_users, tokens
 from ivr.services import Actor, ServiceError
 from ivr.services.accounts import create_user, issue_token, revoke_token, update_user
 
@@ -69,25 +70,48 @@ def users_list(c: Ctx) -> None:
 
 @users.command("token")
 @click.argument("username")
-@click.argument("name")
+@click.argument("label")
+@click.option("--expires", "days", type=int, default=None, help="Valid this many days.")
 @pass_ctx
-def users_token(c: Ctx, username: str, name: str) -> None:
-    """Issue an API token NAME for USERNAME; it is printed once and never shown again."""
+def users_token(c: Ctx, username: str, label: str, days: int | None) -> None:
+    """Issue an API token LABEL for USERNAME; it is printed once and never shown again."""
     try:
-        token = issue_token(c.hotline(), Actor.cli(), username, name)
+        token = issue_token(c.hotline(), Actor.cli(), username, label, expires_days=days)
     except ServiceError as exc:
         fail(exc.message, 1)
     click.echo(token)
 
 
-@users.command("revoke")
+def _when(at: datetime | None, tz: tzinfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at is not None else "-"
+
+
+@users.command("tokens")
 @click.argument("username")
-@click.argument("name")
 @pass_ctx
-def users_revoke(c: Ctx, username: str, name: str) -> None:
-    """Revoke USERNAME's API token NAME; calls with it are refused from now on."""
+def users_tokens(c: Ctx, username: str) -> None:
+    """USERNAME's API tokens: id, label, state, issued, expires, last used."""
+    app = c.hotline()
+    with app.db.read() as s:
+        if find_user(s, username) is None:
+            fail(f"no user {username}", 1)
+        rows = tokens(s, username)
+    now, tz = app.clock.now(), app.settings.tz
+    click.echo(f"{'ID':>5}  {'LABEL':<24} {'STATE':<8} {'ISSUED':<16}  {'EXPIRES':<16}  LAST USED")
+    for t in rows:
+        click.echo(
+            f"{t.id:>5}  {t.name:<24} {t.state(now):<8} {_when(t.created_at, tz):<16}  "
+            f"{_when(t.expires_at, tz):<16}  {_when(t.last_used_at, tz)}"
+        )
+
+
+@users.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+def users_revoke(c: Ctx, token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `ivr users tokens`); calls with it are refused."""
     try:
-        n = revoke_token(c.hotline(), Actor.cli(), username, name)
+        name = revoke_token(c.hotline(), Actor.cli(), token_id)
     except ServiceError as exc:
         fail(exc.message, 1)
-    click.echo(f"token {name} of {username} revoked ({n})")
+    click.echo(f"token {token_id} ({name}) revoked")

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ivr.store.models import AuditEntry, Recording, Ticket, Transcript
 
 # Row ids are 32-bit integers on every backend (PostgreSQL INTEGER); none is larger.
 MAX_ID = 2**31 - 1
+MAX_CURSOR = 2**63 - 1  # tickets.change_seq is a BIGINT
 
 
 @dataclass(frozen=True)
@@ -130,24 +131,15 @@ def ticket_detail(session: Session, ticket_id: int, history: int = 50) -> Ticket
     return TicketDetail(ticket, recording, transcript, list(entries))
 
 
-def latest_change(session: Session) -> tuple[int, datetime | None]:
-    """The highest ticket id and the latest updated_at (the live queue's starting cursor)."""
-    last_id, last_updated = session.execute(
-        select(func.max(Ticket.id), func.max(Ticket.updated_at))
-    ).one()
-    if isinstance(last_updated, str):  # SQLite aggregates skip the column type
-        last_updated = datetime.fromisoformat(last_updated)
-    if last_updated is not None and last_updated.tzinfo is None:
-        last_updated = last_updated.replace(tzinfo=UTC)
-    return last_id or 0, last_updated
+def latest_change(session: Session) -> int:
+    """The highest ticket change number (the live queue's starting cursor)."""
+    return int(session.scalar(select(func.max(Ticket.change_seq))) or 0)
 
 
-def changed_since(session: Session, last_id: int, last_updated: datetime) -> list[Ticket]:
-    """Tickets created after `last_id` or changed after `last_updated`, oldest first."""
+def changed_after(session: Session, seq: int, limit: int) -> list[Ticket]:
+    """At most `limit` tickets changed after change number `seq`, in change order."""
     return list(
         session.scalars(
-            select(Ticket)
-            .where(or_(Ticket.id > last_id, Ticket.updated_at > last_updated))
-            .order_by(Ticket.id)
+            select(Ticket).where(Ticket.change_seq > seq).order_by(Ticket.change_seq).limit(limit)
         )
     )

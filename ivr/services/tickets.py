@@ -21,6 +21,7 @@ from ivr.queries.tickets import ticket_id
 from ivr.services import ticket_rules as rules
 from ivr.services.ticket_rules import Changes
 from ivr.services.unit import Actor, NotFound, Stale, audit, locked, unit_of_work
+from ivr.store.changes import stamp
 from ivr.store.models import Ticket
 from ivr.tickets import to_dict, version
 
@@ -79,7 +80,7 @@ def _change(
         changes = rule(session, ticket, at)
         if changes:
             audit(session, actor, action, ticket, {"changes": changes, **(note or {})}, at)
-        session.flush()
+        stamp(session)  # the new version, answered before the commit
         shown = to_dict(ticket, show_phone=True, history_days=app.settings.duplicates.history_days)
         return Changed(ticket.id, ticket.number, changes, shown, version(ticket))
 

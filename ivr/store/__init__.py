@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, sessions and Alembic migrations."""
 
+from ivr.store import changes  # noqa: F401  (numbers every ticket write)
 from ivr.store.db import Database, SchemaNotReady, upgrade
 from ivr.store.models import (
     ApiToken,

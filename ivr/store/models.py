@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -212,6 +213,9 @@ class Ticket(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+    # Set from `ChangeCounter` by every write (ivr.store.changes): the live queue's
+    # cursor and the ticket's version.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
 
     duplicate_of: Mapped[Ticket | None] = relationship(remote_side="Ticket.id")
     call: Mapped[Call | None] = relationship()
@@ -220,6 +224,15 @@ class Ticket(Base):
         Index("ix_tickets_caller_created", "caller_number", "created_at"),
         Index("ix_tickets_address_key_created", "address_key", "created_at"),
     )
+
+
+class ChangeCounter(Base):
+    """The one row whose `seq` numbers ticket changes in commit order (ivr.store.changes)."""
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Campaign(Base):
@@ -289,6 +302,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.OPERATOR)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    # Bumped by sign-out, a password, role or active change: older console sessions end.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -305,8 +320,21 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class LoginFailure(Base):
+    """A counted failed console sign-in (ivr.services.accounts.sign_in): the lockouts
+    per client address and per account are counted from these rows."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class AuditEntry(Base):

@@ -54,8 +54,8 @@ def bearer_token() -> str:
 
 def authenticate(session: Session, at: datetime) -> Caller:
     """The caller of the current request; 401 for a missing, unknown or revoked token."""
-    row = token_for(session, bearer_token())
+    row = token_for(session, bearer_token(), at)
     if row is None:
-        raise ApiError(401, "invalid, revoked or deactivated token")
+        raise ApiError(401, "invalid, revoked, expired or deactivated token")
     row.last_used_at = at
     return Caller(row.user.username, row.user.role, row.name)

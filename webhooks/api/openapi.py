@@ -124,7 +124,11 @@ TICKET = _all_required(
         "department_source": _STR,
         "urgent": {"type": "boolean"},
         "urgency_keywords": _STR_LIST,
-        "statement": {"type": "string", "description": "The caller's statement (transcript)."},
+        "statement": {
+            "type": "string",
+            "description": "The caller's statement (transcript); phone numbers in it, written "
+            "or spoken, masked like `caller` unless the role may see them.",
+        },
         "summary": _STR,
         "address": ADDRESS,
         "phone_numbers": {
@@ -373,7 +377,9 @@ _TICKET_OK = {
     **_json(_ref("Ticket"), "The ticket as it is now."),
     "headers": {
         "ETag": {
-            "description": "The ticket's version; send it back as If-Match to change it safely.",
+            "description": "The ticket's version (a change counter: the same for every role, "
+            "nothing of the content can be derived from it); send it back as If-Match to "
+            "change it safely.",
             "required": True,
             "schema": {"type": "string"},
         }

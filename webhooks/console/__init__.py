@@ -40,6 +40,7 @@ def init_console(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=public.startswith("https://"),
     )
+    app.session_interface = auth.TlsAwareSessions()
     # Live queue streams this process holds open at once (each holds a server thread).
     app.extensions["console_streams"] = threading.BoundedSemaphore(
         hotline.settings.console.streams_per_process

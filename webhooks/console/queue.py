@@ -2,11 +2,16 @@
 
 The stream polls the database, not an in-process signal, so a draft created by
 any process (a SIP node, a Twilio worker, `ivr simulate`) reaches every console.
-Its cursor is (highest ticket id, latest updated_at) seen; each event carries it
-as the event id, so a reconnecting browser (Last-Event-ID) misses nothing. A
-stream lasts console.stream_s and the browser reconnects; at most
-console.streams_per_process streams are held open per process, further tabs get
-one check per request and reconnect every console.overflow_retry_s (polling).
+Its cursor is the ticket change number (`tickets.change_seq`, given out in commit
+order: see ivr.store.changes), not a time: no change is skipped for a clock skew
+between hosts or a slow transaction. Each event carries its change number as the
+event id, so a reconnecting browser (Last-Event-ID) misses nothing. One response
+carries at most console.stream_page changes; a full page ends it and the browser
+comes back for the next (cursor=0 pages through everything instead of one huge
+response). A stream lasts console.stream_s and the browser reconnects; it ends at
+once when the viewer's session does (sign-out, new password, role change,
+disabled). At most console.streams_per_process streams are held open per process,
+further tabs get one check per request and reconnect every console.overflow_retry_s.
 """
 
 from __future__ import annotations
@@ -16,23 +21,21 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
 from sqlalchemy.orm import Session
 
-from ivr.queries.tickets import TicketQuery, changed_since, latest_change, search
+from ivr.queries.tickets import MAX_CURSOR, TicketQuery, changed_after, latest_change, search
 from ivr.reports.operations import Table
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import Role, Ticket, TicketStatus
 from webhooks.console import bp
-from webhooks.console.auth import hotline, record, require, viewer
+from webhooks.console.auth import hotline, record, require, session_valid, viewer
 from webhooks.console.export import csv_response, xlsx_response
 from webhooks.console.rows import STATUS_LABELS, row
 
 PAGE_SIZE = 200
 KEEPALIVE_SECONDS = 10.0
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -75,36 +78,13 @@ class QueueFilter:
         )
 
 
-@dataclass(frozen=True)
-class Cursor:
-    last_id: int
-    last_updated: datetime
-
-    def __str__(self) -> str:
-        return f"{self.last_id}|{self.last_updated.isoformat()}"
-
-    @classmethod
-    def parse(cls, text: str | None) -> Cursor | None:
-        try:
-            last_id, last_updated = (text or "").split("|", 1)
-            at = datetime.fromisoformat(last_updated)
-            return cls(int(last_id), at if at.tzinfo else at.replace(tzinfo=UTC))
-        except ValueError:
-            return None
-
-    @classmethod
-    def now(cls, s: Session) -> Cursor:
-        last_id, last_updated = latest_change(s)
-        return cls(last_id, last_updated or EPOCH)
-
-    def changes(self, s: Session) -> tuple[list[Ticket], Cursor]:
-        tickets = changed_since(s, self.last_id, self.last_updated)
-        if not tickets:
-            return [], self
-        return tickets, Cursor(
-            max(self.last_id, *(t.id for t in tickets)),
-            max(self.last_updated, *(t.updated_at for t in tickets)),
-        )
+def parse_cursor(text: str | None) -> int | None:
+    """A change number sent back by the browser (Last-Event-ID or ?cursor=); None if absent
+    or not one (an old-style cursor: the stream starts from now)."""
+    if text is None or not text.isdigit() or not text.isascii() or len(text) > 19:
+        return None
+    seq = int(text)
+    return seq if seq <= MAX_CURSOR else None
 
 
 def _options() -> dict[str, Any]:
@@ -125,7 +105,7 @@ def queue() -> Any:
     today = app.today()
     sees = viewer().sees_phone
     with app.db.read() as s:
-        cursor = Cursor.now(s)
+        cursor = latest_change(s)
         tickets = f.newest(s, PAGE_SIZE)
         rows = [row(app, t, sees, today) for t in tickets]
     return render_template("console/queue.html", rows=rows, f=f, cursor=str(cursor), **_options())
@@ -140,10 +120,10 @@ def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
 def queue_stream() -> Response:
     f = QueueFilter.from_args(request.args)
     app = hotline()
-    sees = viewer().sees_phone
-    start = Cursor.parse(request.headers.get("Last-Event-ID")) or Cursor.parse(
-        request.args.get("cursor")
-    )
+    v = viewer()
+    start = parse_cursor(request.headers.get("Last-Event-ID"))
+    if start is None:
+        start = parse_cursor(request.args.get("cursor"))
 
     cfg = app.settings.console
     slots: threading.BoundedSemaphore = current_app.extensions["console_streams"]
@@ -152,7 +132,7 @@ def queue_stream() -> Response:
         cursor = start
         if cursor is None:
             with app.db.read() as s:
-                cursor = Cursor.now(s)
+                cursor = latest_change(s)
         # Past the per-process limit a tab gets what changed and comes back later,
         # instead of holding one more server thread.
         held = slots.acquire(blocking=False)
@@ -164,21 +144,27 @@ def queue_stream() -> Response:
             while True:
                 today = app.today()
                 with app.db.read() as s:
-                    tickets, cursor = cursor.changes(s)
+                    if not session_valid(s, v.id, v.session_version):
+                        return  # signed out meanwhile: the reconnect is refused
+                    tickets = changed_after(s, cursor, cfg.stream_page)
                     out = [
-                        {
-                            "id": t.id,
-                            "matches": f.matches(t),
-                            "html": render_template(
-                                "console/_row.html", r=row(app, t, sees, today)
-                            ),
-                        }
+                        (
+                            t.change_seq,
+                            {
+                                "id": t.id,
+                                "matches": f.matches(t),
+                                "html": render_template(
+                                    "console/_row.html", r=row(app, t, v.sees_phone, today)
+                                ),
+                            },
+                        )
                         for t in tickets
                     ]
-                for data in out:
-                    yield _event("ticket", str(cursor), data)
-                if time.monotonic() >= ends:
-                    return
+                for seq, data in out:
+                    cursor = seq
+                    yield _event("ticket", str(seq), data)
+                if len(out) >= cfg.stream_page or time.monotonic() >= ends:
+                    return  # a full page: the browser comes back at once for the next
                 if out:
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
@@ -212,9 +198,10 @@ EXPORT_LIMIT = 10_000
 
 
 @bp.get("/queue/export.<any(csv, xlsx):fmt>")
-@require()
+@require(Role.SUPERVISOR)
 def queue_export(fmt: str) -> Response:
-    """The queue as filtered, as a spreadsheet (phone numbers as the viewer may see them)."""
+    """The queue as filtered, as a spreadsheet: for supervisors and admins, as the
+    README says; an operator works ticket by ticket and takes no bulk copy."""
     f = QueueFilter.from_args(request.args)
     app = hotline()
     today = app.today()

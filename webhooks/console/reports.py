@@ -26,6 +26,8 @@ from webhooks.console.export import csv_response, xlsx_response
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
+# Reports convert local days to UTC and back: keep clear of the calendar's ends.
+EARLIEST, LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
 @dataclass
@@ -52,10 +54,12 @@ def _period() -> Period:
         start = date.fromisoformat(
             request.args.get("from") or (end - timedelta(days=DEFAULT_DAYS - 1)).isoformat()
         )
-    except ValueError:
-        abort(400, description="dates are YYYY-MM-DD")
+    except (ValueError, OverflowError):  # not a date, or a default before year 1
+        abort(400, description="日期格式应为 YYYY-MM-DD")
     if start > end or (end - start).days >= MAX_DAYS:
-        abort(400, description=f"choose a period of 1 to {MAX_DAYS} days, start before end")
+        abort(400, description=f"请选择 1 到 {MAX_DAYS} 天的时间段，开始日期不晚于结束日期")
+    if not (start >= EARLIEST and end <= LATEST):
+        abort(400, description=f"日期应在 {EARLIEST} 到 {LATEST} 之间")
     return Period(start, end)
 
 

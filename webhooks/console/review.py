@@ -11,15 +11,16 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 
+from ivr.privacy import redact, redact_words
 from ivr.queries.tickets import ticket_detail
 from ivr.services import Actor, NotFound, ServiceError
 from ivr.services import tickets as service
 from ivr.services.tickets import Changed
-from ivr.store.models import Recording, Role
+from ivr.store.models import Recording, Role, Ticket
 from ivr.tickets import version
 from webhooks.console import bp
 from webhooks.console.auth import acting, hotline, record, require, viewer
-from webhooks.console.rows import STATUS_LABELS, caller, deadline_state
+from webhooks.console.rows import STATUS_LABELS, Shown, caller, deadline_state
 
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "webm": "audio/webm"}
 HISTORY = 50
@@ -29,16 +30,18 @@ def _han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff"
 
 
-def transcript_words(words: list[Any], low: float) -> list[dict[str, Any]]:
-    """Words to show, each marked when the recognizer was unsure of it."""
+def transcript_words(words: list[Any], low: float, sees_phone: bool) -> list[dict[str, Any]]:
+    """Words to show (numbers masked as the viewer must see them), each marked when the
+    recognizer was unsure of it."""
     out = []
+    said = [str(w.get("word", "")) for w in words]
+    shown = redact_words(said, sees_phone)
     for i, w in enumerate(words):
-        text = str(w.get("word", ""))
-        prev = str(words[i - 1].get("word", "")) if i else ""
+        text, prev = said[i], said[i - 1] if i else ""
         # Chinese words run together; other words keep the space between them.
         space = bool(prev) and not (_han(prev[-1:]) and _han(text[:1]))
         conf = float(w.get("conf", 1.0))
-        out.append({"text": text, "conf": conf, "low": conf < low, "space": space})
+        out.append({"text": shown[i], "conf": conf, "low": conf < low, "space": space})
     return out
 
 
@@ -55,7 +58,7 @@ def ticket_page(ticket_id: int) -> Any:
         t, transcript = d.ticket, d.transcript
         record(s, "ticket.view", t, None)
         page = {
-            "t": t,
+            "t": Shown(t, v.sees_phone),
             "status_label": STATUS_LABELS.get(t.status, t.status),
             "caller": caller(t, v.sees_phone),
             "deadline": deadline_state(app, t, app.today()),
@@ -63,7 +66,7 @@ def ticket_page(ticket_id: int) -> Any:
             "created": t.created_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
             "audio": d.recording if d.recording is not None and d.recording.path else None,
             "transcript": transcript,
-            "words": transcript_words(transcript.words, settings.asr.low_confidence)
+            "words": transcript_words(transcript.words, settings.asr.low_confidence, v.sees_phone)
             if transcript is not None
             else [],
             "low_confidence": settings.asr.low_confidence,
@@ -73,7 +76,7 @@ def ticket_page(ticket_id: int) -> Any:
                     "at": e.at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S"),
                     "actor": e.actor,
                     "action": e.action,
-                    "detail": e.detail,
+                    "detail": redact(e.detail, v.sees_phone),
                 }
                 for e in d.history
             ],
@@ -115,10 +118,25 @@ def _edited_fields() -> dict[str, Any]:
     return fields
 
 
+def _keep_masked_texts(ticket_id: int, fields: dict[str, Any]) -> None:
+    """An operator's form carries texts with numbers masked: sent back unchanged, they
+    must not overwrite the stored texts with their masked copies."""
+    with hotline().db.read() as s:
+        t = s.get(Ticket, ticket_id)
+        if t is None:
+            return
+        stored = {"summary": t.summary or "", "address": (t.address or {}).get("text") or ""}
+    for name, text in stored.items():
+        if fields.get(name) == redact(text, False) != text:
+            del fields[name]
+
+
 @bp.post("/tickets/<int:ticket_id>/edit")
 @require()
 def ticket_edit(ticket_id: int) -> Any:
     app, fields = hotline(), _edited_fields()
+    if not viewer().sees_phone:
+        _keep_masked_texts(ticket_id, fields)
     return _act(
         ticket_id,
         lambda who, seen: service.update(app, who, ticket_id, fields, expected_version=seen),
