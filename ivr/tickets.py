@@ -24,13 +24,14 @@ S = TicketStatus
 # The caller's earlier tickets listed with a ticket (`duplicates.history_days`).
 HISTORY_DAYS = DuplicateConfig().history_days
 TRANSITIONS: dict[str, set[str]] = {
-    S.DRAFT: {S.REGISTERED, S.REJECTED},
+    S.DRAFT: {S.REGISTERED, S.REJECTED, S.DUPLICATE},
     S.REGISTERED: {S.COMPLETED, S.REJECTED},
     S.COMPLETED: {S.SURVEYED, S.REHANDLE, S.CLOSED},
     S.REHANDLE: {S.COMPLETED},
     S.SURVEYED: {S.CLOSED},
     S.CLOSED: set(),
     S.REJECTED: set(),
+    S.DUPLICATE: set(),
 }
 
 

@@ -220,7 +220,7 @@ def test_each_view_and_change_is_audited(app: Flask, hotline: Hotline) -> None:
         f"/console/tickets/{tid}/duplicate",
         {"version": version(hotline, tid), "original": ticket(hotline, first).number},
     )
-    assert ticket(hotline, tid).status == "rejected"
+    assert ticket(hotline, tid).status == "duplicate"
     sup = browser(app, "supervisor")
     sup.post(
         f"/console/tickets/{first}/complete", {"version": version(hotline, first), "note": "已修复"}

@@ -66,7 +66,8 @@ class TicketStatus(StrEnum):
     SURVEYED = "surveyed"
     REHANDLE = "rehandle"
     CLOSED = "closed"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # 不予受理: out of the hotline's scope
+    DUPLICATE = "duplicate"  # 重复件: repeats an earlier ticket (duplicate_of)
 
 
 class RecordingStatus(StrEnum):

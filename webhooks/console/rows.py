@@ -10,6 +10,7 @@ from ivr.app import Hotline
 from ivr.intake.duplicates import earlier_tickets
 from ivr.phones import mask_number, mask_text
 from ivr.reports.operations import OPEN_STATUSES
+from ivr.services.claims import live_claim
 from ivr.store.models import Ticket
 from webhooks.console import bp
 from webhooks.console.auth import hotline, viewer
@@ -22,6 +23,7 @@ STATUS_LABELS = {
     "rehandle": "重办",
     "closed": "已归档",
     "rejected": "不予受理",
+    "duplicate": "重复件",
 }
 
 
@@ -46,6 +48,8 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
     d = deadline_state(app, ticket, today)
     line = app.settings.line(ticket.line_number)
     summary = ticket.summary or ticket.statement[:60]
+    created = ticket.created_at.astimezone(app.settings.tz)
+    claim = live_claim(app, ticket, app.clock.now())
     return {
         "id": ticket.id,
         "number": ticket.number,
@@ -60,7 +64,9 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
         "out_of_scope": ticket.out_of_scope,
         "summary": summary if sees_phone else mask_text(summary),
         "transcription": ticket.transcription,
-        "created": ticket.created_at.astimezone(app.settings.tz).strftime("%m-%d %H:%M"),
+        "created": created.strftime("%m-%d %H:%M"),
+        "created_at": created.strftime("%Y-%m-%d %H:%M"),
+        "claimed_by": claim.holder if claim else None,
         "due_date": ticket.due_date.isoformat(),
         "overdue": d.overdue,
         "near_deadline": d.near,
