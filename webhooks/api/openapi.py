@@ -457,7 +457,7 @@ PATHS: dict[str, Any] = {
     ),
     "/api/tickets/{number}/duplicate": _ticket_action(
         "markDuplicate",
-        "Mark a draft as a duplicate (重复件) of another ticket; it is closed with status duplicate.",
+        "Mark a draft as a duplicate (重复件) of another ticket; it is closed as `duplicate`.",
         "Duplicate",
     ),
     "/api/tickets/{number}/reject": _ticket_action(

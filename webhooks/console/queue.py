@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ivr.queries.tickets import changed_since, latest_change, search, work_page
 from ivr.reports.operations import Table
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import Ticket
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require, viewer
 from webhooks.console.export import PhoneText, csv_response, xlsx_response

@@ -44,8 +44,9 @@ class QueueView:
         urgent = args.get("urgent")
         page = args.get("page", "1")
         query = TicketQuery(
-            status=None if status == ALL else _known(status, [s.value for s in TicketStatus])
-            or TicketStatus.DRAFT,
+            status=None
+            if status == ALL
+            else _known(status, [s.value for s in TicketStatus]) or TicketStatus.DRAFT,
             line=_known(args.get("line"), [ln.number for ln in settings.lines]),
             category=_known(args.get("category"), [c.name for c in settings.categories]),
             department=_known(args.get("department"), [d.name for d in settings.departments]),
