@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ivr.config import DuplicateConfig
 from ivr.intake.duplicates import earlier_tickets
-from ivr.phones import mask_number
+from ivr.phones import mask_number, mask_text
 from ivr.services.unit import IllegalTransition
 from ivr.store.models import Ticket, TicketSequence, TicketStatus
 
@@ -95,7 +95,9 @@ def masked(shown: dict[str, Any]) -> dict[str, Any]:
     return {
         **shown,
         "caller": mask_number(shown["caller"]),
+        "callback_number": mask_number(shown["callback_number"]) or None,
         "phone_numbers": [mask_number(n) for n in shown["phone_numbers"]],
+        "unsatisfied_reasons": [mask_text(r) for r in shown["unsatisfied_reasons"]],
     }
 
 
@@ -110,8 +112,19 @@ def version(ticket: Ticket) -> str:
     shown = _unmasked(ticket, 0)
     # Other tickets' changes (the caller's earlier tickets) are not this ticket's version.
     shown.pop("earlier_tickets")
+    shown.pop("unsatisfied_reasons")
     text = json.dumps(shown, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _reasons(ticket: Ticket) -> list[str]:
+    """不满意原因 said on the ticket's survey calls, newest first."""
+    from ivr.queries.survey_reasons import unsatisfied_reasons
+
+    session = object_session(ticket)
+    if session is None or ticket.survey_outcome is None:
+        return []
+    return [r.text for r in unsatisfied_reasons(session, [ticket.id]).get(ticket.id, [])]
 
 
 def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
@@ -127,6 +140,9 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "urgent": ticket.urgent,
         "urgency_keywords": ticket.urgency_keywords,
         "statement": ticket.statement,
+        "statement_original": ticket.statement_original,
+        "caller_name": ticket.caller_name,
+        "callback_number": ticket.callback_number,
         "summary": ticket.summary,
         "address": ticket.address,
         "phone_numbers": list(ticket.phone_numbers or []),
@@ -143,6 +159,7 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "transcription": ticket.transcription,
         "result_note": ticket.result_note,
         "survey_outcome": ticket.survey_outcome,
+        "unsatisfied_reasons": _reasons(ticket),
         "created_at": ticket.created_at.isoformat(),
         "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
         "earlier_tickets": [

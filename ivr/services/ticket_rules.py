@@ -4,6 +4,7 @@ inside its unit of work. Each returns what it changed, field by field:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,24 @@ if TYPE_CHECKING:
 
 S = TicketStatus
 Changes = dict[str, dict[str, Any]]
-EDITABLE_FIELDS = ("category", "department", "address", "urgent", "summary", "out_of_scope")
+EDITABLE_FIELDS = (
+    "category",
+    "department",
+    "address",
+    "urgent",
+    "summary",
+    "out_of_scope",
+    "statement",
+    "caller_name",
+    "callback_number",
+)
 # A ticket's fields may be corrected until it is completed.
 EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.REHANDLE})
 SUMMARY_MAX = 200
+STATEMENT_MAX = 4000
+NAME_MAX = 64
+# A call-back number as people write it: digits, maybe a leading + and dashes or spaces.
+CALLBACK = re.compile(r"\+?[0-9][0-9 -]{4,30}")
 
 
 def _json(value: Any) -> Any:
@@ -130,11 +145,39 @@ def _edited_values(app: Hotline, fields: Mapping[str, Any]) -> dict[str, Any]:
     for flag in ("urgent", "out_of_scope"):
         if flag in fields:
             values[flag] = _flag(fields, flag)
+    if "caller_name" in fields:
+        values["caller_name"] = _text(fields, "caller_name") or None
+        if values["caller_name"] and len(values["caller_name"]) > NAME_MAX:
+            raise Invalid(
+                f"caller name is longer than {NAME_MAX} characters",
+                zh=f"来电人姓名不能超过 {NAME_MAX} 字",
+                field="caller_name",
+            )
+    if "callback_number" in fields:
+        number = _text(fields, "callback_number")
+        if number and not CALLBACK.fullmatch(number):
+            raise Invalid(
+                f"{number!r} is not a phone number",
+                zh="回电号码只能是数字",
+                field="callback_number",
+            )
+        values["callback_number"] = re.sub(r"[ -]", "", number) or None
+    if "statement" in fields:
+        values["statement"] = _text(fields, "statement")
+        if not values["statement"] or len(values["statement"]) > STATEMENT_MAX:
+            raise Invalid(
+                f"the statement must be 1 to {STATEMENT_MAX} characters",
+                zh=f"来电诉求不能为空，也不能超过 {STATEMENT_MAX} 字",
+                field="statement",
+            )
     return values
 
 
 def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime) -> Changes:
     """Correct a ticket's fields (any of EDITABLE_FIELDS); deadlines follow category and urgency.
+
+    A corrected statement keeps the drafted one in `statement_original` (the audit row
+    has every correction); `callback_number` is stored as digits.
 
     `address` is the address as text (empty clears it); `urgent` and `out_of_scope`
     are booleans. Unknown fields, categories or departments are refused, nothing is
@@ -158,8 +201,11 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
         if text != old_text:
             changes["address"] = {"old": old_text or None, "new": text or None}
             ticket.address = _address(app, text)
+    drafted = ticket.statement
     for name, value in values.items():
         _set(ticket, name, value, changes)
+    if "statement" in changes and ticket.statement_original is None:
+        ticket.statement_original = drafted  # the caller's words as first drafted
     if "category" in changes:
         ticket.category_source = "operator"
     if "department" in changes:

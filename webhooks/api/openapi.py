@@ -125,6 +125,13 @@ TICKET = _all_required(
         "urgent": {"type": "boolean"},
         "urgency_keywords": _STR_LIST,
         "statement": {"type": "string", "description": "The caller's statement (transcript)."},
+        "statement_original": _nullable(
+            "string", description="The statement as drafted, once an operator corrected it."
+        ),
+        "caller_name": _nullable("string", description="The caller's name, as noted."),
+        "callback_number": _nullable(
+            "string", description="Number to call back on; masked like `caller`."
+        ),
         "summary": _STR,
         "address": ADDRESS,
         "phone_numbers": {
@@ -143,6 +150,11 @@ TICKET = _all_required(
         "transcription": _STR,
         "result_note": _nullable("string"),
         "survey_outcome": _nullable("string"),
+        "unsatisfied_reasons": {
+            **_STR_LIST,
+            "description": "不满意原因: what the citizen said after answering 不满意 on a "
+            "survey call (transcribed), newest first; numbers masked like `caller`.",
+        },
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
         "earlier_tickets": {
