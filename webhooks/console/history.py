@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.phones import mask_number, mask_text
+from ivr.services.campaigns import STATUS_ZH as CAMPAIGN_STATUSES
 from ivr.surveys.outcomes import SCORES
 from webhooks.console import bp
 from webhooks.console.rows import STATUS_LABELS
@@ -80,7 +81,6 @@ FIELDS = {
 }
 
 SCOPE_KINDS = {"out_of_scope": "非受理范围", "emergency": "紧急警情", "referral": "转办"}
-CAMPAIGN_STATUSES = {"created": "未开始", "running": "进行中", "paused": "已暂停", "done": "已完成"}
 EMPTY = "（空）"
 
 
