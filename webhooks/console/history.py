@@ -77,11 +77,35 @@ FIELDS = {
     "username": "用户名",
     "role": "角色",
     "ip": "IP 地址",
+    "line": "热线",
+    "ticket": "工单",
+    "call": "来电",
+    "number": "工单号",
+    "query": "查询条件",
+    "tickets": "工单",
     "active": "启用",
 }
 
 SCOPE_KINDS = {"out_of_scope": "非受理范围", "emergency": "紧急警情", "referral": "转办"}
 EMPTY = "（空）"
+
+
+ROLES = {"operator": "话务员", "supervisor": "班长", "admin": "管理员"}
+ACTOR_KINDS = {"system": "系统", "api": "接口", "cli": "命令行"}
+
+
+@bp.app_template_global()
+def role_label(role: str) -> str:
+    return ROLES.get(role, role)
+
+
+@bp.app_template_global()
+def actor_label(actor: str) -> str:
+    """`user:li` and a sign-in's bare `li` are both li; `system:intake` is 系统（intake）."""
+    kind, _, name = actor.partition(":")
+    if not name or kind == "user":
+        return name or actor
+    return f"{ACTOR_KINDS.get(kind, kind)}（{name}）"
 
 
 @dataclass(frozen=True)
@@ -109,7 +133,11 @@ def _value(field: str, value: Any, sees_phone: bool) -> str:
     if field in names:
         return str(names[field](value))
     if isinstance(value, dict):
-        value = ", ".join(f"{FIELDS.get(k, k)}={v}" for k, v in value.items())
+        return "，".join(
+            f"{FIELDS.get(k, k)}={_value(k, v, sees_phone)}" for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return "、".join(_value(field, v, sees_phone) for v in value) or EMPTY
     text = str(value)
     if sees_phone:
         return text
