@@ -133,9 +133,7 @@ def _value(field: str, value: Any, sees_phone: bool) -> str:
     if field in names:
         return str(names[field](value))
     if isinstance(value, dict):
-        return "，".join(
-            f"{FIELDS.get(k, k)}={_value(k, v, sees_phone)}" for k, v in value.items()
-        )
+        return "，".join(f"{FIELDS.get(k, k)}={_value(k, v, sees_phone)}" for k, v in value.items())
     if isinstance(value, list):
         return "、".join(_value(field, v, sees_phone) for v in value) or EMPTY
     text = str(value)
