@@ -120,8 +120,11 @@ def test_the_queue_finds_by_number_whole_phone_number_and_words(
     caller = ticket(hotline, ticket_id(hotline, numbers[3])).caller_number
     assert caller is not None
     assert found(f"q={caller}") == [ticket_id(hotline, numbers[3])]
-    # Part of a phone number finds nothing: masked digits cannot be guessed by searching.
+    # Part of a phone number finds nothing, nor do digits the caller said: masked digits
+    # cannot be guessed by searching.
     assert found(f"q={caller[:9]}") == []
+    spoken = draft(hotline, "我的电话是13912345678请回电路灯坏了", line="12345", digits="")
+    assert found("q=路灯坏了") == [spoken] and found("q=9123456") == found("q=电话1391") == []
     assert found("q=燃气管道") == [gas]
     assert found("q=燃气管道&department=城市管理综合执法局") == []
     assert found(f"q=燃气管道&department={ticket(hotline, gas).department}") == [gas]
@@ -152,6 +155,7 @@ def ticket_id(hotline: Hotline, number: str) -> int:
         TicketQuery(text="12345-20261101-0001"),
         TicketQuery(created_from=date(2026, 11, 23), department="城市管理综合执法局"),
         TicketQuery(text="0001"),  # too short for a phone number: only ticket numbers
+        TicketQuery(text="13800138000"),  # a whole phone number
     ],
 )
 def test_the_live_queue_and_the_page_agree_on_what_a_query_finds(

@@ -12,6 +12,7 @@ still belongs on the page.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -61,21 +62,28 @@ class TicketQuery:
         )
 
 
+# A search of only digits this long is a phone number (found whole, never by a part, so
+# a masked number cannot be completed digit by digit) or part of a ticket number.
+PHONE_MIN_DIGITS = 7
+# Text with a run of digits this long is about a number: it is not looked for in the
+# statement or summary, where numbers the caller said are masked for operators.
+_DIGITS = re.compile(r"[0-9]{4}")
+
+
 def _is_phone(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) >= PHONE_MIN_DIGITS
 
 
-# A search of only digits this long is a phone number (found whole, never by a part, so
-# a masked number cannot be completed digit by digit) or part of a ticket number.
-PHONE_MIN_DIGITS = 7
+def _in_words(text: str) -> bool:
+    return _DIGITS.search(text) is None
 
 
 def _text_matches(text: str, t: Ticket) -> bool:
     if text in t.number:
         return True
-    if _is_phone(text):
-        return text in (t.caller_number, t.callback_number)
-    return text in (t.statement or "") or text in (t.summary or "")
+    if _is_phone(text) and text in (t.caller_number, t.callback_number):
+        return True
+    return _in_words(text) and (text in (t.statement or "") or text in (t.summary or ""))
 
 
 def _like(text: str) -> str:
@@ -85,14 +93,15 @@ def _like(text: str) -> str:
 
 def _text_clause(text: str) -> Any:
     pattern = _like(text)
-    number = Ticket.number.like(pattern, escape="\\")
+    found = [Ticket.number.like(pattern, escape="\\")]
     if _is_phone(text):
-        return or_(number, Ticket.caller_number == text, Ticket.callback_number == text)
-    return or_(
-        number,
-        Ticket.statement.like(pattern, escape="\\"),
-        Ticket.summary.like(pattern, escape="\\"),
-    )
+        found += [Ticket.caller_number == text, Ticket.callback_number == text]
+    if _in_words(text):
+        found += [
+            Ticket.statement.like(pattern, escape="\\"),
+            Ticket.summary.like(pattern, escape="\\"),
+        ]
+    return or_(*found)
 
 
 def _midnight(day: date, days_after: int, tz: ZoneInfo) -> datetime | None:
