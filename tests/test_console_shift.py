@@ -480,3 +480,19 @@ def test_the_complaint_words_leave_out_times_fillers_and_places(
     assert "烧烤店" in words
     for noise in ("早上", "不管", "青年"):
         assert f"<td>{noise}</td>" not in words
+
+
+def test_a_claim_holds_against_every_door(hotline: Hotline) -> None:
+    """The claim is the service's rule: the API, the CLI and other users are refused alike."""
+    from ivr.services import Actor, Conflict, claims
+    from ivr.services import tickets as service
+
+    tid = draft(hotline)
+    claims.claim(hotline, Actor.user("li"), tid)
+    for other in (Actor.user("wang"), Actor.api("platform"), Actor.cli()):
+        with pytest.raises(Conflict, match="claimed by li"):
+            service.accept(hotline, other, tid)
+    with pytest.raises(Conflict, match="only a supervisor"):
+        claims.release(hotline, Actor.user("wang"), tid)
+    assert service.accept(hotline, Actor.user("li"), tid).changes["status"]["new"] == "registered"
+    assert ticket(hotline, tid).claimed_by is None
