@@ -349,7 +349,7 @@ def test_a_shift_in_the_browser(
     li.fill("input[name=caller_name]", "张女士")
     li.evaluate("document.querySelector('#edit input[name=csrf_token]').value = 'expired'")
     li.click("#edit button[type=submit]")
-    expect(li.locator("#error")).to_contain_text("请求无效（400）")
+    expect(li.locator("#error")).to_contain_text("表单已过期（400）")
     li.screenshot(path=str(shots / f"error-400-{tag}.png"))
     li.click("#back")
     expect(li.locator("input[name=summary]")).to_have_value("青年路烧烤店夜间噪音")

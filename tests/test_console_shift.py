@@ -347,6 +347,9 @@ def test_error_pages_speak_chinese(app: Flask, hotline: Hotline) -> None:
         assert "this needs" not in r.get_data(as_text=True) and "Not Found" not in r.get_data(
             as_text=True
         )
+    r = browser(app, "supervisor").get("/console/reports?from=yesterday")
+    assert r.status_code == 400 and "请求无效" in r.get_data(as_text=True)
+    assert "表单已过期" not in r.get_data(as_text=True)  # only a refused form says so
     # The API keeps its JSON errors.
     assert op.client.get("/api/tickets/x").mimetype == "application/json"
 

@@ -18,11 +18,14 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 log = logging.getLogger(__name__)
 _TICKET_ACTION = re.compile(r"^(/console/tickets/[0-9]{1,10})/[a-z]+$")
 
+# A form sent with a missing or outdated CSRF token (auth.py's refusal).
+EXPIRED = (
+    "表单已过期",
+    "页面已过期或登录状态已更新，表单没有提交。您填写的内容已保存在浏览器中，"
+    "返回工单页后会自动填回，请再提交一次。",
+)
 PAGES = {
-    400: (
-        "请求无效",
-        "页面已过期或表单无效（例如登录状态已更新）。您填写的内容已保存在本页，返回后会自动填回，请再提交一次。",
-    ),
+    400: ("请求无效", "请求中的参数有误（例如日期格式不对），请检查后重试。"),
     403: ("没有权限", "您的账号没有执行此操作的权限。如需处理，请联系班长或管理员。"),
     404: ("找不到页面", "您要找的工单或页面不存在，可能编号有误或已被删除。"),
     405: ("操作方式不对", "此地址不接受这种请求，请从页面上的按钮操作。"),
@@ -46,8 +49,10 @@ def _back() -> str:
     return url_for("console.queue")
 
 
-def _page(code: int) -> tuple[str, int]:
+def _page(code: int, description: str = "") -> tuple[str, int]:
     title, text = PAGES.get(code, PAGES[500] if code >= 500 else PAGES[400])
+    if code == 400 and "CSRF" in description:
+        title, text = EXPIRED
     return render_template(
         "console/error.html", code=code, title=title, text=text, back=_back()
     ), code
@@ -59,7 +64,7 @@ def init_errors(app: Flask) -> None:
         if not _console(request.path) or exc.code in (None, 401) or exc.code < 400:
             return exc
         log.info("console %s %s: %s %s", request.method, request.path, exc.code, exc.description)
-        return _page(exc.code)
+        return _page(exc.code, exc.description or "")
 
     @app.errorhandler(InternalServerError)
     def _failed(exc: InternalServerError) -> Any:
