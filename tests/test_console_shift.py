@@ -29,6 +29,7 @@ from ivr.surveys.outcomes import record_score
 from ivr.tickets import to_dict
 from ivr.tickets import version as ticket_version
 
+from .apikit import api_rig
 from .consolekit import (
     CALLER,
     NOISE,
@@ -438,6 +439,11 @@ def test_the_unsatisfied_reason_is_on_the_ticket_the_api_and_the_campaign(
     assert "晚上照样吵" in page and "13912345678" not in page
     page = browser(app, "supervisor").get("/console/campaigns").get_data(as_text=True)
     assert f'id="reasons-{cid}"' in page and "晚上照样吵" in page
+    with api_rig(hotline) as rig:
+        number = ticket(hotline, tid).number
+        for role, said in (("operator", shown["unsatisfied_reasons"]), ("supervisor", [reason])):
+            r = rig.call("GET", f"/api/tickets/{number}", role)
+            assert r.get_json()["unsatisfied_reasons"] == said
 
 
 # ---- reports and exports ---------------------------------------------------------------
