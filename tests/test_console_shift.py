@@ -139,6 +139,12 @@ def test_the_queue_finds_by_number_whole_phone_number_and_words(
     assert 2 < len(today) < 50 and gas not in today  # the gas leak is urgent
     assert set(found("urgent=0&from=2026-11-23&to=2026-11-23")) == today
     assert found("from=2026-11-24") == []
+    # The API finds the same with the same query.
+    with api_rig(hotline) as rig:
+        r = rig.call("GET", "/api/tickets?q=燃气管道&status=draft", "operator")
+        assert [t["number"] for t in r.get_json()["items"]] == [ticket(hotline, gas).number]
+        assert rig.call("GET", f"/api/tickets?q={caller[:9]}").get_json()["items"] == []
+        assert rig.call("GET", "/api/tickets?q=" + "x" * 101).status_code == 400
     # Nonsense in the address is ignored rather than refused.
     assert len(found("status=nonsense&page=x&from=20261")) == 50
 

@@ -25,6 +25,8 @@ from ivr.store.models import AuditEntry, Recording, Ticket, Transcript
 
 # Row ids are 32-bit integers on every backend (PostgreSQL INTEGER); none is larger.
 MAX_ID = 2**31 - 1
+# The longest search text (a sentence of a statement is plenty).
+SEARCH_MAX = 100
 
 
 @dataclass(frozen=True)

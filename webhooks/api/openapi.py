@@ -344,6 +344,12 @@ LIST_PARAMS = [
     _query("department", {"type": "string"}, "Department."),
     _query("urgent", {"type": "boolean"}, "Only urgent (true) or only normal (false) tickets."),
     _query(
+        "q",
+        {"type": "string", "maxLength": 100},
+        "Search: a ticket number (or part of one), a whole phone number (the caller's or "
+        "the call-back number), or words of the statement or summary.",
+    ),
+    _query(
         "created_from",
         {"type": "string", "format": "date"},
         "Created on or after this day (local time zone).",

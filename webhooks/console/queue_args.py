@@ -12,10 +12,9 @@ from datetime import date
 from typing import Any
 
 from ivr.config import Settings
-from ivr.queries.tickets import TicketQuery
+from ivr.queries.tickets import SEARCH_MAX, TicketQuery
 from ivr.store.models import TicketStatus
 
-SEARCH_MAX = 100
 ALL = "all"
 
 
