@@ -511,3 +511,10 @@ def test_a_claim_holds_against_every_door(hotline: Hotline) -> None:
         claims.release(hotline, Actor.user("wang"), tid)
     assert service.accept(hotline, Actor.user("li"), tid).changes["status"]["new"] == "registered"
     assert ticket(hotline, tid).claimed_by is None
+
+
+def test_the_survey_report_file_has_chinese_headers(hotline: Hotline) -> None:
+    from ivr.reports.surveys import report, to_csv
+
+    header = to_csv(report(hotline, "department")).splitlines()[0]
+    assert header == "分组,回访工单,呼叫次数,满意,基本满意,不满意,未评价,满意率,回复率"
