@@ -10,11 +10,9 @@ import struct
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -29,7 +27,17 @@ from ivr.surveys.outcomes import record_score
 from ivr.tickets import version as ticket_version
 from webhooks.console.secret import KEY_FILE, secret_key
 
-from .consolekit import CALLER, GAS_LEAK, NOISE, SETUP, audit_log, browser, console_app, draft
+from .consolekit import (
+    CALLER,
+    GAS_LEAK,
+    NOISE,
+    SETUP,
+    audit_log,
+    browser,
+    console_app,
+    draft,
+    sse_events,
+)
 
 
 @pytest.fixture
@@ -367,27 +375,6 @@ def test_transcript_marks_doubtful_words(app: Flask, hotline: Hotline) -> None:
 
 
 # ---- the live queue --------------------------------------------------------------
-
-
-def sse_events(
-    client: FlaskClient, path: str, count: int, headers: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """The first `count` ticket events of the queue stream."""
-    r = client.get(path, headers=headers or {}, buffered=False)
-    assert r.mimetype == "text/event-stream"
-    events: list[dict[str, Any]] = []
-    buf = ""
-    for chunk in r.response:
-        buf += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n\n" in buf:
-            block, buf = buf.split("\n\n", 1)
-            data = [ln[6:] for ln in block.splitlines() if ln.startswith("data: ")]
-            if "event: ticket" in block and data:
-                events.append(json.loads(data[0]))
-        if len(events) >= count:
-            break
-    r.close()
-    return events
 
 
 def test_stream_pushes_new_drafts_with_filter_match(app: Flask, hotline: Hotline) -> None:

@@ -39,6 +39,7 @@ from .consolekit import (
     browser,
     console_app,
     draft,
+    sse_events,
 )
 
 ROW = re.compile(r'<tr id="t-(\d+)"')
@@ -187,9 +188,15 @@ def test_a_claimed_draft_is_worked_by_one_operator_and_others_see_who(
     tid = draft(hotline)
     create_user(hotline, SETUP, "wang", PASSWORD, "operator")
     li, wang, lead = browser(app, "operator"), browser(app, "wang"), browser(app, "supervisor")
+    queue = wang.get("/console/queue").get_data(as_text=True)
+    stream = queue.split('data-stream="')[1].split('"')[0].replace("&amp;", "&")
     li.get(f"/console/tickets/{tid}")
+    hotline.clock.advance(minutes=1)  # type: ignore[attr-defined]
     page = li.post(f"/console/tickets/{tid}/claim", follow_redirects=True).get_data(as_text=True)
     assert "已认领" in flashes(page)[0] and "您已认领此工单" in page
+    # Wang's open queue is told at once.
+    (event,) = sse_events(wang.client, stream, 1)
+    assert event["id"] == tid and "operator 处理中" in event["html"]
 
     # Wang sees it in the queue and on the page, and cannot act on it.
     assert "operator 处理中" in wang.get("/console/queue").get_data(as_text=True)

@@ -94,6 +94,7 @@ def claim(app: Hotline, actor: Actor, ref: str | int) -> Claim:
             )
         detail = {"claimed_by": {"old": ticket.claimed_by, "new": actor.name}}
         ticket.claimed_by, ticket.claimed_at = actor.name, now
+        ticket.updated_at = now  # the live queues show who has it
         audit(session, actor, "ticket.claim", ticket, detail, now)
         until = now + timedelta(minutes=app.settings.console.claim_minutes)
         return Claim(actor.name, until)
@@ -116,6 +117,7 @@ def release(app: Hotline, actor: Actor, ref: str | int) -> None:
                 holder=holder,
             )
         end_claim(ticket)
+        ticket.updated_at = now
         detail = {"claimed_by": {"old": holder, "new": None}}
         audit(session, actor, "ticket.release", ticket, detail, now)
 
