@@ -345,7 +345,7 @@ LIST_PARAMS = [
     _query("urgent", {"type": "boolean"}, "Only urgent (true) or only normal (false) tickets."),
     _query(
         "q",
-        {"type": "string", "maxLength": 100},
+        {"type": "string", "maxLength": 100, "pattern": PLAIN_TEXT},
         "Search: a ticket number (or part of one), a whole phone number (the caller's or "
         "the call-back number), or words of the statement or summary.",
     ),
