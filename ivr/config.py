@@ -444,6 +444,10 @@ class ConsoleConfig(_Model):
 
     # A ticket due within this many working days is shown as near its deadline.
     near_deadline_workdays: int = Field(default=1, ge=0, le=30)
+    # The work queue shows this many tickets a page.
+    queue_page_size: int = Field(default=50, ge=5, le=500)
+    # A draft claimed (认领) by an operator is theirs alone this long after the claim.
+    claim_minutes: int = Field(default=30, ge=1, le=1440)
     # Live queue (server-sent events): how often the database is checked, how long one
     # stream lasts before the browser reconnects, and how many streams one process
     # holds open at once (each holds a server thread); tabs beyond that poll every

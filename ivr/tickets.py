@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ivr.config import DuplicateConfig
 from ivr.intake.duplicates import earlier_tickets
@@ -22,13 +22,14 @@ S = TicketStatus
 # The caller's earlier tickets listed with a ticket (`duplicates.history_days`).
 HISTORY_DAYS = DuplicateConfig().history_days
 TRANSITIONS: dict[str, set[str]] = {
-    S.DRAFT: {S.REGISTERED, S.REJECTED},
+    S.DRAFT: {S.REGISTERED, S.REJECTED, S.DUPLICATE},
     S.REGISTERED: {S.COMPLETED, S.REJECTED},
     S.COMPLETED: {S.SURVEYED, S.REHANDLE, S.CLOSED},
     S.REHANDLE: {S.COMPLETED},
     S.SURVEYED: {S.CLOSED},
     S.CLOSED: set(),
     S.REJECTED: set(),
+    S.DUPLICATE: set(),
 }
 
 
@@ -104,6 +105,16 @@ def version(ticket: Ticket) -> str:
     return f"{ticket.id}.{ticket.change_seq}"
 
 
+def _reasons(ticket: Ticket) -> list[str]:
+    """不满意原因 said on the ticket's survey calls, newest first."""
+    from ivr.queries.survey_reasons import unsatisfied_reasons
+
+    session = object_session(ticket)
+    if session is None or ticket.survey_outcome is None:
+        return []
+    return [r.text for r in unsatisfied_reasons(session, [ticket.id]).get(ticket.id, [])]
+
+
 def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
     return {
         "number": ticket.number,
@@ -117,6 +128,9 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "urgent": ticket.urgent,
         "urgency_keywords": ticket.urgency_keywords,
         "statement": ticket.statement,
+        "statement_original": ticket.statement_original,
+        "caller_name": ticket.caller_name,
+        "callback_number": ticket.callback_number,
         "summary": ticket.summary,
         "address": ticket.address,
         "phone_numbers": list(ticket.phone_numbers or []),
@@ -135,6 +149,7 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "transcription": ticket.transcription,
         "result_note": ticket.result_note,
         "survey_outcome": ticket.survey_outcome,
+        "unsatisfied_reasons": _reasons(ticket),
         "created_at": ticket.created_at.isoformat(),
         "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
         "earlier_tickets": [

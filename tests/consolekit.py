@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,3 +104,24 @@ def audit_log(hotline: Hotline) -> list[tuple[str, str, int | None, dict[str, An
                 .order_by(AuditEntry.id)
             )
         ]
+
+
+def sse_events(
+    client: FlaskClient, path: str, count: int, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The first `count` ticket events of the queue stream."""
+    r = client.get(path, headers=headers or {}, buffered=False)
+    assert r.mimetype == "text/event-stream"
+    events: list[dict[str, Any]] = []
+    buf = ""
+    for chunk in r.response:
+        buf += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buf:
+            block, buf = buf.split("\n\n", 1)
+            data = [ln[6:] for ln in block.splitlines() if ln.startswith("data: ")]
+            if "event: ticket" in block and data:
+                events.append(json.loads(data[0]))
+        if len(events) >= count:
+            break
+    r.close()
+    return events

@@ -277,7 +277,7 @@ def test_duplicates_and_out_of_scope_requests_are_closed(rig: ApiRig) -> None:
     original, repeat, again, court = rig.draft(), rig.draft(), rig.draft(), rig.draft()
     resp = rig.call("POST", f"/api/tickets/{repeat}/duplicate", json={"of": original})
     assert resp.status_code == 200, resp.get_json()
-    assert (resp.get_json()["status"], resp.get_json()["duplicate_of"]) == ("rejected", original)
+    assert (resp.get_json()["status"], resp.get_json()["duplicate_of"]) == ("duplicate", original)
     # A repeat of a repeat points at the first ticket.
     chained = rig.call("POST", f"/api/tickets/{again}/duplicate", json={"of": repeat}).get_json()
     assert chained["duplicate_of"] == original

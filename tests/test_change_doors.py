@@ -275,7 +275,7 @@ def test_pausing_and_resuming_a_campaign(hotline: Hotline, door: str) -> None:
         return (SUPERVISOR[door], f"campaign.{verb}", detail)
 
     assert changes(hotline) == [
-        row("resume", "created", "running"),
+        row("start", "created", "running"),  # its first run is its start
         row("pause", "running", "paused"),
         row("resume", "paused", "running"),
     ]

@@ -10,11 +10,9 @@ import struct
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -29,7 +27,17 @@ from ivr.surveys.outcomes import record_score
 from ivr.tickets import version as ticket_version
 from webhooks.console.secret import KEY_FILE, secret_key
 
-from .consolekit import CALLER, GAS_LEAK, NOISE, SETUP, audit_log, browser, console_app, draft
+from .consolekit import (
+    CALLER,
+    GAS_LEAK,
+    NOISE,
+    SETUP,
+    audit_log,
+    browser,
+    console_app,
+    draft,
+    sse_events,
+)
 
 
 @pytest.fixture
@@ -128,7 +136,9 @@ def test_posts_without_the_csrf_token_are_refused(app: Flask, hotline: Hotline) 
     b.get(f"/console/tickets/{tid}")
     v = version(hotline, tid)
     r = b.client.post(f"/console/tickets/{tid}/accept", data={"version": v})
-    assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400 and "表单已过期" in page  # in Chinese, with the way back
+    assert f'href="/console/tickets/{tid}"' in page
     r = b.client.post(f"/console/tickets/{tid}/accept", data={"version": v, "csrf_token": "forged"})
     assert r.status_code == 400
     # Nor can a sign-in form be posted from elsewhere.
@@ -224,7 +234,7 @@ def test_each_view_and_change_is_audited(app: Flask, hotline: Hotline) -> None:
         f"/console/tickets/{tid}/duplicate",
         {"version": version(hotline, tid), "original": ticket(hotline, first).number},
     )
-    assert ticket(hotline, tid).status == "rejected"
+    assert ticket(hotline, tid).status == "duplicate"
     sup = browser(app, "supervisor")
     sup.post(
         f"/console/tickets/{first}/complete", {"version": version(hotline, first), "note": "已修复"}
@@ -247,7 +257,10 @@ def test_each_view_and_change_is_audited(app: Flask, hotline: Hotline) -> None:
     assert entries[5][3]["changes"]["result_note"] == {"old": None, "new": "已修复"}
     # The ticket page shows its history.
     page = sup.get(f"/console/tickets/{tid}").get_data(as_text=True)
-    assert "ticket.update" in page and "生态环境局" in page
+    # The history as an operator reads it: Chinese names and values, no Python values.
+    assert "承办部门: 城市管理综合执法局 → 生态环境局" in page
+    assert "紧急: 否 → 是" in page and "状态: 草稿 → 重复件" in page
+    assert "True" not in page and "urgent:" not in page and "ticket.update" not in page
 
 
 def test_reject_out_of_scope_needs_a_reason(app: Flask, hotline: Hotline) -> None:
@@ -258,7 +271,9 @@ def test_reject_out_of_scope_needs_a_reason(app: Flask, hotline: Hotline) -> Non
     r = op.post(
         f"/console/tickets/{tid}/accept", {"version": version(hotline, tid)}, follow_redirects=True
     )
-    assert "out of scope" in r.get_data(as_text=True) and ticket(hotline, tid).status == "draft"
+    page = r.get_data(as_text=True)
+    assert "标记为非受理范围：请先取消该标记" in page and "out of scope" not in page
+    assert ticket(hotline, tid).status == "draft"
     r = op.post(
         f"/console/tickets/{tid}/reject",
         {"version": version(hotline, tid), "reason": "诉讼事项请通过法院解决"},
@@ -283,7 +298,7 @@ def test_a_change_based_on_an_old_copy_is_refused(app: Flask, hotline: Hotline) 
         {"version": stale, "category": "投诉", "department": "税务局", "summary": "B"},
         follow_redirects=True,
     )
-    assert "changed by someone else" in r.get_data(as_text=True)
+    assert "在您打开后已被他人修改" in r.get_data(as_text=True)
     assert ticket(hotline, tid).department == "公安局"
 
 
@@ -295,7 +310,7 @@ def test_bad_edit_is_shown_and_changes_nothing(app: Flask, hotline: Hotline) -> 
         {"version": version(hotline, tid), "category": "闲聊", "department": "公安局"},
         follow_redirects=True,
     )
-    assert "unknown category" in r.get_data(as_text=True)
+    assert "没有这个类别" in r.get_data(as_text=True)
     assert ticket(hotline, tid).department == "城市管理综合执法局"
     assert [e for e in audit_log(hotline) if e[1] == "ticket.update"] == []
 
@@ -364,27 +379,6 @@ def test_transcript_marks_doubtful_words(app: Flask, hotline: Hotline) -> None:
 
 
 # ---- the live queue --------------------------------------------------------------
-
-
-def sse_events(
-    client: FlaskClient, path: str, count: int, headers: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """The first `count` ticket events of the queue stream."""
-    r = client.get(path, headers=headers or {}, buffered=False)
-    assert r.mimetype == "text/event-stream"
-    events: list[dict[str, Any]] = []
-    buf = ""
-    for chunk in r.response:
-        buf += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n\n" in buf:
-            block, buf = buf.split("\n\n", 1)
-            data = [ln[6:] for ln in block.splitlines() if ln.startswith("data: ")]
-            if "event: ticket" in block and data:
-                events.append(json.loads(data[0]))
-        if len(events) >= count:
-            break
-    r.close()
-    return events
 
 
 def test_stream_pushes_new_drafts_with_filter_match(app: Flask, hotline: Hotline) -> None:
@@ -591,9 +585,9 @@ def test_the_audit_log_page_finds_a_user_by_name(app: Flask, hotline: Hotline) -
         "/console/users", {"username": "zhao", "role": "operator", "password": "long enough"}
     )
     page = browser(app, "supervisor").get("/console/audit?actor=admin").get_data(as_text=True)
-    assert "user:admin" in page and "user.create" in page and ">login<" in page
+    assert "user:admin" in page and "user.create" in page and ">登录<" in page
     page = browser(app, "supervisor").get("/console/audit?actor=user:admin").get_data(as_text=True)
-    assert "user.create" in page and ">login<" not in page
+    assert "user.create" in page and ">登录<" not in page
     assert "zhao" not in browser(app, "admin").get("/console/audit?actor=supervisor").get_data(
         as_text=True
     )

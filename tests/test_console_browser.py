@@ -224,7 +224,7 @@ def test_review_a_simulated_call_in_the_browser(
 
     # The audit log page lists what was done to the ticket.
     page.goto(site.base + "/console/audit?actor=lead")
-    expect(page.locator("table.history")).to_contain_text("ticket.complete")
+    expect(page.locator("table.history")).to_contain_text("办结")
     expect(page.locator("table.history")).to_contain_text(number)
     shot(page, "8-audit")
 
@@ -237,3 +237,177 @@ def test_review_a_simulated_call_in_the_browser(
     # Changes are made by the ticket service, which names the actor as user:<name>.
     for action in ("ticket.update", "ticket.accept", "ticket.complete"):
         assert ("user:lead", action) in actions
+
+
+# ---- a shift: the queue of a busy day, claims, the late transcript, at two sizes -------
+
+SIZES = [(1366, 768), (1920, 1080)]
+
+
+def screenshots(tmp: Path) -> Path:
+    """Where the shift's screenshots go: $IVR_SCREENSHOTS, or the test's own directory."""
+    where = Path(os.environ.get("IVR_SCREENSHOTS") or tmp / "screenshots")
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def one_line(page: Page, selector: str) -> bool:
+    """Whether every cell `selector` finds shows its text on a single line."""
+    return bool(
+        page.evaluate(
+            """sel => [...document.querySelectorAll(sel)].every(td => {
+                const r = document.createRange(); r.selectNodeContents(td);
+                const tops = [...r.getClientRects()].map(x => x.top);
+                // A second line starts a whole line lower; a badge sits a few pixels off.
+                const em = parseFloat(getComputedStyle(td).fontSize);
+                return Math.max(...tops) - Math.min(...tops) < em;
+            })""",
+            selector,
+        )
+    )
+
+
+def sign_in(browser: Browser, base: str, user: str, size: tuple[int, int]) -> Page:
+    page = browser.new_context(viewport={"width": size[0], "height": size[1]}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base + "/console/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("工单队列")
+    return page
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_a_shift_in_the_browser(
+    site: Site, browser: Browser, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    from harness.queue_load import bulk_drafts
+    from ivr.calls.recordings import add_transcript, store_recording
+    from ivr.calls.simulate import simulate_inbound
+    from ivr.intake.drafts import create_draft
+    from ivr.services import Actor
+    from ivr.services.accounts import create_user
+    from ivr.store import Call
+
+    shots = screenshots(tmp_path)
+    tag = f"{size[0]}x{size[1]}"
+    app = site.hotline
+    setup = Actor.system("test-setup")
+    for name, role in (("lead", "supervisor"), ("li", "operator"), ("wang", "operator")):
+        create_user(app, setup, name, PASSWORD, role)
+    sim = simulate_inbound(
+        app, line="12345", caller=CALLER, digits="", text="我要投诉青年路的烧烤店每天晚上噪音扰民"
+    )
+    assert sim.ticket is not None
+    with app.db.read() as s:
+        model = s.scalars(select(Ticket.id).where(Ticket.number == sim.ticket["number"])).one()
+    bulk_drafts(app, model, 1200)
+    court = simulate_inbound(
+        app, line="12345", caller="13900001111", text="我要起诉我的房东他不退押金，事情很急"
+    )
+    assert court.ticket is not None
+    with app.db.session() as s:
+        flagged = s.scalars(select(Ticket).where(Ticket.number == court.ticket["number"])).one()
+        # An urgent draft out of scope, due today: the most pressing of all.
+        flagged.urgent, flagged.out_of_scope, flagged.due_date = True, True, app.today()
+        flagged_id = flagged.id
+
+    # The operator's queue: all 1,202 drafts counted, the urgent one on top, nothing
+    # wraps that should not, the badge readable, no sideways scrolling.
+    li = sign_in(browser, site.base, "li", size)
+    expect(li.locator(".pager .total").first).to_contain_text("共 1202 条")
+    expect(li.locator("#queue tbody tr")).to_have_count(50)
+    expect(li.locator("#queue tbody tr").first).to_have_id(f"t-{flagged_id}")
+    for cells in ("td.number", "td.time", "td.phone", "td.due", "td.status"):
+        assert one_line(li, f"#queue {cells}"), f"{cells} wraps at {tag}"
+    badge = li.locator(f"#t-{flagged_id} .badge.scope")
+    colors = badge.evaluate("b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]")
+    assert colors == ["rgb(255, 255, 255)", "rgb(106, 27, 154)"]
+    assert li.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    li.screenshot(path=str(shots / f"queue-{tag}.png"))
+    li.fill("#search", "不退押金")
+    li.press("#search", "Enter")
+    expect(li.locator("#queue tbody tr")).to_have_count(1)
+    expect(li.locator(".pager .total").first).to_contain_text("共 1 条")
+
+    # Li claims the draft; Wang sees who has it, and what he typed survives the refusal.
+    li.goto(f"{site.base}/console/tickets/{model}")
+    li.click("#claim-button")
+    expect(li.locator("#claim")).to_contain_text("您已认领此工单")
+    wang = sign_in(browser, site.base, "wang", size)
+    wang.goto(f"{site.base}/console/queue?q={sim.ticket['number']}")
+    expect(wang.locator(f"#t-{model} .claim")).to_have_text("li 处理中")
+    wang.click(f"#t-{model} a")
+    expect(wang.locator("#claim")).to_contain_text("li 已认领此工单")
+    wang.fill("input[name=summary]", "王的摘要")
+    wang.click("#edit button[type=submit]")
+    expect(wang.locator(".flash.error")).to_contain_text("已由 li 认领")
+    expect(wang.locator("input[name=summary]")).to_have_value("王的摘要")
+
+    # Li's form expires (a CSRF 400): the error page is Chinese, and going back brings
+    # back what she typed; sending it again saves it.
+    li.fill("input[name=summary]", "青年路烧烤店夜间噪音")
+    li.fill("input[name=caller_name]", "张女士")
+    li.evaluate("document.querySelector('#edit input[name=csrf_token]').value = 'expired'")
+    li.click("#edit button[type=submit]")
+    expect(li.locator("#error")).to_contain_text("表单已过期（400）")
+    li.screenshot(path=str(shots / f"error-400-{tag}.png"))
+    li.click("#back")
+    expect(li.locator("input[name=summary]")).to_have_value("青年路烧烤店夜间噪音")
+    expect(li.locator("input[name=caller_name]")).to_have_value("张女士")
+    li.click("#edit button[type=submit]")
+    expect(li.locator(".flash.ok")).to_have_text("已保存")
+    li.screenshot(path=str(shots / f"draft-{tag}.png"), full_page=True)
+
+    # A call whose recording is still being transcribed: the text appears without a reload.
+    step = app.calls.start(
+        provider="sim", provider_call_id=f"late-{tag}", from_number=CALLER, to_number="12345"
+    )
+    with app.db.session() as s:
+        call = s.get_one(Call, step.call_id)
+        store_recording(app, s, call, "r-late", data=b"RIFF", audio_format="wav")
+        late = create_draft(app, s, call).id
+    li.goto(f"{site.base}/console/tickets/{late}")
+    expect(li.locator("#pending")).to_be_visible()
+    li.evaluate("window.notReloaded = true")
+    with app.db.session() as s:
+        rec = store_recording(
+            app, s, s.get_one(Call, step.call_id), "r-late", data=b"RIFF", audio_format="wav"
+        )
+        add_transcript(
+            app, s, rec, text="我家楼下的路灯坏了三天了", model="vosk-test", confidence=0.9
+        )
+    expect(li.locator("#transcript")).to_contain_text("路灯坏了")
+    expect(li.locator("#statement")).to_contain_text("路灯坏了")
+    assert li.evaluate("window.notReloaded") is True
+
+    # The supervisor: reports with the legend beside the chart, campaigns from the console.
+    lead = sign_in(browser, site.base, "lead", size)
+    lead.goto(site.base + "/console/reports")
+    chart = lead.locator("#chart-volumes svg")
+    expect(chart).to_be_visible()
+    legend = chart.locator("g[id^=legend]").bounding_box()
+    plot = chart.locator("g[id^=patch]").nth(1).bounding_box()
+    assert legend is not None and plot is not None
+    assert legend["x"] >= plot["x"] + plot["width"] - 1, "the legend covers the chart"
+    lead.screenshot(path=str(shots / f"reports-{tag}.png"), full_page=True)
+    with app.db.session() as s:
+        done = s.get_one(Ticket, model)
+        done.status, done.completed_at = "completed", app.clock.now()
+    lead.goto(site.base + "/console/campaigns")
+    lead.fill("#create input[name=name]", f"回访-{tag}")
+    today = app.today().isoformat()
+    lead.fill("#create input[name=from]", today)
+    lead.fill("#create input[name=to]", today)
+    lead.click("#create button[type=submit]")
+    expect(lead.locator(".flash.ok")).to_contain_text("计划 1 张工单")
+    row = lead.locator("table.campaigns tbody tr").first
+    expect(row.locator("td.status")).to_have_text("未开始")
+    expect(row.locator("td.response")).to_have_text("—")
+    row.locator("button[data-verb=start]").click()
+    expect(lead.locator("table.campaigns tbody tr").first.locator("td.status")).to_have_text(
+        "进行中"
+    )
+    lead.screenshot(path=str(shots / f"campaigns-{tag}.png"), full_page=True)
+    assert len(list(shots.glob(f"*-{tag}.png"))) == 5

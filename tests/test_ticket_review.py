@@ -178,7 +178,7 @@ def test_duplicate_points_at_the_first_ticket(hotline: Hotline) -> None:
         service.mark_duplicate(hotline, WANG, second, "12345-20990101-00009")
     changes = service.mark_duplicate(hotline, WANG, second, a.number).changes
     assert changes["duplicate_of"] == {"old": None, "new": a.number}
-    assert ticket(hotline, second).status == "rejected"
+    assert ticket(hotline, second).status == "duplicate"
     # A duplicate of a duplicate points at the original.
     service.mark_duplicate(hotline, WANG, third, b.number)
     assert ticket(hotline, third).duplicate_of_id == first

@@ -85,32 +85,55 @@ def request_score(app: Hotline, ticket: Ticket, other: Ticket) -> float:
     return score
 
 
-def find_duplicate(app: Hotline, session: Session, ticket: Ticket) -> Ticket | None:
-    """The earliest ticket within the window that is the same request, or None."""
+def _candidates(app: Hotline, session: Session, ticket: Ticket) -> list[Ticket]:
+    """Earlier tickets within the window from the same caller or about the same place,
+    oldest first (rejected ones are no request to repeat)."""
     rules = app.settings.duplicates
     same = [Ticket.caller_number == ticket.caller_number] if ticket.caller_number else []
     if ticket.address_key:
         same.append(Ticket.address_key == ticket.address_key)
     if not same or not ticket.statement:
-        return None
+        return []
     since = ticket.created_at - timedelta(days=rules.window_days)
-    candidates = session.scalars(
-        select(Ticket)
-        .where(
-            or_(*same),
-            Ticket.created_at >= since,
-            Ticket.created_at <= ticket.created_at,
-            Ticket.status != TicketStatus.REJECTED,
-            Ticket.id != ticket.id if ticket.id else True,
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(
+                or_(*same),
+                Ticket.created_at >= since,
+                Ticket.created_at <= ticket.created_at,
+                Ticket.status != TicketStatus.REJECTED,
+                Ticket.id != ticket.id if ticket.id else True,
+            )
+            .order_by(Ticket.created_at, Ticket.id)
         )
-        .order_by(Ticket.created_at, Ticket.id)
-    ).all()
-    for other in candidates:
+    )
+
+
+def find_duplicate(app: Hotline, session: Session, ticket: Ticket) -> Ticket | None:
+    """The earliest ticket within the window that is the same request, or None."""
+    for other in _candidates(app, session, ticket):
         if other is ticket or not other.statement:
             continue
-        if request_score(app, ticket, other) >= rules.min_similarity:
+        if request_score(app, ticket, other) >= app.settings.duplicates.min_similarity:
             return other.duplicate_of or other
     return None
+
+
+def similar_tickets(
+    app: Hotline, session: Session, ticket: Ticket, limit: int
+) -> list[tuple[Ticket, float]]:
+    """Originals the draft may repeat, likeliest first: the window's tickets from the same
+    caller or place, each as the original it repeats, with how alike the requests are."""
+    best: dict[int, tuple[Ticket, float]] = {}
+    for other in _candidates(app, session, ticket):
+        if other is ticket or not other.statement:
+            continue
+        original = other.duplicate_of or other
+        score = request_score(app, ticket, other)
+        if original.id != ticket.id and score > best.get(original.id, (original, -1.0))[1]:
+            best[original.id] = (original, score)
+    return sorted(best.values(), key=lambda pair: -pair[1])[:limit]
 
 
 def earlier_tickets(ticket: Ticket, history_days: int) -> list[Ticket]:

@@ -178,28 +178,54 @@ def _jieba() -> Any:
     return jieba
 
 
-def keywords(texts: list[str], top: int = 20) -> list[tuple[str, int]]:
-    """The most frequent words (two or more Chinese characters, not stopwords)."""
-    seg = _jieba()
+# Parts of speech that name what a complaint is about (jieba's tags): nouns, verbal and
+# adjectival nouns, verbs, adjectives. Time words (早上), place names, person names,
+# conjunctions (不管), adverbs and pronouns say nothing about it.
+TOPIC_TAGS = frozenset({"n", "nz", "ng", "vn", "an", "v", "a", "l", "i"})
+
+
+def keywords(
+    texts: list[str],
+    top: int = 20,
+    stop: frozenset[str] = STOPWORDS,
+    places: list[str] | None = None,
+) -> list[tuple[str, int]]:
+    """The most frequent topic words (two or more Chinese characters, not stopwords, not
+    part of the statement's address: 青年 of 青年路 is a place, not a complaint)."""
+    _jieba()
+    from jieba import posseg
+
     counts: Counter[str] = Counter()
-    for text in texts:
+    for i, text in enumerate(texts):
+        place = (places[i] if places else "") or ""
         # A word counts once per statement: one caller repeating it is not a trend.
-        counts.update({w for w in seg.cut(text) if _WORD.match(w) and w not in STOPWORDS})
+        counts.update(
+            {
+                p.word
+                for p in posseg.cut(text)
+                if p.flag in TOPIC_TAGS
+                and _WORD.match(p.word)
+                and p.word not in stop
+                and p.word not in place
+            }
+        )
     return counts.most_common(top)
 
 
 def complaint_keywords(app: Hotline, period: Period, top: int = 20) -> Table:
     lo, hi = period.utc_bounds(app)
     with app.db.read() as s:
-        texts = list(
-            s.scalars(
-                select(Ticket.statement).where(
-                    Ticket.category == COMPLAINT,
-                    Ticket.created_at >= lo,
-                    Ticket.created_at < hi,
-                    Ticket.statement != "",
-                )
+        found = s.execute(
+            select(Ticket.statement, Ticket.address).where(
+                Ticket.category == COMPLAINT,
+                Ticket.created_at >= lo,
+                Ticket.created_at < hi,
+                Ticket.statement != "",
             )
-        )
-    rows: list[list[Any]] = [[w, n] for w, n in keywords(texts, top)]
+        ).all()
+    texts = [statement for statement, _ in found]
+    places = [(address or {}).get("text") or "" for _, address in found]
+    dup = app.settings.duplicates
+    stop = STOPWORDS | set(dup.stop_words) | set(dup.extra_stop_words)
+    rows: list[list[Any]] = [[w, n] for w, n in keywords(texts, top, stop, places)]
     return Table("投诉高频词", ["词语", "工单数"], rows)

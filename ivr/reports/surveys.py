@@ -119,15 +119,15 @@ def total(rows: list[Row]) -> Row:
 
 
 HEADER = [
-    "group",
-    "tickets",
-    "attempts",
+    "分组",
+    "回访工单",
+    "呼叫次数",
     "满意",
     "基本满意",
     "不满意",
     "未评价",
     "满意率",
-    "response_rate",
+    "回复率",
 ]
 
 

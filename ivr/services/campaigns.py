@@ -4,7 +4,8 @@ Status rules (a campaign is created, running, paused or done):
 - create plans the first attempts at once and leaves the campaign `created`:
   nothing dials it until it is resumed (or `ivr campaign run` takes it);
 - pause: created or running -> paused (calls in progress finish);
-- resume: created or paused -> running (for a created campaign this is its start);
+- start: created -> running (its first run); resume: paused -> running. A resume of
+  a campaign that never ran is its start, audited as `campaign.start`;
 - a done campaign changes no more, and a change to the status it already has is
   refused rather than audited as if it did something.
 Which tickets a campaign calls is decided in `ivr.surveys.campaigns`.
@@ -38,6 +39,8 @@ MAX_NAME = 128
 # The statuses each change may start from.
 PAUSABLE = ("created", "running")
 RESUMABLE = ("created", "paused")
+STATUS_ZH = {"created": "未开始", "running": "进行中", "paused": "已暂停", "done": "已完成"}
+VERB_ZH = {"start": "开始", "pause": "暂停", "resume": "继续"}
 
 
 class Planned(NamedTuple):
@@ -48,9 +51,12 @@ class Planned(NamedTuple):
 def _new_campaign(session: Session, app: Hotline, name: str, filters: dict[str, Any]) -> Campaign:
     name = name.strip()
     if not name:
-        raise Invalid("a campaign needs a name")
+        raise Invalid("a campaign needs a name", zh="请填写活动名称")
     if len(name) > MAX_NAME:
-        raise Invalid(f"campaign name too long: at most {MAX_NAME} characters")
+        raise Invalid(
+            f"campaign name too long: at most {MAX_NAME} characters",
+            zh=f"活动名称不能超过 {MAX_NAME} 字",
+        )
     now = app.clock.now()
     campaign = Campaign(
         name=name, status="created", filters=filters, created_at=now, updated_at=now
@@ -109,20 +115,28 @@ def resume_campaign(app: Hotline, actor: Actor, campaign_id: int) -> None:
     _change_status(app, actor, campaign_id, "resume", RESUMABLE, "running")
 
 
+def start_campaign(app: Hotline, actor: Actor, campaign_id: int) -> None:
+    """A created campaign's first run (only a created one starts)."""
+    _change_status(app, actor, campaign_id, "start", ("created",), "running")
+
+
 def _change_status(
     app: Hotline, actor: Actor, campaign_id: int, verb: str, allowed: tuple[str, ...], new: str
 ) -> None:
     with unit_of_work(app) as s:
         campaign = locked(s, Campaign, campaign_id)
         if campaign is None:
-            raise NotFound(f"no campaign {campaign_id}")
+            raise NotFound(f"no campaign {campaign_id}", zh=f"没有回访活动 {campaign_id}")
         old = campaign.status
         if old not in allowed:
             raise IllegalTransition(
                 f"campaign {campaign_id} is {old}; it cannot {verb}",
+                zh=f"回访活动 {campaign_id} {STATUS_ZH.get(old, old)}，不能{VERB_ZH[verb]}",
                 status=old,
                 allowed=list(allowed),
             )
+        if verb == "resume" and old == "created":
+            verb = "start"  # it never ran: this is its start
         now = app.clock.now()
         campaign.status, campaign.updated_at = new, now
         detail = {"campaign": campaign_id, "status": {"old": old, "new": new}}

@@ -4,6 +4,7 @@ inside its unit of work. Each returns what it changed, field by field:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,20 +18,34 @@ if TYPE_CHECKING:
 
 S = TicketStatus
 Changes = dict[str, dict[str, Any]]
-EDITABLE_FIELDS = ("category", "department", "address", "urgent", "summary", "out_of_scope")
+EDITABLE_FIELDS = (
+    "category",
+    "department",
+    "address",
+    "urgent",
+    "summary",
+    "out_of_scope",
+    "statement",
+    "caller_name",
+    "callback_number",
+)
 # A ticket's fields may be corrected until it is completed.
 EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.REHANDLE})
 SUMMARY_MAX = 200
+STATEMENT_MAX = 4000
+NAME_MAX = 64
+# A call-back number as people write it: digits, maybe a leading + and dashes or spaces.
+CALLBACK = re.compile(r"\+?[0-9][0-9 -]{4,30}")
 
 
 def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
-def required(text: str, message: str) -> str:
+def required(text: str, message: str, zh: str | None = None) -> str:
     text = text.strip()
     if not text:
-        raise Invalid(message)
+        raise Invalid(message, zh=zh)
     return text
 
 
@@ -54,10 +69,14 @@ def accept(ticket: Ticket, at: datetime) -> Changes:
     is not accepted: the mark is cleared by editing, or the draft is rejected.
     """
     if ticket.status != S.DRAFT:
-        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}, not a draft")
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status}, not a draft",
+            zh=f"工单 {ticket.number} 已不是草稿，不能受理",
+        )
     if ticket.out_of_scope:
         raise IllegalTransition(
-            f"ticket {ticket.number} is marked out of scope: clear the mark or reject it"
+            f"ticket {ticket.number} is marked out of scope: clear the mark or reject it",
+            zh=f"工单 {ticket.number} 标记为非受理范围：请先取消该标记，或作不予受理处理",
         )
     changes: Changes = {}
     if ticket.duplicate_of is not None:  # accepted as a ticket of its own: not a duplicate
@@ -104,23 +123,61 @@ def _edited_values(app: Hotline, fields: Mapping[str, Any]) -> dict[str, Any]:
     if "category" in fields:
         values["category"] = _text(fields, "category")
         if settings.category(values["category"]) is None:
-            raise Invalid(f"unknown category {values['category']!r}", field="category")
+            raise Invalid(
+                f"unknown category {values['category']!r}", zh="没有这个类别", field="category"
+            )
     if "department" in fields:
         values["department"] = _text(fields, "department")
         if values["department"] not in {d.name for d in settings.departments}:
-            raise Invalid(f"unknown department {values['department']!r}", field="department")
+            raise Invalid(
+                f"unknown department {values['department']!r}",
+                zh="没有这个承办部门",
+                field="department",
+            )
     if "summary" in fields:
         values["summary"] = _text(fields, "summary")
         if len(values["summary"]) > SUMMARY_MAX:
-            raise Invalid(f"summary is longer than {SUMMARY_MAX} characters", field="summary")
+            raise Invalid(
+                f"summary is longer than {SUMMARY_MAX} characters",
+                zh=f"摘要不能超过 {SUMMARY_MAX} 字",
+                field="summary",
+            )
     for flag in ("urgent", "out_of_scope"):
         if flag in fields:
             values[flag] = _flag(fields, flag)
+    if "caller_name" in fields:
+        values["caller_name"] = _text(fields, "caller_name") or None
+        if values["caller_name"] and len(values["caller_name"]) > NAME_MAX:
+            raise Invalid(
+                f"caller name is longer than {NAME_MAX} characters",
+                zh=f"来电人姓名不能超过 {NAME_MAX} 字",
+                field="caller_name",
+            )
+    if "callback_number" in fields:
+        number = _text(fields, "callback_number")
+        if number and not CALLBACK.fullmatch(number):
+            raise Invalid(
+                f"{number!r} is not a phone number",
+                zh="回电号码只能是数字",
+                field="callback_number",
+            )
+        values["callback_number"] = re.sub(r"[ -]", "", number) or None
+    if "statement" in fields:
+        values["statement"] = _text(fields, "statement")
+        if not values["statement"] or len(values["statement"]) > STATEMENT_MAX:
+            raise Invalid(
+                f"the statement must be 1 to {STATEMENT_MAX} characters",
+                zh=f"来电诉求不能为空，也不能超过 {STATEMENT_MAX} 字",
+                field="statement",
+            )
     return values
 
 
 def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime) -> Changes:
     """Correct a ticket's fields (any of EDITABLE_FIELDS); deadlines follow category and urgency.
+
+    A corrected statement keeps the drafted one in `statement_original` (the audit row
+    has every correction); `callback_number` is stored as digits.
 
     `address` is the address as text (empty clears it); `urgent` and `out_of_scope`
     are booleans. Unknown fields, categories or departments are refused, nothing is
@@ -133,7 +190,8 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
         raise Invalid(f"not editable: {', '.join(unknown)}")
     if ticket.status not in EDITABLE_STATUSES:
         raise IllegalTransition(
-            f"ticket {ticket.number} is {ticket.status}; it can no longer be edited"
+            f"ticket {ticket.number} is {ticket.status}; it can no longer be edited",
+            zh=f"工单 {ticket.number} 已结束办理，不能再修改",
         )
     values = _edited_values(app, fields)
     changes: Changes = {}
@@ -143,8 +201,11 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
         if text != old_text:
             changes["address"] = {"old": old_text or None, "new": text or None}
             ticket.address = _address(app, text)
+    drafted = ticket.statement
     for name, value in values.items():
         _set(ticket, name, value, changes)
+    if "statement" in changes and ticket.statement_original is None:
+        ticket.statement_original = drafted  # the caller's words as first drafted
     if "category" in changes:
         ticket.category_source = "operator"
     if "department" in changes:
@@ -162,29 +223,41 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
 
 
 def mark_duplicate(ticket: Ticket, original: Ticket, at: datetime) -> Changes:
-    """重复件: the draft repeats `original` (or the ticket that one repeats) and is closed."""
+    """重复件: the draft repeats `original` (or the ticket that one repeats) and is closed
+    as a duplicate (a status of its own, not 不予受理)."""
     while original.duplicate_of is not None:
         original = original.duplicate_of
     if original.id == ticket.id:
-        raise IllegalTransition(f"ticket {ticket.number} cannot duplicate itself")
+        raise IllegalTransition(
+            f"ticket {ticket.number} cannot duplicate itself", zh="工单不能重复于它自己"
+        )
     if original.status == S.REJECTED:
-        raise IllegalTransition(f"ticket {original.number} was rejected; it cannot be the original")
+        raise IllegalTransition(
+            f"ticket {original.number} was rejected; it cannot be the original",
+            zh=f"工单 {original.number} 未予受理，不能作为原工单",
+        )
     if ticket.status != S.DRAFT:
-        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}, not a draft")
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status}, not a draft",
+            zh=f"工单 {ticket.number} 已不是草稿，不能标记为重复件",
+        )
     changes: Changes = {}
     old = ticket.duplicate_of.number if ticket.duplicate_of else None
     if old != original.number:
         changes["duplicate_of"] = {"old": old, "new": original.number}
     ticket.duplicate_of = original
-    _move(ticket, S.REJECTED, at, changes)
+    _move(ticket, S.DUPLICATE, at, changes)
     return changes
 
 
 def reject_out_of_scope(ticket: Ticket, reason: str, at: datetime) -> Changes:
     """不予受理: the request is not for the hotline (courts, 110/119...); `reason` tells why."""
-    reason = required(reason, "give the reason the request is out of scope")
+    reason = required(reason, "give the reason the request is out of scope", "请填写不予受理原因")
     if ticket.status not in (S.DRAFT, S.REGISTERED):
-        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}; it cannot be rejected")
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.status}; it cannot be rejected",
+            zh=f"工单 {ticket.number} 当前状态不能作不予受理处理",
+        )
     changes: Changes = {}
     _set(ticket, "out_of_scope", True, changes)
     _set(ticket, "scope_kind", ticket.scope_kind or "out_of_scope", changes)
@@ -200,7 +273,7 @@ def complete(ticket: Ticket, note: str, at: datetime) -> Changes:
     it is accepted first, by `accept`'s rules, so what `accept` refuses (a draft
     marked out of scope) is refused here too.
     """
-    note = required(note, "a completed ticket needs a result note")
+    note = required(note, "a completed ticket needs a result note", "办结需要填写办结说明")
     changes = accept(ticket, at) if ticket.status == S.DRAFT else {}
     _move(ticket, S.COMPLETED, at, changes)
     _set(ticket, "result_note", note, changes)

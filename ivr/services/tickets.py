@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from ivr.queries.tickets import ticket_id
 from ivr.services import ticket_rules as rules
+from ivr.services.claims import check_claim, end_claim
 from ivr.services.ticket_rules import Changes
 from ivr.services.unit import Actor, NotFound, Stale, audit, locked, unit_of_work
 from ivr.store.changes import stamp
-from ivr.store.models import Ticket
+from ivr.store.models import Ticket, TicketStatus
 from ivr.tickets import to_dict, version
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def _check_version(ticket: Ticket, expected: Expected) -> None:
         raise Stale(
             f"ticket {ticket.number} was changed by someone else since you read it: "
             "read it again and decide again",
+            zh=f"工单 {ticket.number} 在您打开后已被他人修改，请查看最新内容后再决定",
             number=ticket.number,
         )
 
@@ -76,8 +78,11 @@ def _change(
     at = app.clock.now()
     with unit_of_work(app) as session:
         ticket = _lock(session, ref)
+        check_claim(app, actor, ticket, at)
         _check_version(ticket, expected)
         changes = rule(session, ticket, at)
+        if ticket.status != TicketStatus.DRAFT:
+            end_claim(ticket)
         if changes:
             audit(session, actor, action, ticket, {"changes": changes, **(note or {})}, at)
         stamp(session)  # the new version, answered before the commit
@@ -128,7 +133,9 @@ def mark_duplicate(
         first = session.get(Ticket, found) if found is not None else None
         if first is None:
             raise NotFound(
-                f"no ticket {original or '(none given)'} to be the original", original=str(original)
+                f"no ticket {original or '(none given)'} to be the original",
+                zh=f"找不到原工单 {original}" if original else "请选择原工单",
+                original=str(original),
             )
         return rules.mark_duplicate(ticket, first, at)
 
@@ -168,7 +175,7 @@ def reopen(
 ) -> Changed:
     """重办: a completed ticket goes back to work; the reason is kept in the audit row."""
 
-    why = rules.required(reason, "give the reason the ticket is handled again")
+    why = rules.required(reason, "give the reason the ticket is handled again", "请填写重办原因")
     return _change(
         app,
         actor,

@@ -59,14 +59,28 @@ class Actor:
 
 
 class ServiceError(Exception):
-    """A refused change. `code` is stable (doors map it to HTTP status or exit code)."""
+    """A refused change. `code` is stable (doors map it to HTTP status or exit code).
+
+    `message` is for API clients and logs; `zh` says the same to a console user (in
+    Chinese), or else the console shows `ZH_BY_CODE` for the error's code."""
 
     code = "error"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, zh: str | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
+        self.zh = zh or ZH_BY_CODE.get(self.code, ZH_BY_CODE["error"])
         self.details = details
+
+
+ZH_BY_CODE = {
+    "error": "操作未完成，请重试",
+    "not_found": "找不到该记录",
+    "illegal_transition": "当前状态下不能这样处理",
+    "invalid": "输入有误，请检查后再提交",
+    "conflict": "记录已被他人改动，请刷新后再处理",
+    "precondition_failed": "工单在您查看后已被他人修改，请重新查看后再决定",
+}
 
 
 class NotFound(ServiceError):

@@ -67,7 +67,8 @@ class TicketStatus(StrEnum):
     SURVEYED = "surveyed"
     REHANDLE = "rehandle"
     CLOSED = "closed"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # 不予受理: out of the hotline's scope
+    DUPLICATE = "duplicate"  # 重复件: repeats an earlier ticket (duplicate_of)
 
 
 class RecordingStatus(StrEnum):
@@ -216,6 +217,14 @@ class Ticket(Base):
     # Set from `ChangeCounter` by every write (ivr.store.changes): the live queue's
     # cursor and the ticket's version.
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
+    # Who the caller says they are and where to reach them, as the operator notes them.
+    caller_name: Mapped[str | None] = mapped_column(String(64))
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    # The statement as first drafted, kept when an operator corrects it.
+    statement_original: Mapped[str | None] = mapped_column(Text)
+    # 认领: the console user working the draft, until claimed_at + console.claim_minutes.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
 
     duplicate_of: Mapped[Ticket | None] = relationship(remote_side="Ticket.id")
     call: Mapped[Call | None] = relationship()
@@ -223,6 +232,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_caller_created", "caller_number", "created_at"),
         Index("ix_tickets_address_key_created", "address_key", "created_at"),
+        # The work queue's order: urgent first, then the nearest due date.
+        Index("ix_tickets_status_urgent_due", "status", "urgent", "due_date"),
     )
 
 

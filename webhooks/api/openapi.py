@@ -129,6 +129,13 @@ TICKET = _all_required(
             "description": "The caller's statement (transcript); phone numbers in it, written "
             "or spoken, masked like `caller` unless the role may see them.",
         },
+        "statement_original": _nullable(
+            "string", description="The statement as drafted, once an operator corrected it."
+        ),
+        "caller_name": _nullable("string", description="The caller's name, as noted."),
+        "callback_number": _nullable(
+            "string", description="Number to call back on; masked like `caller`."
+        ),
         "summary": _STR,
         "address": ADDRESS,
         "phone_numbers": {
@@ -152,6 +159,11 @@ TICKET = _all_required(
         "transcription": _STR,
         "result_note": _nullable("string"),
         "survey_outcome": _nullable("string"),
+        "unsatisfied_reasons": {
+            **_STR_LIST,
+            "description": "不满意原因: what the citizen said after answering 不满意 on a "
+            "survey call (transcribed), newest first; numbers masked like `caller`.",
+        },
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
         "earlier_tickets": {
@@ -341,6 +353,12 @@ LIST_PARAMS = [
     _query("department", {"type": "string"}, "Department."),
     _query("urgent", {"type": "boolean"}, "Only urgent (true) or only normal (false) tickets."),
     _query(
+        "q",
+        {"type": "string", "maxLength": 100, "pattern": PLAIN_TEXT},
+        "Search: a ticket number (or part of one), a whole phone number (the caller's or "
+        "the call-back number), or words of the statement or summary.",
+    ),
+    _query(
         "created_from",
         {"type": "string", "format": "date"},
         "Created on or after this day (local time zone).",
@@ -468,7 +486,7 @@ PATHS: dict[str, Any] = {
     ),
     "/api/tickets/{number}/duplicate": _ticket_action(
         "markDuplicate",
-        "Mark a draft as a duplicate (重复件) of another ticket; it is closed as rejected.",
+        "Mark a draft as a duplicate (重复件) of another ticket; it is closed as `duplicate`.",
         "Duplicate",
     ),
     "/api/tickets/{number}/reject": _ticket_action(

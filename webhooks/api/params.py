@@ -21,7 +21,7 @@ from pydantic import (
 from werkzeug.datastructures import MultiDict
 
 from ivr.config import Settings
-from ivr.queries.tickets import TicketQuery
+from ivr.queries.tickets import SEARCH_MAX, TicketQuery
 from ivr.store.models import TicketStatus
 from webhooks.api.errors import ApiError
 from webhooks.api.openapi import (
@@ -108,6 +108,7 @@ LIST_PARAMS = {
     "category",
     "department",
     "urgent",
+    "q",
     "created_from",
     "created_to",
     "limit",
@@ -127,8 +128,18 @@ def ticket_query(args: MultiDict[str, str], settings: Settings) -> tuple[TicketQ
         created_from=_day(args, "created_from"),
         created_to=_day(args, "created_to"),
         before_id=_cursor(args),
+        text=_search(args),
     )
     return query, _limit(args)
+
+
+def _search(args: MultiDict[str, str]) -> str | None:
+    value = args.get("q")
+    if value is None:
+        return None
+    if len(value) > SEARCH_MAX:
+        raise _bad("q", f"at most {SEARCH_MAX} characters")
+    return value.strip() or None
 
 
 def report_dimension(args: MultiDict[str, str]) -> str:

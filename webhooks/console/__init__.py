@@ -8,6 +8,7 @@ import threading
 from flask import Blueprint, Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
+from webhooks.console.errors import init_errors
 from webhooks.console.secret import secret_key
 
 bp = Blueprint(
@@ -25,6 +26,7 @@ def init_console(app: Flask) -> None:
         audit_log,
         auth,
         campaigns,
+        history,
         queue,
         reports,
         review,
@@ -46,6 +48,7 @@ def init_console(app: Flask) -> None:
         hotline.settings.console.streams_per_process
     )
     app.register_blueprint(bp)
+    init_errors(app)
 
     @app.get("/")
     def _root() -> Response:

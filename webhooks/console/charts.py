@@ -70,7 +70,8 @@ def volumes_chart(table: Table, days: list[str]) -> str:
         ax.set_xticks(list(x)[::step], [d[5:] for d in days][::step])
         ax.set_ylabel("数量")
         ax.yaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize="small", ncols=2, loc="upper left")
+        # Beside the plot, not over the lines.
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         ax.grid(alpha=0.3)
     ax.set_title(table.title)
     return _svg(fig)
@@ -94,7 +95,7 @@ def satisfaction_chart(table: Table) -> str:
         ax.set_xticks(range(len(weeks)), weeks)
         ax.set_ylim(0, 105)
         ax.set_ylabel("满意率 %")
-        ax.legend(fontsize="small", loc="lower left")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         ax.grid(alpha=0.3)
     ax.set_title(table.title)
     return _svg(fig)

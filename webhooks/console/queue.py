@@ -20,62 +20,20 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
-from sqlalchemy.orm import Session
 
-from ivr.queries.tickets import MAX_CURSOR, TicketQuery, changed_after, latest_change, search
+from ivr.queries.tickets import MAX_CURSOR, changed_after, latest_change, search, work_page
 from ivr.reports.operations import Table
-from ivr.store.models import Role, Ticket, TicketStatus
+from ivr.store.models import Role
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require, session_valid, viewer
-from webhooks.console.export import csv_response, xlsx_response
+from webhooks.console.export import PhoneText, csv_response, xlsx_response
+from webhooks.console.queue_args import QueueView
 from webhooks.console.rows import STATUS_LABELS, row
 
-PAGE_SIZE = 200
 KEEPALIVE_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class QueueFilter:
-    status: str = TicketStatus.DRAFT
-    line: str = ""
-    category: str = ""
-    urgent: str = ""  # "" any, "1" urgent only, "0" not urgent
-
-    @classmethod
-    def from_args(cls, args: Any) -> QueueFilter:
-        status = args.get("status", TicketStatus.DRAFT)
-        return cls(
-            status=status if status in STATUS_LABELS or status == "all" else TicketStatus.DRAFT,
-            line=args.get("line", ""),
-            category=args.get("category", ""),
-            urgent=args.get("urgent", "") if args.get("urgent") in ("1", "0") else "",
-        )
-
-    def as_args(self) -> dict[str, str]:
-        return {k: v for k, v in self.__dict__.items() if v}
-
-    def query(self) -> TicketQuery:
-        return TicketQuery(
-            status=None if self.status == "all" else self.status,
-            line=self.line or None,
-            category=self.category or None,
-            urgent=(self.urgent == "1") if self.urgent else None,
-        )
-
-    def newest(self, s: Session, limit: int) -> list[Ticket]:
-        return search(s, self.query(), hotline().settings.tz, limit)[0]
-
-    def matches(self, t: Ticket) -> bool:
-        return (
-            (self.status == "all" or t.status == self.status)
-            and (not self.line or t.line_number == self.line)
-            and (not self.category or t.category == self.category)
-            and (not self.urgent or t.urgent == (self.urgent == "1"))
-        )
 
 
 def parse_cursor(text: str | None) -> int | None:
@@ -92,6 +50,7 @@ def _options() -> dict[str, Any]:
     return {
         "lines": [(ln.number, f"{ln.number} {ln.name}") for ln in settings.lines],
         "categories": [(c.name, c.name) for c in settings.categories],
+        "departments": [(d.name, d.name) for d in settings.departments],
         "statuses": list(STATUS_LABELS.items()),
     }
 
@@ -100,15 +59,17 @@ def _options() -> dict[str, Any]:
 @bp.get("/queue")
 @require()
 def queue() -> Any:
-    f = QueueFilter.from_args(request.args)
     app = hotline()
+    v = QueueView.from_args(request.args, app.settings)
     today = app.today()
     sees = viewer().sees_phone
     with app.db.read() as s:
         cursor = latest_change(s)
-        tickets = f.newest(s, PAGE_SIZE)
-        rows = [row(app, t, sees, today) for t in tickets]
-    return render_template("console/queue.html", rows=rows, f=f, cursor=str(cursor), **_options())
+        found = work_page(s, v.query, app.settings.tz, v.page, app.settings.console.queue_page_size)
+        rows = [row(app, t, sees, today) for t in found.tickets]
+    return render_template(
+        "console/queue.html", rows=rows, v=v, found=found, cursor=str(cursor), **_options()
+    )
 
 
 def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
@@ -118,9 +79,9 @@ def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
 @bp.get("/queue/stream")
 @require()
 def queue_stream() -> Response:
-    f = QueueFilter.from_args(request.args)
     app = hotline()
     v = viewer()
+    query = QueueView.from_args(request.args, app.settings).query
     start = parse_cursor(request.headers.get("Last-Event-ID"))
     if start is None:
         start = parse_cursor(request.args.get("cursor"))
@@ -152,7 +113,7 @@ def queue_stream() -> Response:
                             t.change_seq,
                             {
                                 "id": t.id,
-                                "matches": f.matches(t),
+                                "matches": query.matches(t, app.settings.tz),
                                 "html": render_template(
                                     "console/_row.html", r=row(app, t, v.sees_phone, today)
                                 ),
@@ -202,14 +163,14 @@ EXPORT_LIMIT = 10_000
 def queue_export(fmt: str) -> Response:
     """The queue as filtered, as a spreadsheet: for supervisors and admins, as the
     README says; an operator works ticket by ticket and takes no bulk copy."""
-    f = QueueFilter.from_args(request.args)
     app = hotline()
+    v = QueueView.from_args(request.args, app.settings)
     today = app.today()
     sees = viewer().sees_phone
     with app.db.session() as s:
-        tickets = f.newest(s, EXPORT_LIMIT)
+        tickets, _ = search(s, v.query, app.settings.tz, EXPORT_LIMIT)
         rows = [row(app, t, sees, today) for t in tickets]
-        record(s, "tickets.export", None, {"format": fmt, "filter": f.as_args(), "rows": len(rows)})
+        record(s, "tickets.export", None, {"format": fmt, "filter": v.as_args(), "rows": len(rows)})
     table = Table(
         "工单",
         EXPORT_HEADER,
@@ -218,12 +179,12 @@ def queue_export(fmt: str) -> Response:
                 r["number"],
                 r["status_label"],
                 r["line"],
-                r["caller"],
+                PhoneText(r["caller"]),
                 r["category"],
                 r["department"],
                 "是" if r["urgent"] else "否",
                 r["summary"],
-                r["created"],
+                r["created_at"],
                 r["due_date"],
             ]
             for r in rows

@@ -11,6 +11,7 @@ from ivr.intake.duplicates import earlier_tickets
 from ivr.phones import display_number
 from ivr.privacy import redact
 from ivr.reports.operations import OPEN_STATUSES
+from ivr.services.claims import live_claim
 from ivr.store.models import Ticket
 from webhooks.console import bp
 from webhooks.console.auth import hotline, viewer
@@ -23,6 +24,7 @@ STATUS_LABELS = {
     "rehandle": "重办",
     "closed": "已归档",
     "rejected": "不予受理",
+    "duplicate": "重复件",
 }
 
 
@@ -63,6 +65,8 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
     d = deadline_state(app, ticket, today)
     line = app.settings.line(ticket.line_number)
     summary = ticket.summary or ticket.statement[:60]
+    created = ticket.created_at.astimezone(app.settings.tz)
+    claim = live_claim(app, ticket, app.clock.now())
     shown = {
         "id": ticket.id,
         "number": ticket.number,
@@ -78,7 +82,9 @@ def row(app: Hotline, ticket: Ticket, sees_phone: bool, today: date) -> dict[str
         "summary": summary,
         "transcription": ticket.transcription,
         "interrupted": bool((ticket.intake or {}).get("interrupted")),
-        "created": ticket.created_at.astimezone(app.settings.tz).strftime("%m-%d %H:%M"),
+        "created": created.strftime("%m-%d %H:%M"),
+        "created_at": created.strftime("%Y-%m-%d %H:%M"),
+        "claimed_by": claim.holder if claim else None,
         "due_date": ticket.due_date.isoformat(),
         "overdue": d.overdue,
         "near_deadline": d.near,
