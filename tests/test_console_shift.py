@@ -230,10 +230,11 @@ def test_a_claimed_draft_is_worked_by_one_operator_and_others_see_who(
 def test_a_claim_lapses_after_claim_minutes(app: Flask, hotline: Hotline) -> None:
     tid = draft(hotline)
     create_user(hotline, SETUP, "wang", PASSWORD, "operator")
-    li, wang = browser(app, "operator"), browser(app, "wang")
+    li = browser(app, "operator")
     li.get(f"/console/tickets/{tid}")
     li.post(f"/console/tickets/{tid}/claim")
     hotline.clock.advance(minutes=hotline.settings.console.claim_minutes + 1)  # type: ignore[attr-defined]
+    wang = browser(app, "wang")  # signed in now: an idle session would have timed out
     assert "处理中" not in wang.get("/console/queue").get_data(as_text=True)
     wang.post(f"/console/tickets/{tid}/claim")
     assert ticket(hotline, tid).claimed_by == "wang"

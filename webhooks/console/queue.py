@@ -179,7 +179,7 @@ def queue_export(fmt: str) -> Response:
                 r["number"],
                 r["status_label"],
                 r["line"],
-                PhoneText(r["caller"]),
+                PhoneText(r["caller_number"]),  # digits (masked by `row` for operators)
                 r["category"],
                 r["department"],
                 "是" if r["urgent"] else "否",

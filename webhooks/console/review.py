@@ -157,15 +157,18 @@ def ticket_state(ticket_id: int) -> Any:
             card=render_template(
                 "console/_transcript.html", **_transcript_part(d, viewer().sees_phone)
             ),
-            fields={
-                "category": t.category,
-                "department": t.department,
-                "summary": t.summary,
-                "statement": t.statement if viewer().sees_phone else mask_text(t.statement),
-                "address": (t.address or {}).get("text") or "",
-                "urgent": t.urgent,
-                "out_of_scope": t.out_of_scope,
-            },
+            fields=redact(
+                {
+                    "category": t.category,
+                    "department": t.department,
+                    "summary": t.summary,
+                    "statement": t.statement,
+                    "address": (t.address or {}).get("text") or "",
+                    "urgent": t.urgent,
+                    "out_of_scope": t.out_of_scope,
+                },
+                viewer().sees_phone,
+            ),
         )
 
 
