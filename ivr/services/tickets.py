@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from ivr.queries.tickets import ticket_id
+from ivr.services import supervision
 from ivr.services import ticket_rules as rules
 from ivr.services.ticket_rules import Changes
 from ivr.services.unit import Actor, NotFound, Stale, audit, locked, unit_of_work
@@ -43,7 +44,7 @@ class Changed:
     version: str
 
 
-def _lock(session: Session, ref: str | int) -> Ticket:
+def lock_ticket(session: Session, ref: str | int) -> Ticket:
     found = ticket_id(session, ref)
     ticket = locked(session, Ticket, found) if found is not None else None
     if ticket is None:
@@ -74,7 +75,7 @@ def _change(
 ) -> Changed:
     at = app.clock.now()
     with unit_of_work(app) as session:
-        ticket = _lock(session, ref)
+        ticket = lock_ticket(session, ref)
         _check_version(ticket, expected)
         changes = rule(session, ticket, at)
         if changes:
@@ -82,6 +83,12 @@ def _change(
         session.flush()
         shown = to_dict(ticket, show_phone=True, history_days=app.settings.duplicates.history_days)
         return Changed(ticket.id, ticket.number, changes, shown, version(ticket))
+
+
+def _closing(session: Session, ticket: Ticket, at: datetime, changes: Changes) -> Changes:
+    """A completed or rejected ticket is no longer under supervision (督办)."""
+    supervision.close_open(session, ticket, at)
+    return changes
 
 
 def accept(
@@ -144,7 +151,7 @@ def reject(
         ref,
         "ticket.reject",
         expected_version,
-        lambda _s, t, at: rules.reject_out_of_scope(t, reason, at),
+        lambda s, t, at: _closing(s, t, at, rules.reject_out_of_scope(t, reason, at)),
     )
 
 
@@ -158,7 +165,7 @@ def complete(
         ref,
         "ticket.complete",
         expected_version,
-        lambda _s, t, at: rules.complete(t, note, at),
+        lambda s, t, at: _closing(s, t, at, rules.complete(t, note, at)),
     )
 
 
@@ -180,7 +187,12 @@ def reopen(
 
 
 def record_survey_outcome(
-    session: Session, actor: Actor, ticket_id_: int, score: str, at: datetime
+    session: Session,
+    actor: Actor,
+    ticket_id_: int,
+    score: str,
+    at: datetime,
+    resolved: str | None = None,
 ) -> Changes:
     """What a survey answer does to its ticket, in the caller's unit of work (the call's
     event transaction already holds the attempt): the ticket row is locked, the rule
@@ -188,7 +200,7 @@ def record_survey_outcome(
     ticket = locked(session, Ticket, ticket_id_)
     if ticket is None:
         return {}
-    changes = rules.survey_outcome(ticket, score, at)
+    changes = rules.survey_outcome(ticket, score, at, resolved)
     if changes:
         audit(session, actor, "ticket.survey", ticket, {"changes": changes}, at)
     return changes

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0011"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -41,8 +40,8 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("rehandle_count", sa.Integer(), server_default="0", nullable=False)
         )
-        batch_op.add_column(sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("first_contact_at", sa.DateTime(timezone=True), nullable=True))
+        for column in ("dispatched_at", "first_contact_at"):
+            batch_op.add_column(sa.Column(column, sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE tickets SET dispatched_at = updated_at WHERE status <> 'draft'")
 
     with op.batch_alter_table("survey_attempts", schema=None) as batch_op:
