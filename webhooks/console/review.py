@@ -79,6 +79,7 @@ def ticket_page(ticket_id: int) -> Any:
             ],
             "categories": [c.name for c in settings.categories],
             "departments": [d.name for d in settings.departments],
+            "lifecycle": settings.lifecycle,
             "version": version(t),
         }
         return render_template("console/ticket.html", **page)
@@ -87,7 +88,7 @@ def ticket_page(ticket_id: int) -> Any:
 Change = Callable[[Actor, str | None], Changed]
 
 
-def _act(ticket_id: int, change: Change, done: str) -> Any:
+def apply_change(ticket_id: int, change: Change, done: str) -> Any:
     """One review action through the service, as the signed-in user, checked against the
     version the form was made from; a refusal is shown and changes nothing."""
     back = redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
@@ -119,7 +120,7 @@ def _edited_fields() -> dict[str, Any]:
 @require()
 def ticket_edit(ticket_id: int) -> Any:
     app, fields = hotline(), _edited_fields()
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.update(app, who, ticket_id, fields, expected_version=seen),
         "已保存",
@@ -130,7 +131,7 @@ def ticket_edit(ticket_id: int) -> Any:
 @require()
 def ticket_accept(ticket_id: int) -> Any:
     app = hotline()
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.accept(app, who, ticket_id, expected_version=seen),
         "已受理",
@@ -142,7 +143,7 @@ def ticket_accept(ticket_id: int) -> Any:
 def ticket_duplicate(ticket_id: int) -> Any:
     app = hotline()
     original = request.form.get("original", "").strip()
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.mark_duplicate(
             app, who, ticket_id, original, expected_version=seen
@@ -155,7 +156,7 @@ def ticket_duplicate(ticket_id: int) -> Any:
 @require()
 def ticket_reject(ticket_id: int) -> Any:
     app, reason = hotline(), request.form.get("reason", "")
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.reject(app, who, ticket_id, reason, expected_version=seen),
         "已作不予受理处理",
@@ -166,7 +167,7 @@ def ticket_reject(ticket_id: int) -> Any:
 @require(Role.SUPERVISOR)
 def ticket_complete(ticket_id: int) -> Any:
     app, note = hotline(), request.form.get("note", "")
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.complete(app, who, ticket_id, note, expected_version=seen),
         "已办结",

@@ -19,7 +19,9 @@ STATUS_LABELS = {
     "registered": "已受理",
     "completed": "已办结",
     "surveyed": "已回访",
+    "review": "待复核",
     "rehandle": "重办",
+    "returned": "退回待重派",
     "closed": "已归档",
     "rejected": "不予受理",
 }
