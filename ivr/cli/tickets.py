@@ -74,6 +74,12 @@ def tickets_complete(c: Ctx, number: str, note: str, as_json: bool) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else ticket_text(data))
 
 
+def at_option(f: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--at", default=None, help="As of this local time, e.g. 2026-12-14T10:00 (default: now)."
+    )(f)
+
+
 def _show(change: Callable[[Actor], Changed], as_json: bool) -> None:
     """Apply one change as cli:<your login> and show the ticket, or fail with the refusal."""
     try:
@@ -89,11 +95,14 @@ def _show(change: Callable[[Actor], Changed], as_json: bool) -> None:
 @click.option("--reason", required=True, help="Why (延期原因).")
 @click.option("--consent", is_flag=True, help="The caller agreed to the extension.")
 @click.option("--json", "as_json", is_flag=True)
+@at_option
 @pass_ctx
 def tickets_extend(
-    c: Ctx, number: str, workdays: int, reason: str, consent: bool, as_json: bool
+    c: Ctx, number: str, workdays: int, reason: str, consent: bool, as_json: bool, at: str | None
 ) -> None:
     """延期: move the due date, on the working-day calendar (before the deadline)."""
+    if at:
+        c.set_time(at)
     app = c.hotline()
     _show(lambda who: lifecycle.extend(app, who, number, workdays, reason, consent), as_json)
 
@@ -103,9 +112,14 @@ def tickets_extend(
 @click.option("--reason", required=True, help="Why the department is not responsible.")
 @click.option("--onsite", is_flag=True, help="The return needed an on-site check.")
 @click.option("--json", "as_json", is_flag=True)
+@at_option
 @pass_ctx
-def tickets_return(c: Ctx, number: str, reason: str, onsite: bool, as_json: bool) -> None:
+def tickets_return(
+    c: Ctx, number: str, reason: str, onsite: bool, as_json: bool, at: str | None
+) -> None:
     """退回: the department gives the ticket back for re-dispatch (within its window)."""
+    if at:
+        c.set_time(at)
     app = c.hotline()
     _show(lambda who: lifecycle.return_ticket(app, who, number, reason, onsite=onsite), as_json)
 
@@ -150,9 +164,12 @@ def tickets_supervise(c: Ctx, number: str, reason: str) -> None:
 @tickets.command("supervision")
 @click.option("--scan", is_flag=True, help="First supervise what the rules say (overdue, repeats).")
 @click.option("--json", "as_json", is_flag=True)
+@at_option
 @pass_ctx
-def tickets_supervision(c: Ctx, scan: bool, as_json: bool) -> None:
+def tickets_supervision(c: Ctx, scan: bool, as_json: bool, at: str | None) -> None:
     """The 督办 list: tickets under supervision and why."""
+    if at:
+        c.set_time(at)
     app = c.hotline()
     if scan:
         counts = supervision.scan(app, Actor.cli())

@@ -19,7 +19,7 @@ S = TicketStatus
 Changes = dict[str, dict[str, Any]]
 EDITABLE_FIELDS = ("category", "department", "address", "urgent", "summary", "out_of_scope")
 # A ticket's fields may be corrected until it is completed.
-EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.REHANDLE})
+EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.RETURNED, S.REHANDLE})
 SUMMARY_MAX = 200
 
 
