@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -418,6 +419,37 @@ def test_the_scan_supervises_overdue_and_repeated_complaints_once(
     assert code == 0, output
     assert overdue in output and "超期未办结" in output
     assert all(n in output for n in same_place) and "同一地址重复投诉" in output
+
+
+def test_the_scheduler_runs_the_scan_every_so_often(
+    hotline: Hotline, clock: FixedClock, tmp_path: Path
+) -> None:
+    from ivr.jobs import DramatiqJobs
+    from ivr.queries.lifecycle import supervision_list
+    from ivr.runtime.lease import Lease
+    from ivr.surveys.scheduler import DispatchScheduler
+
+    number = registered(hotline)
+    jobs = DramatiqJobs(hotline.settings.jobs)
+    scheduler = DispatchScheduler(hotline, jobs, Lease(hotline.db, "scheduler", tmp_path), 1.0)
+    try:
+        set_time(hotline, datetime(2026, 12, 15, 2, 0, tzinfo=UTC))
+        assert scheduler.tick() == 0  # no campaign to dial; the scan ran
+        with hotline.db.read() as s:
+            assert [(r.ticket.number, r.source, r.actor) for r in supervision_list(s)] == [
+                (number, "overdue", "system:supervision")
+            ]
+        clock.advance(minutes=30)
+        assert scheduler.scan_supervision() is None  # every 60 minutes
+        clock.advance(minutes=31)
+        assert scheduler.scan_supervision() == {
+            "overdue": 0,
+            "repeat_address": 0,
+            "repeat_subject": 0,
+        }
+    finally:
+        jobs.close(wait=False)
+        scheduler.lease.release()
 
 
 # -- 人工回访 -----------------------------------------------------------------------------
