@@ -236,7 +236,11 @@ EXTENSION = {
             "description": "Working days added (at most lifecycle.extension_max_workdays).",
         },
         "reason": _explanation("Why (延期原因)."),
-        "consent": {"type": "boolean", "description": "The caller agreed; false is refused."},
+        "consent": {
+            "type": "boolean",
+            "enum": [True],
+            "description": "The caller agreed (must be true).",
+        },
     },
 }
 RETURN = {
@@ -759,9 +763,13 @@ def document(settings: Settings) -> dict[str, Any]:
         "category": [c.name for c in settings.categories],
         "department": [d.name for d in settings.departments],
     }
-    update = doc["components"]["schemas"]["TicketUpdate"]["properties"]
+    schemas = doc["components"]["schemas"]
+    update = schemas["TicketUpdate"]["properties"]
     for field in ("category", "department"):
         update[field]["enum"] = enums[field]
+    schemas["Redispatch"]["properties"]["department"]["enum"] = enums["department"]
+    workdays = schemas["Extension"]["properties"]["workdays"]
+    workdays["maximum"] = settings.lifecycle.extension_max_workdays
     for param in doc["paths"]["/api/tickets"]["get"]["parameters"]:
         if param["name"] in enums:
             param["schema"]["enum"] = enums[param["name"]]
