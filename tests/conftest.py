@@ -153,6 +153,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 PEER_MODULES = frozenset(
     {
         "test_console_browser",
+        "test_console_loop_browser",
         "test_deploy",
         "test_scaleout",
         "test_serve",
