@@ -242,7 +242,9 @@ def test_late_returns_are_refused_and_an_onsite_check_has_three_working_days(
         lifecycle.return_ticket(hotline, who, number, "不属于本部门职责")
 
 
-def test_after_two_returns_the_district_government_takes_the_ticket(hotline: Hotline) -> None:
+def test_after_two_returns_the_district_government_takes_the_ticket(
+    hotline: Hotline, doors: Doors
+) -> None:
     number = registered(hotline)
     who = Actor.user("zhao")
     lifecycle.return_ticket(hotline, who, number, "不属于本部门职责")
@@ -261,6 +263,8 @@ def test_after_two_returns_the_district_government_takes_the_ticket(hotline: Hot
     with hotline.db.read() as s:
         counted = returns_by_department(s)
     assert counted == {first_department(hotline, number): 1, "生态环境局": 1}
+    code, output = doors.cli("tickets", "returns")
+    assert code == 0 and "生态环境局" in output
 
 
 def first_department(app: Hotline, number: str) -> str:

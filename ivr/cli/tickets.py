@@ -10,7 +10,7 @@ import click
 
 from ivr.cli.common import Ctx, fail, pass_ctx, ticket_text
 from ivr.phones import mask_number
-from ivr.queries.lifecycle import supervision_list
+from ivr.queries.lifecycle import returns_by_department, supervision_list
 from ivr.queries.tickets import TicketQuery, find, search
 from ivr.services import Actor, ServiceError, lifecycle, supervision
 from ivr.services import tickets as service
@@ -197,3 +197,14 @@ def tickets_supervision(c: Ctx, scan: bool, as_json: bool, at: str | None) -> No
             f"{r['number']}  {r['status']:<10} {r['department']:<14} due {r['due_date']}  "
             f"{label}: {r['reason']}"
         )
+
+
+@tickets.command("returns")
+@pass_ctx
+def tickets_returns(c: Ctx) -> None:
+    """退回 counted per department that returned."""
+    app = c.hotline()
+    with app.db.read() as s:
+        counts = returns_by_department(s)
+    for department, n in counts.items():
+        click.echo(f"{department:<16} {n}")
