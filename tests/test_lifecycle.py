@@ -25,6 +25,7 @@ from ivr.services import Actor, IllegalTransition, Invalid, lifecycle, supervisi
 from ivr.services import tickets as service
 from ivr.services.campaigns import create_campaign
 from ivr.store import AuditEntry, SurveyAttempt, Ticket
+from ivr.surveys.campaigns import Filters
 from ivr.surveys.outcomes import record_score
 
 from .apikit import ApiRig, api_rig
@@ -280,9 +281,15 @@ def first_department(app: Hotline, number: str) -> str:
 # -- 复核 and the re-survey -------------------------------------------------------------
 
 
-def surveyed(app: Hotline, number: str, score: str, resolved: str | None = None) -> int:
+def surveyed(
+    app: Hotline,
+    number: str,
+    score: str,
+    resolved: str | None = None,
+    filters: Filters | None = None,
+) -> int:
     """A campaign plans the completed ticket and the callee answers; the campaign's id."""
-    campaign_id, planned = create_campaign(app, SEEDER, "回访")
+    campaign_id, planned = create_campaign(app, SEEDER, "回访", filters)
     assert planned == 1
     with app.db.session() as s:
         attempt = s.scalars(
@@ -334,7 +341,8 @@ def test_an_unsatisfied_ticket_reviewed_rehandled_and_completed_is_surveyed_agai
     assert changed.changes["survey_outcome"] == {"old": "unsatisfied", "new": None}
     assert changed.changes["survey_round"] == {"old": 1, "new": 2}
     # The next date-range campaign plans it again, in round 2; round 1's answer is kept.
-    second = surveyed(hotline, number, "satisfied", "resolved")
+    day = date(2026, 11, 26)
+    second = surveyed(hotline, number, "satisfied", "resolved", Filters(day, day))
     with hotline.db.read() as s:
         rounds = [
             (a.round, a.campaign_id == second, a.score, a.resolved)
