@@ -46,7 +46,10 @@ class DispatchScheduler:
         """Jobs submitted, or None when another process is the active scheduler."""
         if not self.lease.try_acquire():
             return None
-        self.scan_supervision()
+        try:
+            self.scan_supervision()
+        except Exception:  # supervision must never hold up the survey calls
+            log.exception("supervision scan failed; trying again at the next scan")
         return self.dispatcher.tick()
 
     def scan_supervision(self) -> dict[str, int] | None:
