@@ -180,6 +180,30 @@ class DuplicateConfig(_Model):
     place_synonyms: list[list[str]] = [g.split() for g in _PLACE_SYNONYMS]
 
 
+class LifecycleConfig(_Model):
+    """The loop after registration: extensions (延期), returns (退回), supervision (督办)."""
+
+    # One extension (max_extensions) of at most this many working days, asked before the deadline.
+    extension_max_workdays: int = Field(default=10, ge=1, le=60)
+    max_extensions: int = Field(default=1, ge=0, le=10)
+    # A department returns a ticket within this many working days of receiving it
+    # (return_workdays_onsite when the return needs an on-site check).
+    return_workdays: int = Field(default=1, ge=0, le=30)
+    return_workdays_onsite: int = Field(default=3, ge=0, le=30)
+    # After this many returns the district government of the ticket's address takes it (属地兜底).
+    max_returns: int = Field(default=2, ge=1, le=10)
+    # District (as the address names it) -> the department that takes it; territorial_default
+    # when the address names no district or one not listed.
+    territorial: dict[str, str] = {}
+    territorial_default: str | None = None
+    # 督办 for repeat complaints: this many tickets about one address, or one ticket and
+    # its duplicates (重复件), within repeat_window_days.
+    repeat_threshold: int = Field(default=3, ge=2, le=100)
+    repeat_window_days: int = Field(default=30, ge=1, le=365)
+    # How often `ivr serve`'s scheduler looks for tickets to supervise.
+    supervision_scan_minutes: int = Field(default=60, ge=1, le=1440)
+
+
 class CalendarConfig(_Model):
     """Corrections that win over the official and the estimated calendar (ivr.workdays)."""
 
@@ -500,6 +524,7 @@ class Settings(_Model):
     intake: IntakeConfig = IntakeConfig()
     deadlines: DeadlineConfig = DeadlineConfig()
     duplicates: DuplicateConfig = DuplicateConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     calendar: CalendarConfig = CalendarConfig()
     asr: AsrConfig = AsrConfig()
     http: HttpConfig = HttpConfig()
@@ -549,6 +574,12 @@ class Settings(_Model):
                 raise ValueError(
                     f"intake.routing_overrides[{i}].department: {rule.department!r} unknown"
                 )
+        territorial = list(self.lifecycle.territorial.items())
+        if self.lifecycle.territorial_default is not None:
+            territorial.append(("territorial_default", self.lifecycle.territorial_default))
+        for where, dept in territorial:
+            if dept not in depts:
+                raise ValueError(f"lifecycle.territorial[{where}]: {dept!r} is not a department")
         if self.hotline not in {ln.number for ln in self.lines}:
             raise ValueError(f"hotline: {self.hotline!r} must also be listed under lines")
         return self

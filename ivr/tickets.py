@@ -23,8 +23,10 @@ S = TicketStatus
 HISTORY_DAYS = DuplicateConfig().history_days
 TRANSITIONS: dict[str, set[str]] = {
     S.DRAFT: {S.REGISTERED, S.REJECTED, S.DUPLICATE},
-    S.REGISTERED: {S.COMPLETED, S.REJECTED},
-    S.COMPLETED: {S.SURVEYED, S.REHANDLE, S.CLOSED},
+    S.REGISTERED: {S.COMPLETED, S.REJECTED, S.RETURNED},
+    S.RETURNED: {S.REGISTERED, S.REJECTED},
+    S.COMPLETED: {S.SURVEYED, S.REVIEW, S.REHANDLE, S.CLOSED},
+    S.REVIEW: {S.REHANDLE, S.SURVEYED},
     S.REHANDLE: {S.COMPLETED},
     S.SURVEYED: {S.CLOSED},
     S.CLOSED: set(),
@@ -63,6 +65,8 @@ def transition(ticket: Ticket, new: TicketStatus, at: datetime) -> None:
     ticket.updated_at = at
     if new is S.COMPLETED:
         ticket.completed_at = at
+    if new is S.REGISTERED:
+        ticket.dispatched_at = at
 
 
 def _intake(facts: dict[str, Any] | None) -> dict[str, Any]:
@@ -150,6 +154,9 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "result_note": ticket.result_note,
         "survey_outcome": ticket.survey_outcome,
         "unsatisfied_reasons": _reasons(ticket),
+        "survey_resolved": ticket.survey_resolved,
+        "survey_round": ticket.survey_round,
+        "rehandle_count": ticket.rehandle_count,
         "created_at": ticket.created_at.isoformat(),
         "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
         "earlier_tickets": [

@@ -170,6 +170,7 @@ PEER_MODULES = frozenset(
     {
         "test_console_browser",
         "test_privacy_browser",
+        "test_console_loop_browser",
         "test_deploy",
         "test_scaleout",
         "test_serve",

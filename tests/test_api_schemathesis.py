@@ -17,10 +17,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation.case import Case
 from schemathesis.generation.modes import GenerationMode
+from sqlalchemy import select
 
+from ivr.services.lifecycle import return_ticket
+from ivr.services.tickets import accept
+from ivr.store import Ticket
 from webhooks.api.openapi import DOCUMENT
 
-from .apikit import BACKENDS, EXPIRED_DRUGS, GAS_LEAK, ApiRig, api_rig, hotline_on
+from .apikit import BACKENDS, EXPIRED_DRUGS, GAS_LEAK, SETUP, ApiRig, api_rig, hotline_on
 
 pytestmark = pytest.mark.db  # both databases through apikit.hotline_on
 
@@ -55,9 +59,25 @@ def rig(request: pytest.FixtureRequest) -> Iterator[ApiRig]:
             rig.completed(),
         ]
         SEEDED["campaign_id"] = [rig.campaign_with_scores(["satisfied", "unsatisfied"])]
+        SEEDED["number"] += loop_tickets(rig)
         yield rig
         SEEDED.clear()
         SWAP.clear()
+
+
+def loop_tickets(rig: ApiRig) -> list[str]:
+    """Tickets the loop's operations can change: two registered (to extend, return or
+    supervise), one returned (to re-dispatch), and the 不满意 under review."""
+    registered = [rig.draft(), rig.draft()]
+    for number in registered:
+        accept(rig.hotline, SETUP, number)
+    returned = rig.draft()
+    accept(rig.hotline, SETUP, returned)
+    return_ticket(rig.hotline, SETUP, returned, "不属于本部门职责")
+    with rig.hotline.db.read() as s:
+        review = list(s.scalars(select(Ticket.number).where(Ticket.status == "review")))
+    assert review
+    return [*registered, returned, *review]
 
 
 @schemathesis.hook

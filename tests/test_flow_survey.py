@@ -33,33 +33,63 @@ def test_intro_names_hotline_and_ticket_then_asks() -> None:
     )
 
 
-@pytest.mark.parametrize(("key", "score"), [("1", "satisfied"), ("2", "basically_satisfied")])
-def test_satisfied_scores_and_thanks(key: str, score: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "score", "solved", "resolved"),
+    [
+        ("1", "satisfied", "1", "resolved"),
+        ("2", "basically_satisfied", "2", "unresolved"),
+    ],
+)
+def test_satisfied_then_solved_scores_and_thanks(
+    key: str, score: str, solved: str, resolved: str
+) -> None:
     rec = Recorder()
     e, step = started(rec)
     step = e.step(step.state, Digits(key))
+    assert rec.calls == []
+    [solved_q] = step.verbs
+    assert prompts(step.verbs) == ["solved"] and isinstance(solved_q, Gather)
+    assert solved_q.prompts[0].text == "问题是否已解决：已解决请按1，未解决请按2。"
+    step = e.step(step.state, Digits(solved))
     assert rec.calls == [("record_score", rec.calls[0][1])]
     assert rec.calls[0][1]["score"] == score and rec.calls[0][1]["attempt_id"] == 9
+    assert rec.calls[0][1]["resolved"] == resolved
     assert prompts(step.verbs) == ["thanks"] and step.verbs[-1] == Hangup()
 
 
-def test_unsatisfied_asks_for_reason_then_rehandles() -> None:
+def test_no_key_to_the_second_question_keeps_the_score_unsolved_unknown() -> None:
+    rec = Recorder()
+    e, step = started(rec)
+    step = e.step(step.state, Digits("1"))
+    step = e.step(step.state, Digits("7"))  # not a choice: asked once more
+    assert prompts(step.verbs) == ["retry", "solved"]
+    step = e.step(step.state, Timeout())
+    assert rec.calls[0][1]["score"] == "satisfied" and "resolved" not in rec.calls[0][1]
+    assert prompts(step.verbs) == ["thanks"]
+
+
+def test_unsatisfied_asks_if_solved_then_for_reason_then_rehandles() -> None:
     rec = Recorder()
     e, step = started(rec)
     step = e.step(step.state, Digits("3"))
+    assert prompts(step.verbs) == ["solved"]
+    step = e.step(step.state, Digits("2"))
     assert prompts(step.verbs) == ["reason"] and isinstance(step.verbs[-1], Record)
     assert step.verbs[-1].max_length_s == 30
     assert rec.calls == []
     step = e.step(step.state, RecordingFinished({"recording_id": 4}))
     assert rec.calls[0][1]["score"] == "unsatisfied"
+    assert rec.calls[0][1]["resolved"] == "unresolved"
     assert rec.calls[0][1]["recording"] == {"recording_id": 4}
     assert prompts(step.verbs) == ["rehandle"]
 
 
-def test_unsatisfied_then_hangup_still_records_score() -> None:
+@pytest.mark.parametrize("keys", [["3"], ["3", "2"]])
+def test_unsatisfied_then_hangup_still_records_score(keys: list[str]) -> None:
     rec = Recorder()
     e, step = started(rec)
-    step = e.step(step.state, Digits("3"))
+    for key in keys:
+        step = e.step(step.state, Digits(key))
     step = e.step(step.state, CallerHangup())
     assert rec.calls[0][1]["score"] == "unsatisfied" and step.verbs == ()
 
@@ -82,6 +112,7 @@ def test_valid_key_on_last_repeat_counts() -> None:
     step = e.step(step.state, Timeout())
     step = e.step(step.state, Timeout())
     step = e.step(step.state, Digits("2"))
+    step = e.step(step.state, Digits("1"))
     assert rec.calls[0][1]["score"] == "basically_satisfied"
 
 
@@ -96,5 +127,6 @@ def test_hangup_before_any_key_records_no_response() -> None:
 def test_score_action_failure_apologises() -> None:
     rec = Recorder(fail={"record_score"})
     e, step = started(rec)
+    step = e.step(step.state, Digits("1"))
     step = e.step(step.state, Digits("1"))
     assert prompts(step.verbs) == ["sorry"]

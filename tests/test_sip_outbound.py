@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.sipfix import Ivr, in_threads, need_peers, running_ivr, sip_settings
-from harness.sipkit import dtmf_pcap, start_sipp
+from harness.sipkit import RtpStream, dtmf_pcap, start_sipp
 from ivr.config import Settings, SipTrunkConfig
 from ivr.spoken import digits_spoken
 from ivr.store import Campaign, SurveyAttempt, Ticket, TicketStatus
@@ -63,28 +63,33 @@ def completed_ticket(ivr: Ivr, n: int) -> tuple[int, dict[str, object]]:
         }
 
 
-def outcome(ivr: Ivr, ticket_id: int) -> tuple[str, str | None, str | None]:
+def outcome(ivr: Ivr, ticket_id: int) -> tuple[str, str | None, str | None, str | None]:
     with ivr.app.db.session() as s:
         t = s.get(Ticket, ticket_id)
         a = s.query(SurveyAttempt).filter_by(ticket_id=ticket_id).one()
         assert t is not None
-        return t.status, t.survey_outcome, a.score
+        return t.status, t.survey_outcome, a.score, a.resolved
 
 
 @pytest.mark.parametrize(
-    ("digit", "score", "status"),
+    ("digit", "score", "status", "solved", "resolved"),
     [
-        ("1", "satisfied", "surveyed"),
-        ("2", "basically_satisfied", "surveyed"),
-        ("3", "unsatisfied", "rehandle"),
+        ("1", "satisfied", "surveyed", "1", "resolved"),
+        ("2", "basically_satisfied", "surveyed", "2", "unresolved"),
+        ("3", "unsatisfied", "review", "2", "unresolved"),
     ],
 )
-def test_callee_scores_by_keypress(
-    ivr: Ivr, tmp_path: Path, digit: str, score: str, status: str
+def test_callee_answers_both_questions_by_keypress(
+    ivr: Ivr, tmp_path: Path, digit: str, score: str, status: str, solved: str, resolved: str
 ) -> None:
     ticket_id, variables = completed_ticket(ivr, int(digit))
-    pcap = tmp_path / f"press{digit}.pcap"
-    dtmf_pcap(digit, pcap, lead_silence_ms=2500)  # pressed during the introduction
+    pcap = tmp_path / f"press{digit}{solved}.pcap"
+    stream = RtpStream()
+    stream.silence(2500)  # the score is pressed during the introduction,
+    stream.dtmf(digit)
+    stream.silence(3000)  # the second answer a while later
+    stream.dtmf(solved)
+    stream.write(pcap)
     with start_sipp(
         "uas_answer_dtmf", variables={"ring_ms": 500}, media={"media.pcap": pcap}, timeout=90
     ) as callee:
@@ -95,9 +100,28 @@ def test_callee_scores_by_keypress(
     assert result.outcome == "answered" and result.score == score
     assert sipp.ok, sipp.describe()
     assert sipp.received("BYE")  # the IVR thanked and hung up
-    assert outcome(ivr, ticket_id) == (status, score, score)
+    assert outcome(ivr, ticket_id) == (status, score, score, resolved)
+    with ivr.app.db.session() as s:
+        t = s.get(Ticket, ticket_id)
+        assert t is not None and t.survey_resolved == resolved
     ivr.wait_idle()
     assert ivr.phone.ports.in_use == 0
+
+
+def test_callee_who_answers_only_the_first_question_is_scored(ivr: Ivr, tmp_path: Path) -> None:
+    ticket_id, variables = completed_ticket(ivr, 5)
+    pcap = tmp_path / "press1.pcap"
+    dtmf_pcap("1", pcap, lead_silence_ms=2500)
+    with start_sipp(
+        "uas_answer_dtmf", variables={"ring_ms": 500}, media={"media.pcap": pcap}, timeout=90
+    ) as callee:
+        result = SipDialer(ivr.phone).dial(
+            f"sip:13800138000@{callee.uri_hostport}", variables=variables
+        )
+        sipp = callee.wait(timeout=60)
+    assert result.outcome == "answered" and result.score == "satisfied"
+    assert sipp.ok, sipp.describe()
+    assert outcome(ivr, ticket_id) == ("surveyed", "satisfied", "satisfied", None)
 
 
 def test_callee_who_presses_nothing_counts_as_no_response(ivr: Ivr, tmp_path: Path) -> None:
@@ -110,7 +134,7 @@ def test_callee_who_presses_nothing_counts_as_no_response(ivr: Ivr, tmp_path: Pa
     assert result.outcome == "answered" and result.score == "no_response"
     assert sipp.ok, sipp.describe()
     # The ticket stays completed (no valid answer); the attempt records no response.
-    assert outcome(ivr, ticket_id) == ("completed", None, "no_response")
+    assert outcome(ivr, ticket_id) == ("completed", None, "no_response", None)
 
 
 def test_busy_and_unanswered_callees(ivr: Ivr) -> None:

@@ -96,7 +96,7 @@ def test_campaign_over_sip_scores_tickets_and_reports(
     assert states == {
         "13900000001": ("surveyed", "satisfied"),
         "13900000002": ("surveyed", "basically_satisfied"),
-        "13900000003": ("rehandle", "unsatisfied"),
+        "13900000003": ("review", "unsatisfied"),
         "13900000004": ("completed", None),
         "13900000005": ("completed", None),
         "13900000006": ("completed", None),

@@ -203,7 +203,10 @@ def test_a_completed_ticket_reopens_for_rehandling_once(hotline: Hotline) -> Non
     with pytest.raises(Invalid, match="reason"):
         service.reopen(hotline, WANG, tid, " ")
     changed = service.reopen(hotline, WANG, tid, "市民反映路灯仍不亮")
-    assert changed.changes == {"status": {"old": "completed", "new": "rehandle"}}
+    assert changed.changes == {
+        "status": {"old": "completed", "new": "rehandle"},
+        "rehandle_count": {"old": 0, "new": 1},
+    }
     assert audit_rows(hotline, tid)[-1] == (
         "user:wang",
         "ticket.reopen",
@@ -262,7 +265,9 @@ def test_a_late_transcript_fills_the_draft_in_and_is_audited(hotline: Hotline) -
     assert changes["statement"]["new"] == NOISE and changes["transcription"]["new"] == "done"
 
 
-def test_an_unsatisfied_survey_answer_reopens_the_ticket_audited(hotline: Hotline) -> None:
+def test_an_unsatisfied_survey_answer_puts_the_ticket_under_review_audited(
+    hotline: Hotline,
+) -> None:
     from ivr.services.campaigns import create_campaign
     from ivr.store import SurveyAttempt
     from ivr.surveys.outcomes import record_score
@@ -274,10 +279,10 @@ def test_an_unsatisfied_survey_answer_reopens_the_ticket_audited(hotline: Hotlin
         attempt = s.scalars(select(SurveyAttempt).where(SurveyAttempt.ticket_id == tid)).one()
         record_score(s, {"attempt_id": attempt.id, "score": "unsatisfied"}, LATER)
     t = ticket(hotline, tid)
-    assert (t.status, t.survey_outcome) == ("rehandle", "unsatisfied")
+    assert (t.status, t.survey_outcome) == ("review", "unsatisfied")
     actor, action, detail = audit_rows(hotline, tid, intake=True)[-1]
     assert (actor, action) == ("system:survey", "ticket.survey")
     assert detail["changes"] == {
         "survey_outcome": {"old": None, "new": "unsatisfied"},
-        "status": {"old": "completed", "new": "rehandle"},
+        "status": {"old": "completed", "new": "review"},
     }

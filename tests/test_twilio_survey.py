@@ -71,16 +71,20 @@ def attempt_vars(rig: Rig, phone: str = "13800138000") -> tuple[int, dict[str, o
 
 
 @pytest.mark.parametrize(
-    ("key", "score", "status"),
+    ("key", "score", "status", "solved", "resolved"),
     [
-        ("1", "satisfied", "surveyed"),
-        ("2", "basically_satisfied", "surveyed"),
-        ("3", "unsatisfied", "rehandle"),
+        ("1", "satisfied", "surveyed", "1", "resolved"),
+        ("2", "basically_satisfied", "surveyed", "2", "unresolved"),
+        ("3", "unsatisfied", "review", "2", "unresolved"),
+        ("1", "satisfied", "surveyed", None, None),  # no key for the second question
     ],
 )
-def test_answered_survey_scores_by_keypress(rig: Rig, key: str, score: str, status: str) -> None:
+def test_answered_survey_scores_by_keypress(
+    rig: Rig, key: str, score: str, status: str, solved: str | None, resolved: str | None
+) -> None:
     ticket_id, variables = attempt_vars(rig)
-    script: list[object] = [key] + ([Speak(speech_file(H02))] if key == "3" else [])
+    second: list[object] = [solved] if solved else [None, None]  # asked twice
+    script: list[object] = [key, *second] + ([Speak(speech_file(H02))] if key == "3" else [])
     d, _ = dialer(rig, {"+8613800138000": Callee("human", script)})  # type: ignore[arg-type]
     result = d.dial("13800138000", variables=variables, ring_timeout=20)
     assert (result.outcome, result.status, result.score) == ("answered", "completed", score)
@@ -105,6 +109,9 @@ def test_answered_survey_scores_by_keypress(rig: Rig, key: str, score: str, stat
     with rig.hotline.db.session() as s:
         t = s.get(Ticket, ticket_id)
         assert t is not None and (t.status, t.survey_outcome) == (status, score)
+        assert t.survey_resolved == resolved
+        a = s.scalars(select(SurveyAttempt).where(SurveyAttempt.ticket_id == ticket_id)).one()
+        assert (a.score, a.resolved) == (score, resolved)
     if key == "3":  # the reason for 不满意 is recorded too
         assert len(rig.recordings(result.call_id or "")) == 1
 

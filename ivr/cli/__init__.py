@@ -39,6 +39,7 @@ def _register() -> None:
     from ivr.cli import (
         asr,
         calendar,
+        callbacks,
         calls,
         campaigns,
         init,
@@ -55,6 +56,7 @@ def _register() -> None:
     main.add_command(calls.simulate)
     main.add_command(calls.call_cmd)
     main.add_command(tickets.tickets)
+    main.add_command(callbacks.callbacks)
     main.add_command(campaigns.campaign)
     main.add_command(users.users)
     main.add_command(jobs.jobs)

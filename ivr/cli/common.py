@@ -81,4 +81,10 @@ def ticket_text(t: dict[str, Any]) -> str:
         lines.append(f"  duplicate of {t['duplicate_of']}")
     if t.get("result_note"):
         lines.append(f"  result     {t['result_note']}")
+    if t.get("survey_outcome"):
+        solved = {"resolved": "已解决", "unresolved": "未解决"}.get(t.get("survey_resolved") or "")
+        lines.append(
+            f"  survey     {t['survey_outcome']} (round {t['survey_round']})"
+            + (f" {solved}" if solved else "")
+        )
     return "\n".join(lines)

@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from ivr.app import Hotline
 
 # Tickets still being worked on: their deadline can pass.
-OPEN_STATUSES = (TicketStatus.DRAFT, TicketStatus.REGISTERED, TicketStatus.REHANDLE)
+OPEN_STATUSES = (
+    TicketStatus.DRAFT,
+    TicketStatus.REGISTERED,
+    TicketStatus.RETURNED,
+    TicketStatus.REHANDLE,
+)
 COMPLAINT = "投诉"
 _WORD = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 # Words every statement has: they say nothing about what the complaint is.

@@ -68,7 +68,7 @@ def group_key(by: Dimension, tz: ZoneInfo) -> GroupKey:
     if by == "category":
         return lambda _a, t: t.category
     if by == "campaign":
-        return lambda a, _t: str(a.campaign_id)
+        return lambda a, _t: "人工回访" if a.campaign_id is None else str(a.campaign_id)
     return lambda _a, t: week_of(t, tz)
 
 

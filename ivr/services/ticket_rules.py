@@ -30,7 +30,7 @@ EDITABLE_FIELDS = (
     "callback_number",
 )
 # A ticket's fields may be corrected until it is completed.
-EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.REHANDLE})
+EDITABLE_STATUSES = frozenset({S.DRAFT, S.REGISTERED, S.RETURNED, S.REHANDLE})
 SUMMARY_MAX = 200
 STATEMENT_MAX = 4000
 NAME_MAX = 64
@@ -49,14 +49,14 @@ def required(text: str, message: str, zh: str | None = None) -> str:
     return text
 
 
-def _set(ticket: Ticket, name: str, value: Any, changes: Changes) -> None:
+def set_field(ticket: Ticket, name: str, value: Any, changes: Changes) -> None:
     old = getattr(ticket, name)
     if old != value:
         changes[name] = {"old": _json(old), "new": _json(value)}
         setattr(ticket, name, value)
 
 
-def _move(ticket: Ticket, new: TicketStatus, at: datetime, changes: Changes) -> None:
+def move(ticket: Ticket, new: TicketStatus, at: datetime, changes: Changes) -> None:
     old = changes["status"]["old"] if "status" in changes else str(ticket.status)
     transition(ticket, new, at)
     changes["status"] = {"old": old, "new": new.value}
@@ -82,7 +82,7 @@ def accept(ticket: Ticket, at: datetime) -> Changes:
     if ticket.duplicate_of is not None:  # accepted as a ticket of its own: not a duplicate
         changes["duplicate_of"] = {"old": ticket.duplicate_of.number, "new": None}
         ticket.duplicate_of = None
-    _move(ticket, S.REGISTERED, at, changes)
+    move(ticket, S.REGISTERED, at, changes)
     return changes
 
 
@@ -203,7 +203,7 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
             ticket.address = _address(app, text)
     drafted = ticket.statement
     for name, value in values.items():
-        _set(ticket, name, value, changes)
+        set_field(ticket, name, value, changes)
     if "statement" in changes and ticket.statement_original is None:
         ticket.statement_original = drafted  # the caller's words as first drafted
     if "category" in changes:
@@ -215,8 +215,8 @@ def update(app: Hotline, ticket: Ticket, fields: Mapping[str, Any], at: datetime
     if "category" in changes or "urgent" in changes:
         day = ticket.created_at.astimezone(app.settings.tz).date()
         contact_due, due_date = deadlines(app, day, ticket.category, ticket.urgent)
-        _set(ticket, "contact_due", contact_due, changes)
-        _set(ticket, "due_date", due_date, changes)
+        set_field(ticket, "contact_due", contact_due, changes)
+        set_field(ticket, "due_date", due_date, changes)
     if changes:
         ticket.updated_at = at
     return changes
@@ -246,7 +246,7 @@ def mark_duplicate(ticket: Ticket, original: Ticket, at: datetime) -> Changes:
     if old != original.number:
         changes["duplicate_of"] = {"old": old, "new": original.number}
     ticket.duplicate_of = original
-    _move(ticket, S.DUPLICATE, at, changes)
+    move(ticket, S.DUPLICATE, at, changes)
     return changes
 
 
@@ -259,10 +259,10 @@ def reject_out_of_scope(ticket: Ticket, reason: str, at: datetime) -> Changes:
             zh=f"工单 {ticket.number} 当前状态不能作不予受理处理",
         )
     changes: Changes = {}
-    _set(ticket, "out_of_scope", True, changes)
-    _set(ticket, "scope_kind", ticket.scope_kind or "out_of_scope", changes)
-    _set(ticket, "result_note", reason, changes)
-    _move(ticket, S.REJECTED, at, changes)
+    set_field(ticket, "out_of_scope", True, changes)
+    set_field(ticket, "scope_kind", ticket.scope_kind or "out_of_scope", changes)
+    set_field(ticket, "result_note", reason, changes)
+    move(ticket, S.REJECTED, at, changes)
     return changes
 
 
@@ -272,33 +272,62 @@ def complete(ticket: Ticket, note: str, at: datetime) -> Changes:
     A draft may be completed at once (即时办结, a question answered on the call):
     it is accepted first, by `accept`'s rules, so what `accept` refuses (a draft
     marked out of scope) is refused here too.
+
+    A re-handled ticket completed again starts a new survey round: its outcome of
+    the last round is kept on that round's attempts and cleared here, so the next
+    campaign surveys it again.
     """
     note = required(note, "a completed ticket needs a result note", "办结需要填写办结说明")
     changes = accept(ticket, at) if ticket.status == S.DRAFT else {}
-    _move(ticket, S.COMPLETED, at, changes)
-    _set(ticket, "result_note", note, changes)
+    rehandled = ticket.status == S.REHANDLE
+    move(ticket, S.COMPLETED, at, changes)
+    set_field(ticket, "result_note", note, changes)
+    if rehandled:
+        set_field(ticket, "survey_outcome", None, changes)
+        set_field(ticket, "survey_resolved", None, changes)
+        set_field(ticket, "survey_round", ticket.survey_round + 1, changes)
     return changes
 
 
 def reopen(ticket: Ticket, at: datetime) -> Changes:
     """重办: a completed ticket goes back to the department (the caller was not satisfied).
 
-    Only completed tickets reopen (TRANSITIONS): a surveyed or closed ticket is
-    final, and a rejected request comes back as a new call, not a reopened draft.
+    Only completed tickets, and 不满意 ones under review, reopen (TRANSITIONS): a surveyed
+    or closed ticket is final, and a rejected request comes back as a new call.
     """
     changes: Changes = {}
-    _move(ticket, S.REHANDLE, at, changes)
+    move(ticket, S.REHANDLE, at, changes)
+    set_field(ticket, "rehandle_count", ticket.rehandle_count + 1, changes)
     return changes
 
 
-def survey_outcome(ticket: Ticket, score: str, at: datetime) -> Changes:
-    """A survey answer: the score is kept; a completed ticket becomes surveyed, or
-    goes back for re-handling (`reopen`) when the caller was unsatisfied."""
+def survey_outcome(
+    ticket: Ticket, score: str, at: datetime, resolved: str | None = None
+) -> Changes:
+    """A survey answer: the score (and whether the problem was solved) is kept; a completed
+    ticket becomes surveyed, or waits for a supervisor's review (待复核) when the caller was
+    unsatisfied: it is re-handled only if the review finds the complaint well founded."""
     changes: Changes = {}
-    _set(ticket, "survey_outcome", score, changes)
+    set_field(ticket, "survey_outcome", score, changes)
+    if resolved is not None:
+        set_field(ticket, "survey_resolved", resolved, changes)
     if ticket.status == S.COMPLETED:
-        if score == "unsatisfied":
-            changes.update(reopen(ticket, at))
-        else:
-            _move(ticket, S.SURVEYED, at, changes)
+        move(ticket, S.REVIEW if score == "unsatisfied" else S.SURVEYED, at, changes)
+    return changes
+
+
+REVIEW_DECISIONS = ("confirm", "overrule")
+
+
+def review(ticket: Ticket, decision: str, at: datetime) -> Changes:
+    """复核 of a 不满意: `confirm` sends the ticket back for re-handling (重办); `overrule`
+    (the complaint was not well founded) closes the round as surveyed, 不满意 kept."""
+    if decision not in REVIEW_DECISIONS:
+        raise Invalid(f"decision must be one of {', '.join(REVIEW_DECISIONS)}", field="decision")
+    if ticket.status != S.REVIEW:
+        raise IllegalTransition(f"ticket {ticket.number} is {ticket.status}; nothing to review")
+    if decision == "confirm":
+        return reopen(ticket, at)
+    changes: Changes = {}
+    move(ticket, S.SURVEYED, at, changes)
     return changes

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from ivr.queries.tickets import ticket_id
+from ivr.services import supervision
 from ivr.services import ticket_rules as rules
 from ivr.services.claims import check_claim, end_claim
 from ivr.services.ticket_rules import Changes
@@ -45,7 +46,7 @@ class Changed:
     version: str
 
 
-def _lock(session: Session, ref: str | int) -> Ticket:
+def lock_ticket(session: Session, ref: str | int) -> Ticket:
     found = ticket_id(session, ref)
     ticket = locked(session, Ticket, found) if found is not None else None
     if ticket is None:
@@ -77,7 +78,7 @@ def _change(
 ) -> Changed:
     at = app.clock.now()
     with unit_of_work(app) as session:
-        ticket = _lock(session, ref)
+        ticket = lock_ticket(session, ref)
         check_claim(app, actor, ticket, at)
         _check_version(ticket, expected)
         changes = rule(session, ticket, at)
@@ -88,6 +89,12 @@ def _change(
         stamp(session)  # the new version, answered before the commit
         shown = to_dict(ticket, show_phone=True, history_days=app.settings.duplicates.history_days)
         return Changed(ticket.id, ticket.number, changes, shown, version(ticket))
+
+
+def _closing(session: Session, ticket: Ticket, at: datetime, changes: Changes) -> Changes:
+    """A completed or rejected ticket is no longer under supervision (督办)."""
+    supervision.close_open(session, ticket, at)
+    return changes
 
 
 def accept(
@@ -152,7 +159,7 @@ def reject(
         ref,
         "ticket.reject",
         expected_version,
-        lambda _s, t, at: rules.reject_out_of_scope(t, reason, at),
+        lambda s, t, at: _closing(s, t, at, rules.reject_out_of_scope(t, reason, at)),
     )
 
 
@@ -166,7 +173,7 @@ def complete(
         ref,
         "ticket.complete",
         expected_version,
-        lambda _s, t, at: rules.complete(t, note, at),
+        lambda s, t, at: _closing(s, t, at, rules.complete(t, note, at)),
     )
 
 
@@ -188,7 +195,12 @@ def reopen(
 
 
 def record_survey_outcome(
-    session: Session, actor: Actor, ticket_id_: int, score: str, at: datetime
+    session: Session,
+    actor: Actor,
+    ticket_id_: int,
+    score: str,
+    at: datetime,
+    resolved: str | None = None,
 ) -> Changes:
     """What a survey answer does to its ticket, in the caller's unit of work (the call's
     event transaction already holds the attempt): the ticket row is locked, the rule
@@ -196,7 +208,7 @@ def record_survey_outcome(
     ticket = locked(session, Ticket, ticket_id_)
     if ticket is None:
         return {}
-    changes = rules.survey_outcome(ticket, score, at)
+    changes = rules.survey_outcome(ticket, score, at, resolved)
     if changes:
         audit(session, actor, "ticket.survey", ticket, {"changes": changes}, at)
     return changes

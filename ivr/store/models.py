@@ -65,7 +65,11 @@ class TicketStatus(StrEnum):
     REGISTERED = "registered"
     COMPLETED = "completed"
     SURVEYED = "surveyed"
+    # 不满意: waits for a supervisor's review (重办 confirmed, or overruled).
+    REVIEW = "review"
     REHANDLE = "rehandle"
+    # 退回: a department returned it; back in the operators' queue for re-dispatch.
+    RETURNED = "returned"
     CLOSED = "closed"
     REJECTED = "rejected"  # 不予受理: out of the hotline's scope
     DUPLICATE = "duplicate"  # 重复件: repeats an earlier ticket (duplicate_of)
@@ -209,6 +213,15 @@ class Ticket(Base):
     transcription: Mapped[str] = mapped_column(String(24), default="none")
     result_note: Mapped[str | None] = mapped_column(Text)
     survey_outcome: Mapped[str | None] = mapped_column(String(24))
+    # The second survey question (问题是否已解决): resolved | unresolved.
+    survey_resolved: Mapped[str | None] = mapped_column(String(16))
+    # 1 at first; +1 each time a re-handled ticket is completed again (surveyed again).
+    survey_round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    rehandle_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the current department received it (受理, re-dispatch): the return window's start.
+    dispatched_at: Mapped[datetime | None]
+    # The first time someone reached the caller about it (a manual callback).
+    first_contact_at: Mapped[datetime | None]
     # The caller asked not to be called back (no satisfaction survey).
     no_callback: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
@@ -271,7 +284,8 @@ class SurveyAttempt(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # None for a manual callback (a person called and recorded the answer).
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     attempt_no: Mapped[int] = mapped_column(Integer)
     phone: Mapped[str] = mapped_column(String(32))
@@ -284,6 +298,58 @@ class SurveyAttempt(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The ticket's survey_round the attempt belongs to (a re-handled ticket is surveyed again).
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The second question's answer: resolved | unresolved.
+    resolved: Mapped[str | None] = mapped_column(String(16))
+    manual: Mapped[bool] = mapped_column(default=False, server_default=false())
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class TicketExtension(Base):
+    """延期: one granted extension of a ticket's due date."""
+
+    __tablename__ = "ticket_extensions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department: Mapped[str] = mapped_column(String(64))
+    workdays: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    old_due: Mapped[date]
+    new_due: Mapped[date]
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
+class TicketReturn(Base):
+    """退回: a department gave a ticket back (counted per department)."""
+
+    __tablename__ = "ticket_returns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    onsite: Mapped[bool] = mapped_column(default=False)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
+class Supervision(Base):
+    """督办: a ticket under supervision, why (overdue, repeat_address, repeat_subject,
+    manual) and until when (closed when the ticket is completed)."""
+
+    __tablename__ = "supervisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class DoNotCall(Base):

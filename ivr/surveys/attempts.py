@@ -184,6 +184,7 @@ class AttemptBook:
                         phone=a.phone,
                         status="planned",
                         not_before=when,
+                        round=a.round,
                     )
                 )
         except IntegrityError:

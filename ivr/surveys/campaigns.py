@@ -55,7 +55,7 @@ def policy_for(app: Hotline) -> CallPolicy:
 
 def _eligible(app: Hotline, f: Filters) -> Any:
     tz = app.settings.tz
-    q = select(Ticket.id, Ticket.caller_number, Ticket.completed_at).where(
+    q = select(Ticket.id, Ticket.caller_number, Ticket.completed_at, Ticket.survey_round).where(
         Ticket.status == TicketStatus.COMPLETED,
         Ticket.survey_outcome.is_(None),
         Ticket.caller_number.is_not(None),
@@ -78,11 +78,12 @@ def _eligible(app: Hotline, f: Filters) -> Any:
 def plan_completed(
     app: Hotline, session: Session, campaign: Campaign, filters: Filters, now: datetime
 ) -> int:
-    """First attempts for the completed, not yet surveyed tickets matching `filters`."""
+    """First attempts for the completed, not yet surveyed tickets matching `filters` (a
+    re-handled ticket completed again is not yet surveyed in its new round)."""
     first_call = lru_cache(maxsize=4096)(policy_for(app).next_allowed)
     rows = [
-        _first_attempt(campaign.id, tid, phone, first_call(max(now, completed or now)))
-        for tid, phone, completed in session.execute(_eligible(app, filters))
+        _first_attempt(campaign.id, tid, phone, first_call(max(now, completed or now)), rnd)
+        for tid, phone, completed, rnd in session.execute(_eligible(app, filters))
     ]
     if rows:
         session.execute(insert(SurveyAttempt), rows)
@@ -91,9 +92,10 @@ def plan_completed(
 
 
 def _first_attempt(
-    campaign_id: int, ticket_id: int, phone: str, not_before: datetime
+    campaign_id: int, ticket_id: int, phone: str, not_before: datetime, round_: int
 ) -> dict[str, Any]:
     return {
+        "round": round_,
         "campaign_id": campaign_id,
         "ticket_id": ticket_id,
         "attempt_no": 1,
@@ -131,7 +133,7 @@ def plan_listed(
             problems.append(f"line {lineno}: {number} listed twice")
             continue
         seen.add(ticket.id)
-        rows.append(_first_attempt(campaign.id, ticket.id, phone, first_call))
+        rows.append(_first_attempt(campaign.id, ticket.id, phone, first_call, ticket.survey_round))
     if rows:
         session.execute(insert(SurveyAttempt), rows)
     return len(rows), problems

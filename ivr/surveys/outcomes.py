@@ -19,10 +19,13 @@ SCORES = {
     "unsatisfied": "不满意",
     "no_response": "未评价",
 }
+# The second question (问题是否已解决), when the survey flow asks it.
+RESOLVED = {"resolved": "已解决", "unresolved": "未解决"}
 
 
 def record_score(session: Session, variables: Mapping[str, Any], at: datetime) -> dict[str, Any]:
-    """Persist the score of one attempt once; 不满意 sends the ticket back for re-handling."""
+    """Persist the score (and the answer to 问题是否已解决) of one attempt once; 不满意 puts
+    the ticket under review for re-handling."""
     score = str(variables.get("score") or "no_response")
     if score not in SCORES:
         score = "no_response"
@@ -32,9 +35,13 @@ def record_score(session: Session, variables: Mapping[str, Any], at: datetime) -
         return {"score": score}
     if attempt.score is not None:  # a replayed request: the first answer stands
         return {"score": attempt.score}
+    resolved = str(variables.get("resolved") or "") or None
+    if resolved not in RESOLVED:
+        resolved = None
     attempt.score = score
+    attempt.resolved = resolved
     attempt.outcome = "no_response" if score == "no_response" else "answered"
     attempt.finished_at = at
     if score != "no_response":
-        record_survey_outcome(session, SURVEY, attempt.ticket_id, score, at)
-    return {"score": score}
+        record_survey_outcome(session, SURVEY, attempt.ticket_id, score, at, resolved)
+    return {"score": score, "resolved": resolved}

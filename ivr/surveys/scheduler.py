@@ -1,12 +1,15 @@
-"""The campaign scheduler of `ivr serve --role scheduler|all`: due survey calls queued as jobs."""
+"""The campaign scheduler of `ivr serve --role scheduler|all`: due survey calls queued as jobs,
+and every `lifecycle.supervision_scan_minutes` the 督办 scan (overdue, repeat complaints)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ivr.runtime.lease import Lease
+from ivr.services import Actor, supervision
 from ivr.surveys.dispatch import CampaignDispatcher
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ class DispatchScheduler:
     def __init__(self, app: Hotline, jobs: Jobs, lease: Lease, interval_s: float) -> None:
         self.app, self.lease, self.interval_s = app, lease, interval_s
         self.dispatcher = CampaignDispatcher(app, jobs)
+        self.scanned_at: datetime | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
 
@@ -42,7 +46,23 @@ class DispatchScheduler:
         """Jobs submitted, or None when another process is the active scheduler."""
         if not self.lease.try_acquire():
             return None
+        try:
+            self.scan_supervision()
+        except Exception:  # supervision must never hold up the survey calls
+            log.exception("supervision scan failed; trying again at the next scan")
         return self.dispatcher.tick()
+
+    def scan_supervision(self) -> dict[str, int] | None:
+        """The 督办 scan when it is due (what it supervised, by reason), else None."""
+        now = self.app.clock.now()
+        every = timedelta(minutes=self.app.settings.lifecycle.supervision_scan_minutes)
+        if self.scanned_at is not None and now - self.scanned_at < every:
+            return None
+        self.scanned_at = now
+        counts = supervision.scan(self.app, Actor.system("supervision"))
+        if any(counts.values()):
+            log.info("supervision scan: %s", counts)
+        return counts
 
     def _loop(self) -> None:
         while not self._stop.is_set():

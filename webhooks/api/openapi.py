@@ -164,6 +164,14 @@ TICKET = _all_required(
             "description": "不满意原因: what the citizen said after answering 不满意 on a "
             "survey call (transcribed), newest first; numbers masked like `caller`.",
         },
+        "survey_resolved": _nullable(
+            "string", description="问题是否已解决: resolved or unresolved (second question)."
+        ),
+        "survey_round": {
+            "type": "integer",
+            "description": "1, then +1 each time a re-handled ticket is completed again.",
+        },
+        "rehandle_count": {"type": "integer", "description": "Times sent back (重办)."},
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
         "earlier_tickets": {
@@ -235,6 +243,114 @@ DUPLICATE = _one_field(
         "pattern": PLAIN_TEXT,
         "description": "Number of the ticket this one repeats (or of one that repeats it).",
     },
+)
+
+EXTENSION = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["workdays", "reason", "consent"],
+    "properties": {
+        "workdays": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 60,
+            "description": "Working days added (at most lifecycle.extension_max_workdays).",
+        },
+        "reason": _explanation("Why (延期原因)."),
+        "consent": {
+            "type": "boolean",
+            "enum": [True],
+            "description": "The caller agreed (must be true).",
+        },
+    },
+}
+RETURN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["reason"],
+    "properties": {
+        "reason": _explanation("Why the department is not responsible (退回原因)."),
+        "onsite": {
+            "type": "boolean",
+            "description": "An on-site check was needed (the longer return window).",
+        },
+    },
+}
+REDISPATCH = _one_field(
+    "department",
+    {"type": "string", "minLength": 1, "maxLength": 64, "pattern": PLAIN_TEXT},
+)
+REVIEW = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["decision", "reason"],
+    "properties": {
+        "decision": {
+            "type": "string",
+            "enum": ["confirm", "overrule"],
+            "description": "confirm: 重办; overrule: the 不满意 was not well founded.",
+        },
+        "reason": _explanation("The review's finding (复核意见)."),
+    },
+}
+SUPERVISE = _one_field("reason", _explanation("Why (督办原因)."))
+CALLBACK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["score"],
+    "properties": {
+        "score": {
+            "type": "string",
+            "enum": ["satisfied", "basically_satisfied", "unsatisfied", "unreached"],
+        },
+        "resolved": {"type": "string", "enum": ["resolved", "unresolved"], "nullable": True},
+        "note": {"type": "string", "maxLength": NOTE_MAX, "pattern": PLAIN_TEXT},
+    },
+}
+_LOOP_ITEM = {
+    "number": _STR,
+    "status": _STR,
+    "department": _STR,
+    "caller": {"type": "string", "description": "Masked unless the role may see it."},
+}
+SUPERVISION_LIST = _all_required(
+    {
+        "items": {
+            "type": "array",
+            "items": _all_required(
+                {
+                    **_LOOP_ITEM,
+                    "due_date": {"type": "string", "format": "date"},
+                    "source": {
+                        "type": "string",
+                        "enum": ["overdue", "repeat_address", "repeat_subject", "manual"],
+                    },
+                    "reason": _STR,
+                    "since": {"type": "string", "format": "date-time"},
+                    "by": _STR,
+                }
+            ),
+        }
+    }
+)
+CALLBACK_LIST = _all_required(
+    {
+        "items": {
+            "type": "array",
+            "items": _all_required(
+                {
+                    **_LOOP_ITEM,
+                    "reasons": {
+                        "type": "array",
+                        "items": {
+                            "type": "string",
+                            "enum": ["unsatisfied", "failed", "supervised"],
+                        },
+                    },
+                }
+            ),
+        }
+    }
 )
 
 REPORT_ROW = _all_required(
@@ -499,6 +615,79 @@ PATHS: dict[str, Any] = {
         "Complete a registered or re-handled ticket (办结) with a result note. Supervisor.",
         "Completion",
     ),
+    "/api/tickets/{number}/extend": _ticket_action(
+        "extendTicket",
+        "延期: move the due date by working days, before the deadline, with a reason and the "
+        "caller's consent (lifecycle.max_extensions, extension_max_workdays).",
+        "Extension",
+    ),
+    "/api/tickets/{number}/return": _ticket_action(
+        "returnTicket",
+        "退回: the department gives a dispatched ticket back within its window; after "
+        "lifecycle.max_returns returns the district government takes it (属地兜底).",
+        "Return",
+    ),
+    "/api/tickets/{number}/redispatch": _ticket_action(
+        "redispatchTicket",
+        "Send a returned ticket to another department (not one that returned it).",
+        "Redispatch",
+    ),
+    "/api/tickets/{number}/review": _ticket_action(
+        "reviewTicket",
+        "复核 of a 不满意 (status review): confirm (重办) or overrule. Supervisor.",
+        "Review",
+    ),
+    "/api/tickets/{number}/supervise": {
+        "parameters": [TICKET_NUMBER],
+        "post": {
+            "operationId": "superviseTicket",
+            "summary": "人工督办: put a ticket being handled under supervision. Supervisor.",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Supervise")}}},
+            "responses": {
+                "200": _json(
+                    _all_required({"number": _STR, "supervised": {"type": "boolean"}}),
+                    "The ticket is under supervision.",
+                ),
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
+            },
+        },
+    },
+    "/api/tickets/{number}/callbacks": {
+        "parameters": [TICKET_NUMBER],
+        "post": {
+            "operationId": "recordCallback",
+            "summary": "人工回访: record what the caller said on a manual callback; it counts "
+            "as a survey attempt of the ticket's current round.",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Callback")}}},
+            "responses": {
+                "201": _json(
+                    _all_required({"number": _STR, "attempt_id": {"type": "integer"}}),
+                    "The callback was recorded.",
+                ),
+                **_errors(400, 401, 403, 404, 409, 413, 415, 422, 500),
+            },
+        },
+    },
+    "/api/supervision": {
+        "get": {
+            "operationId": "listSupervision",
+            "summary": "The 督办 list: tickets under supervision and why, oldest first.",
+            "responses": {
+                "200": _json(_ref("SupervisionList"), "Open supervisions."),
+                **_errors(400, 401, 403, 500),
+            },
+        }
+    },
+    "/api/callbacks": {
+        "get": {
+            "operationId": "listCallbacks",
+            "summary": "Tickets to call back by hand: 不满意, failed automatic attempts, 督办.",
+            "responses": {
+                "200": _json(_ref("CallbackList"), "The manual callback list."),
+                **_errors(400, 401, 403, 500),
+            },
+        }
+    },
     "/api/campaigns": {
         "get": {
             "operationId": "listCampaigns",
@@ -575,6 +764,14 @@ DOCUMENT: dict[str, Any] = {
             "Completion": COMPLETION,
             "Rejection": REJECTION,
             "Duplicate": DUPLICATE,
+            "Extension": EXTENSION,
+            "Return": RETURN,
+            "Redispatch": REDISPATCH,
+            "Review": REVIEW,
+            "Supervise": SUPERVISE,
+            "Callback": CALLBACK,
+            "SupervisionList": SUPERVISION_LIST,
+            "CallbackList": CALLBACK_LIST,
             "Campaign": CAMPAIGN,
             "CampaignDetail": CAMPAIGN_DETAIL,
             "ReportRow": REPORT_ROW,
@@ -595,9 +792,13 @@ def document(settings: Settings) -> dict[str, Any]:
         "category": [c.name for c in settings.categories],
         "department": [d.name for d in settings.departments],
     }
-    update = doc["components"]["schemas"]["TicketUpdate"]["properties"]
+    schemas = doc["components"]["schemas"]
+    update = schemas["TicketUpdate"]["properties"]
     for field in ("category", "department"):
         update[field]["enum"] = enums[field]
+    schemas["Redispatch"]["properties"]["department"]["enum"] = enums["department"]
+    workdays = schemas["Extension"]["properties"]["workdays"]
+    workdays["maximum"] = settings.lifecycle.extension_max_workdays
     for param in doc["paths"]["/api/tickets"]["get"]["parameters"]:
         if param["name"] in enums:
             param["schema"]["enum"] = enums[param["name"]]

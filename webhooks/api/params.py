@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
 from pydantic import (
@@ -227,6 +227,48 @@ class Duplicate(_Body):
     """POST /api/tickets/{number}/duplicate."""
 
     of: Annotated[Text, Field(min_length=1, max_length=NUMBER_MAX)]
+
+
+class Extension(_Body):
+    """POST /api/tickets/{number}/extend."""
+
+    workdays: Annotated[int, Field(ge=1, le=60)]
+    reason: Explanation
+    consent: bool
+
+
+class Return(_Body):
+    """POST /api/tickets/{number}/return."""
+
+    reason: Explanation
+    onsite: bool = False
+
+
+class Redispatch(_Body):
+    """POST /api/tickets/{number}/redispatch."""
+
+    department: Annotated[Text, Field(min_length=1, max_length=64)]
+
+
+class Review(_Body):
+    """POST /api/tickets/{number}/review."""
+
+    decision: Literal["confirm", "overrule"]
+    reason: Explanation
+
+
+class Supervise(_Body):
+    """POST /api/tickets/{number}/supervise."""
+
+    reason: Explanation
+
+
+class Callback(_Body):
+    """POST /api/tickets/{number}/callbacks."""
+
+    score: Literal["satisfied", "basically_satisfied", "unsatisfied", "unreached"]
+    resolved: Literal["resolved", "unresolved"] | None = None
+    note: Annotated[Text, Field(max_length=NOTE_MAX)] = ""
 
 
 M = TypeVar("M", bound=_Body)

@@ -31,14 +31,14 @@ from webhooks.api.params import (
 from webhooks.api.unit import authorized, bp, hotline, unit
 
 
-def _expected() -> Expected:
+def if_match() -> Expected:
     """The copies the caller sent If-Match for (None: no header, or `*`)."""
     if not request.if_match or request.if_match.star_tag:
         return None
     return request.if_match.as_set()
 
 
-def _changed(caller: Caller, changed: Changed) -> Response:
+def changed_response(caller: Caller, changed: Changed) -> Response:
     shown = changed.shown if caller.sees_phone else masked(changed.shown)
     resp = jsonify(shown)
     resp.set_etag(changed.version)
@@ -84,16 +84,16 @@ def update_ticket(number: str) -> ResponseReturnValue:
     fields = parse_body(TicketUpdate, update_context(app.settings)).changes()
     if "address" in fields and fields["address"] is None:
         fields["address"] = ""  # null clears the address
-    changed = service.update(app, _actor(caller), number, fields, expected_version=_expected())
-    return _changed(caller, changed)
+    changed = service.update(app, _actor(caller), number, fields, expected_version=if_match())
+    return changed_response(caller, changed)
 
 
 @bp.post("/tickets/<number>/accept")
 def accept_ticket(number: str) -> ResponseReturnValue:
     app, caller = hotline(), authorized()
     no_query(request.args)
-    changed = service.accept(app, _actor(caller), number, expected_version=_expected())
-    return _changed(caller, changed)
+    changed = service.accept(app, _actor(caller), number, expected_version=if_match())
+    return changed_response(caller, changed)
 
 
 @bp.post("/tickets/<number>/duplicate")
@@ -101,8 +101,8 @@ def mark_ticket_duplicate(number: str) -> ResponseReturnValue:
     app, caller = hotline(), authorized()
     no_query(request.args)
     of = parse_body(Duplicate).of
-    changed = service.mark_duplicate(app, _actor(caller), number, of, expected_version=_expected())
-    return _changed(caller, changed)
+    changed = service.mark_duplicate(app, _actor(caller), number, of, expected_version=if_match())
+    return changed_response(caller, changed)
 
 
 @bp.post("/tickets/<number>/reject")
@@ -110,8 +110,8 @@ def reject_ticket(number: str) -> ResponseReturnValue:
     app, caller = hotline(), authorized()
     no_query(request.args)
     reason = parse_body(Rejection).reason
-    changed = service.reject(app, _actor(caller), number, reason, expected_version=_expected())
-    return _changed(caller, changed)
+    changed = service.reject(app, _actor(caller), number, reason, expected_version=if_match())
+    return changed_response(caller, changed)
 
 
 @bp.post("/tickets/<number>/complete")
@@ -119,5 +119,5 @@ def complete_ticket(number: str) -> ResponseReturnValue:
     app, caller = hotline(), authorized(Role.SUPERVISOR)
     no_query(request.args)
     note = parse_body(Completion).note
-    changed = service.complete(app, _actor(caller), number, note, expected_version=_expected())
-    return _changed(caller, changed)
+    changed = service.complete(app, _actor(caller), number, note, expected_version=if_match())
+    return changed_response(caller, changed)

@@ -135,6 +135,7 @@ def ticket_page(ticket_id: int) -> Any:
             ],
             "categories": [c.name for c in settings.categories],
             "departments": [d.name for d in settings.departments],
+            "lifecycle": settings.lifecycle,
             "version": version(t),
         }
         return render_template("console/ticket.html", **page)
@@ -194,7 +195,7 @@ def ticket_claim(ticket_id: int, verb: str) -> Any:
 Change = Callable[[Actor, str | None], Changed]
 
 
-def _act(ticket_id: int, change: Change, done: str) -> Any:
+def apply_change(ticket_id: int, change: Change, done: str) -> Any:
     """One review action through the service, as the signed-in user, checked against the
     version the form was made from; a refusal is shown and changes nothing."""
     back = redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
@@ -256,7 +257,7 @@ def ticket_edit(ticket_id: int) -> Any:
         elif mask_text(current) != current:
             flash("诉求中有电话号码，请班长修改诉求原文", "error")
             return redirect(url_for("console.ticket_page", ticket_id=ticket_id), 303)
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.update(app, who, ticket_id, fields, expected_version=seen),
         "已保存",
@@ -267,7 +268,7 @@ def ticket_edit(ticket_id: int) -> Any:
 @require()
 def ticket_accept(ticket_id: int) -> Any:
     app = hotline()
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.accept(app, who, ticket_id, expected_version=seen),
         "已受理",
@@ -279,7 +280,7 @@ def ticket_accept(ticket_id: int) -> Any:
 def ticket_duplicate(ticket_id: int) -> Any:
     app = hotline()
     original = request.form.get("original", "").strip()
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.mark_duplicate(
             app, who, ticket_id, original, expected_version=seen
@@ -292,7 +293,7 @@ def ticket_duplicate(ticket_id: int) -> Any:
 @require()
 def ticket_reject(ticket_id: int) -> Any:
     app, reason = hotline(), request.form.get("reason", "")
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.reject(app, who, ticket_id, reason, expected_version=seen),
         "已作不予受理处理",
@@ -303,7 +304,7 @@ def ticket_reject(ticket_id: int) -> Any:
 @require(Role.SUPERVISOR)
 def ticket_complete(ticket_id: int) -> Any:
     app, note = hotline(), request.form.get("note", "")
-    return _act(
+    return apply_change(
         ticket_id,
         lambda who, seen: service.complete(app, who, ticket_id, note, expected_version=seen),
         "已办结",
