@@ -53,25 +53,33 @@ def extend(
     def rule(s: Session, t: Ticket, at: datetime) -> Changes:
         if t.status not in HANDLING:
             raise IllegalTransition(
-                f"ticket {t.number} is {t.status}; only a ticket being handled can be extended"
+                f"ticket {t.number} is {t.status}; only a ticket being handled can be extended",
+                zh=f"工单 {t.number} 当前状态不能申请延期（只有办理中的工单可以延期）",
             )
         if not consent:
-            raise Invalid("the caller must agree to the extension (来电人同意)", field="consent")
+            raise Invalid(
+                "the caller must agree to the extension (来电人同意)",
+                zh="延期须经来电人同意",
+                field="consent",
+            )
         if not 1 <= workdays <= cfg.extension_max_workdays:
             raise Invalid(
                 f"an extension is 1 to {cfg.extension_max_workdays} working days",
+                zh=f"延期天数为 1 至 {cfg.extension_max_workdays} 个工作日",
                 field="workdays",
             )
         if _local_day(app, at) > t.due_date:
             raise IllegalTransition(
                 f"ticket {t.number} was due {t.due_date.isoformat()}: "
-                "an extension is asked before the deadline"
+                "an extension is asked before the deadline",
+                zh=f"工单 {t.number} 已于 {t.due_date.isoformat()} 到期，延期须在期限届满前申请",
             )
         used = s.scalar(select(func.count()).where(TicketExtension.ticket_id == t.id)) or 0
         if used >= cfg.max_extensions:
             raise IllegalTransition(
                 f"ticket {t.number} was already extended {used} time(s); "
-                f"at most {cfg.max_extensions}"
+                f"at most {cfg.max_extensions}",
+                zh=f"工单 {t.number} 已延期 {used} 次，最多只能延期 {cfg.max_extensions} 次",
             )
         new_due = app.calendar.add_workdays(t.due_date, workdays)
         s.add(
@@ -106,7 +114,8 @@ def territorial_department(app: Hotline, ticket: Ticket) -> str:
         where = district or "an address without a district"
         raise Invalid(
             f"no district government is configured for {where} "
-            "(lifecycle.territorial in config.yaml)"
+            "(lifecycle.territorial in config.yaml)",
+            zh=f"未配置{where}的属地区政府（config.yaml 的 lifecycle.territorial）",
         )
     return found
 
@@ -130,7 +139,8 @@ def return_ticket(
     def rule(s: Session, t: Ticket, at: datetime) -> Changes:
         if t.status != S.REGISTERED:
             raise IllegalTransition(
-                f"ticket {t.number} is {t.status}; only a dispatched ticket can be returned"
+                f"ticket {t.number} is {t.status}; only a dispatched ticket can be returned",
+                zh=f"工单 {t.number} 当前状态不能退回（只有已派发的工单可以退回）",
             )
         window = cfg.return_workdays_onsite if onsite else cfg.return_workdays
         received = _local_day(app, t.dispatched_at or t.updated_at)
@@ -139,6 +149,8 @@ def return_ticket(
             raise IllegalTransition(
                 f"ticket {t.number} reached {t.department} on {received.isoformat()}: "
                 f"it could be returned until {last_day.isoformat()}",
+                zh=f"工单 {t.number} 于 {received.isoformat()} 派至{t.department}，"
+                f"退回期限已于 {last_day.isoformat()} 截止",
                 last_day=last_day.isoformat(),
             )
         before = s.scalar(select(func.count()).where(TicketReturn.ticket_id == t.id)) or 0
@@ -177,7 +189,10 @@ def redispatch(
 
     def rule(s: Session, t: Ticket, at: datetime) -> Changes:
         if t.status != S.RETURNED:
-            raise IllegalTransition(f"ticket {t.number} is {t.status}, not returned")
+            raise IllegalTransition(
+                f"ticket {t.number} is {t.status}, not returned",
+                zh=f"工单 {t.number} 不是退回待重派的工单",
+            )
         changes = rules.update(app, t, {"department": department}, at)
         returned_by = set(
             s.scalars(select(TicketReturn.department).where(TicketReturn.ticket_id == t.id))
@@ -185,6 +200,7 @@ def redispatch(
         if t.department in returned_by:
             raise Invalid(
                 f"{t.department} already returned ticket {t.number}; choose another department",
+                zh=f"{t.department} 已退回过工单 {t.number}，请选择其他部门",
                 field="department",
             )
         move(t, S.REGISTERED, at, changes)
