@@ -21,7 +21,7 @@ from ivr.queries.tickets import ticket_id
 from ivr.services import ticket_rules as rules
 from ivr.services.ticket_rules import Changes
 from ivr.services.unit import Actor, NotFound, Stale, audit, locked, unit_of_work
-from ivr.store.models import Ticket
+from ivr.store.models import KbArticle, Ticket
 from ivr.tickets import to_dict, version
 
 if TYPE_CHECKING:
@@ -159,6 +159,27 @@ def complete(
         "ticket.complete",
         expected_version,
         lambda _s, t, at: rules.complete(t, note, at),
+    )
+
+
+def answer_from_article(
+    app: Hotline,
+    actor: Actor,
+    ref: str | int,
+    article_id: int,
+    *,
+    expected_version: Expected = None,
+) -> Changed:
+    """直接办结 a 咨询 ticket with a knowledge-base article as the answer."""
+
+    def rule(session: Session, ticket: Ticket, at: datetime) -> Changes:
+        article = session.get(KbArticle, article_id)
+        if article is None:
+            raise NotFound(f"no article {article_id}")
+        return rules.answer_directly(ticket, article, at.astimezone(app.settings.tz).date(), at)
+
+    return _change(
+        app, actor, ref, "ticket.answer", expected_version, rule, note={"article": article_id}
     )
 
 

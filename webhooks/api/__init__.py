@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from webhooks.api import campaigns, tickets
+from webhooks.api import campaigns, kb, tickets
 from webhooks.api.errors import routing_error
 from webhooks.api.openapi import document
 from webhooks.api.unit import bp, hotline
 
-__all__ = ["campaigns", "init_api", "tickets"]
+__all__ = ["campaigns", "init_api", "kb", "tickets"]
 
 
 @bp.get("/openapi.json")

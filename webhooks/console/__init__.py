@@ -25,6 +25,7 @@ def init_console(app: Flask) -> None:
         audit_log,
         auth,
         campaigns,
+        kb,
         queue,
         reports,
         review,

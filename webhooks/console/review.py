@@ -19,6 +19,7 @@ from ivr.store.models import Recording, Role
 from ivr.tickets import version
 from webhooks.console import bp
 from webhooks.console.auth import acting, hotline, record, require, viewer
+from webhooks.console.kb import suggestions as kb_suggestions
 from webhooks.console.rows import STATUS_LABELS, caller, deadline_state
 
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "webm": "audio/webm"}
@@ -80,6 +81,7 @@ def ticket_page(ticket_id: int) -> Any:
             "categories": [c.name for c in settings.categories],
             "departments": [d.name for d in settings.departments],
             "version": version(t),
+            "articles": kb_suggestions(s, t, app.today()),
         }
         return render_template("console/ticket.html", **page)
 
