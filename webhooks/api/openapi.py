@@ -525,7 +525,7 @@ PATHS: dict[str, Any] = {
                 {
                     **_query(
                         "q",
-                        {"type": "string", "minLength": 1, "maxLength": 500},
+                        {"type": "string", "minLength": 1, "maxLength": 500, "pattern": SOME_TEXT},
                         "The question, in the caller's words.",
                     ),
                     "required": True,
