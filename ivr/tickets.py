@@ -152,6 +152,7 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "duplicate_of": ticket.duplicate_of.number if ticket.duplicate_of else None,
         "transcription": ticket.transcription,
         "result_note": ticket.result_note,
+        "kb_article": ticket.kb_article_id,
         "survey_outcome": ticket.survey_outcome,
         "unsatisfied_reasons": _reasons(ticket),
         "survey_resolved": ticket.survey_resolved,

@@ -15,8 +15,10 @@ from werkzeug.test import TestResponse
 
 from ivr.app import Hotline
 from ivr.calls.simulate import simulate_inbound
+from ivr.kb.importer import ArticleData
 from ivr.services.accounts import create_user, issue_token
 from ivr.services.campaigns import create_campaign
+from ivr.services.kb import save_article
 from ivr.services.tickets import complete
 from ivr.store import SurveyAttempt
 from ivr.surveys.outcomes import record_score
@@ -29,6 +31,7 @@ CALLER = "13800138000"
 NOISE = "我要投诉我们小区楼下的烧烤店每天晚上噪音扰民到凌晨两点"
 EXPIRED_DRUGS = "我要举报一家药店在卖过期的药品"
 GAS_LEAK = "我们这里燃气管道好像漏气了闻到很大的味道"
+CONSULTATION = "我想问一下社保卡丢了怎么补办"
 
 
 @dataclass
@@ -75,6 +78,11 @@ class ApiRig:
                 attempt.status = "done"
                 record_score(s, {"attempt_id": attempt.id, "score": score}, now)
         return campaign_id
+
+    def article(self) -> int:
+        """A knowledge-base article that answers CONSULTATION; its id."""
+        card = ArticleData("社会保障卡补办", "请先挂失，再到银行网点补办。", "", ("社保卡", "补办"))
+        return save_article(self.hotline, SETUP, card)
 
     def audit_log(self) -> list[tuple[str, str, int | None, dict[str, Any]]]:
         return audit_log(self.hotline)

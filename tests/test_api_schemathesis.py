@@ -24,7 +24,16 @@ from ivr.services.tickets import accept
 from ivr.store import Ticket
 from webhooks.api.openapi import DOCUMENT
 
-from .apikit import BACKENDS, EXPIRED_DRUGS, GAS_LEAK, SETUP, ApiRig, api_rig, hotline_on
+from .apikit import (
+    BACKENDS,
+    CONSULTATION,
+    EXPIRED_DRUGS,
+    GAS_LEAK,
+    SETUP,
+    ApiRig,
+    api_rig,
+    hotline_on,
+)
 
 pytestmark = pytest.mark.db  # both databases through apikit.hotline_on
 
@@ -53,11 +62,14 @@ SWAP: dict[str, list[Any]] = {}
 def rig(request: pytest.FixtureRequest) -> Iterator[ApiRig]:
     with hotline_on(request, request.param) as hotline, api_rig(hotline) as rig:
         SEEDED["number"] = [
+            # First: hypothesis samples the first values most (an answer needs a 咨询).
+            rig.draft(CONSULTATION, line="12345", digits="1"),
             rig.draft(),
             rig.draft(EXPIRED_DRUGS, line="12345", digits=""),
             rig.draft(GAS_LEAK, line="12345", digits="3"),
             rig.completed(),
         ]
+        SEEDED["article_id"] = [rig.article()]
         SEEDED["campaign_id"] = [rig.campaign_with_scores(["satisfied", "unsatisfied"])]
         SEEDED["number"] += loop_tickets(rig)
         yield rig
@@ -94,9 +106,14 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None
 
 @schemathesis.hook
 def flatmap_body(context: Any, body: Any) -> Any:
-    """The original of a duplicate: a seeded ticket as often as a generated number."""
+    """The original of a duplicate, the article of an answer: seeded ones as often as
+    generated values."""
     if isinstance(body, dict) and "of" in body and SWAP.get("number"):
         return st.sampled_from([*SWAP["number"], body["of"]]).map(lambda v: {**body, "of": v})
+    if isinstance(body, dict) and "article" in body and SWAP.get("article_id"):
+        return st.sampled_from([*SWAP["article_id"], body["article"]]).map(
+            lambda v: {**body, "article": v}
+        )
     return st.just(body)
 
 

@@ -32,12 +32,18 @@ TABLES = {
 }
 
 
+def _modelled(name: str | None, kind: str, parent: object) -> bool:
+    # The knowledge base's full-text index is made by its migration, not by a model.
+    return not (name or "").startswith(("kb_fts", "ix_kb_articles_terms_fts"))
+
+
 def check_schema_matches_models(url: str) -> None:
     db = Database(url)
     try:
         assert set(inspect(db.engine).get_table_names()) >= TABLES
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            context = MigrationContext.configure(conn, opts={"include_name": _modelled})
+            diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         db.check_schema()
     finally:

@@ -45,6 +45,7 @@ def _register() -> None:
         init,
         intake,
         jobs,
+        kb,
         run,
         tickets,
         users,
@@ -60,6 +61,7 @@ def _register() -> None:
     main.add_command(campaigns.campaign)
     main.add_command(users.users)
     main.add_command(jobs.jobs)
+    main.add_command(kb.kb)
     main.add_command(asr.models)
     main.add_command(asr.transcribe)
     main.add_command(calendar.calendar)

@@ -208,3 +208,19 @@ def tickets_returns(c: Ctx) -> None:
         counts = returns_by_department(s)
     for department, n in counts.items():
         click.echo(f"{department:<16} {n}")
+
+
+@tickets.command("answer")
+@click.argument("number")
+@click.option("--article", "article_id", type=click.IntRange(1, 2**31 - 1), required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_answer(c: Ctx, number: str, article_id: int, as_json: bool) -> None:
+    """直接办结 a 咨询 ticket with a knowledge-base article as the answer."""
+    app = c.hotline()
+    try:
+        changed = service.answer_from_article(app, Actor.cli(), number, article_id)
+    except ServiceError as exc:
+        fail(exc.message, 1)
+    data = masked(changed.shown)
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else ticket_text(data))

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.tables import read_rows
+
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 CORPUS_GLOB = "statements-*.tsv"
 URGENCIES = ("normal", "urgent", "emergency")
@@ -61,30 +63,6 @@ def load_corpus(files: Iterable[Path] | None = None) -> list[Example]:
     return rows
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
-        sheet = load_workbook(path, read_only=True, data_only=True).active
-        assert sheet is not None
-        values = [list(row) for row in sheet.iter_rows(values_only=True)]
-        if not values:
-            return []
-        header = [str(h or "").strip().lower() for h in values[0]]
-        return [
-            {h: "" if v is None else str(v) for h, v in zip(header, row, strict=False)}
-            for row in values[1:]
-        ]
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-        return [
-            {(k or "").strip().lower(): (v or "") for k, v in r.items()}
-            for r in csv.DictReader(f, delimiter=delimiter)
-        ]
-
-
 _TRUE = {"1", "true", "yes", "y", "是", "紧急", "urgent", "emergency"}
 
 
@@ -104,7 +82,7 @@ def held_out(text: str) -> bool:
 
 def load_table(path: Path) -> list[Example]:
     """An office's table: columns text, category, department[, urgent][, scope][, split]."""
-    rows = _read_rows(path)
+    rows = read_rows(path)
     if rows and not {"text", "category", "department"} <= set(rows[0]):
         raise ValueError(f"{path}: needs the columns text, category, department (optional urgent)")
     examples = []

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ivr.services.unit import IllegalTransition, Invalid
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import KbArticle, Ticket, TicketStatus
 from ivr.tickets import transition
 
 if TYPE_CHECKING:
@@ -286,6 +286,29 @@ def complete(ticket: Ticket, note: str, at: datetime) -> Changes:
         set_field(ticket, "survey_outcome", None, changes)
         set_field(ticket, "survey_resolved", None, changes)
         set_field(ticket, "survey_round", ticket.survey_round + 1, changes)
+    return changes
+
+
+CONSULTATION = "咨询"
+
+
+def answer_directly(ticket: Ticket, article: KbArticle, day: date, at: datetime) -> Changes:
+    """直接办结: a consultation answered on the spot with a knowledge-base article.
+
+    Only a 咨询 ticket, only with an article valid on `day` (an expired policy is
+    no answer); completed by `complete`'s rules, the article's id kept for 直办率.
+    """
+    if ticket.category != CONSULTATION:
+        raise IllegalTransition(
+            f"ticket {ticket.number} is {ticket.category}: only a {CONSULTATION} ticket "
+            "is answered directly from the knowledge base"
+        )
+    if (article.valid_from and article.valid_from > day) or (
+        article.valid_to and article.valid_to < day
+    ):
+        raise Invalid(f"article {article.id} is not valid on {day.isoformat()}")
+    changes = complete(ticket, f"直接答复（知识库）：{article.title}", at)
+    set_field(ticket, "kb_article_id", article.id, changes)
     return changes
 
 

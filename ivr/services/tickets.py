@@ -24,7 +24,7 @@ from ivr.services.claims import check_claim, end_claim
 from ivr.services.ticket_rules import Changes
 from ivr.services.unit import Actor, NotFound, Stale, audit, locked, unit_of_work
 from ivr.store.changes import stamp
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import KbArticle, Ticket, TicketStatus
 from ivr.tickets import to_dict, version
 
 if TYPE_CHECKING:
@@ -174,6 +174,27 @@ def complete(
         "ticket.complete",
         expected_version,
         lambda s, t, at: _closing(s, t, at, rules.complete(t, note, at)),
+    )
+
+
+def answer_from_article(
+    app: Hotline,
+    actor: Actor,
+    ref: str | int,
+    article_id: int,
+    *,
+    expected_version: Expected = None,
+) -> Changed:
+    """直接办结 a 咨询 ticket with a knowledge-base article as the answer."""
+
+    def rule(session: Session, ticket: Ticket, at: datetime) -> Changes:
+        article = session.get(KbArticle, article_id)
+        if article is None:
+            raise NotFound(f"no article {article_id}")
+        return rules.answer_directly(ticket, article, at.astimezone(app.settings.tz).date(), at)
+
+    return _change(
+        app, actor, ref, "ticket.answer", expected_version, rule, note={"article": article_id}
     )
 
 

@@ -224,6 +224,8 @@ class Ticket(Base):
     first_contact_at: Mapped[datetime | None]
     # The caller asked not to be called back (no satisfaction survey).
     no_callback: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # 直接办结: a consultation answered on the spot with this knowledge-base article.
+    kb_article_id: Mapped[int | None] = mapped_column(ForeignKey("kb_articles.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
@@ -427,3 +429,28 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     ticket: Mapped[Ticket | None] = relationship()
+
+
+class KbArticle(Base):
+    """A knowledge-base article (知识库): a policy, notice, procedure or answer script.
+
+    `terms` is the article cut into search words (ivr.kb.terms), space-separated: the
+    text the full-text index (SQLite FTS5 table `kb_fts`, PostgreSQL GIN index on
+    to_tsvector('simple', terms)) is built over.
+    """
+
+    __tablename__ = "kb_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(String(64), default="")
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    valid_from: Mapped[date | None]
+    valid_to: Mapped[date | None]
+    source: Mapped[str] = mapped_column(String(300), default="")
+    terms: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("title", "department"),)

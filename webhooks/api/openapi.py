@@ -158,6 +158,9 @@ TICKET = _all_required(
         "duplicate_of": _nullable("string", description="Number of the original ticket."),
         "transcription": _STR,
         "result_note": _nullable("string"),
+        "kb_article": _nullable(
+            "integer", description="The article a 咨询 was answered with (直接办结)."
+        ),
         "survey_outcome": _nullable("string"),
         "unsatisfied_reasons": {
             **_STR_LIST,
@@ -564,6 +567,45 @@ def _campaign_action(operation_id: str, summary: str) -> dict[str, Any]:
     }
 
 
+ARTICLE = _all_required(
+    {
+        "id": {"type": "integer"},
+        "title": _STR,
+        "body": _STR,
+        "department": {"type": "string", "description": "Empty: not one department's."},
+        "keywords": _STR_LIST,
+        "valid_from": _nullable("string", format="date"),
+        "valid_to": _nullable("string", format="date"),
+        "source": {"type": "string", "description": "The document the article comes from."},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+    description="A knowledge-base article (知识库): policy, notice, procedure or answer script.",
+)
+ARTICLE_HIT = {**ARTICLE, "required": [*ARTICLE["required"], "score"]}
+ARTICLE_HIT["properties"] = {
+    **ARTICLE["properties"],
+    "score": {"type": "number", "description": "Relevance; higher is better."},
+}
+ANSWER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["article"],
+    "properties": {
+        "article": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 2**31 - 1,
+            "description": "The knowledge-base article that answers the consultation.",
+        }
+    },
+}
+ARTICLE_ID = {
+    "name": "article_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+}
+
 PATHS: dict[str, Any] = {
     "/api/openapi.json": {
         "get": {
@@ -678,6 +720,43 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/tickets/{number}/answer": _ticket_action(
+        "answerTicket",
+        "Answer a 咨询 ticket directly (直接办结) with a knowledge-base article valid today.",
+        "Answer",
+    ),
+    "/api/kb": {
+        "get": {
+            "operationId": "searchKnowledgeBase",
+            "summary": "Knowledge-base articles valid today that best answer a question.",
+            "parameters": [
+                {
+                    **_query(
+                        "q",
+                        {"type": "string", "minLength": 1, "maxLength": 500, "pattern": SOME_TEXT},
+                        "The question, in the caller's words.",
+                    ),
+                    "required": True,
+                },
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 20, "default": 3},
+                    "How many articles.",
+                ),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": _ref("ArticleHit")}},
+                    },
+                    "The best articles first (none: an empty list).",
+                ),
+                **_errors(400, 401, 403, 500),
+            },
+        }
+    },
     "/api/callbacks": {
         "get": {
             "operationId": "listCallbacks",
@@ -687,6 +766,17 @@ PATHS: dict[str, Any] = {
                 **_errors(400, 401, 403, 500),
             },
         }
+    },
+    "/api/kb/{article_id}": {
+        "parameters": [ARTICLE_ID],
+        "get": {
+            "operationId": "getArticle",
+            "summary": "One knowledge-base article (also an expired one).",
+            "responses": {
+                "200": _json(_ref("Article"), "The article."),
+                **_errors(400, 401, 403, 404, 500),
+            },
+        },
     },
     "/api/campaigns": {
         "get": {
@@ -776,6 +866,9 @@ DOCUMENT: dict[str, Any] = {
             "CampaignDetail": CAMPAIGN_DETAIL,
             "ReportRow": REPORT_ROW,
             "Error": ERROR,
+            "Article": ARTICLE,
+            "ArticleHit": ARTICLE_HIT,
+            "Answer": ANSWER,
         },
         "responses": {
             f"E{status}": _json(_ref("Error"), text) for status, text in _ERROR_TEXT.items()

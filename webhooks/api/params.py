@@ -271,6 +271,29 @@ class Callback(_Body):
     note: Annotated[Text, Field(max_length=NOTE_MAX)] = ""
 
 
+class Answer(_Body):
+    """POST /api/tickets/{number}/answer."""
+
+    article: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+
+
+KB_QUERY_MAX = 500
+
+
+def kb_query(args: MultiDict[str, str]) -> tuple[str, int]:
+    """GET /api/kb: the question (q, required) and how many articles (limit, 1-20)."""
+    _only(args, {"q", "limit"})
+    question = args.get("q", "")
+    if not question.strip():
+        raise _bad("q", "the question is missing")
+    if len(question) > KB_QUERY_MAX:
+        raise _bad("q", f"at most {KB_QUERY_MAX} characters")
+    value = args.get("limit", "3")
+    if not _COUNT.match(value) or not 1 <= int(value) <= 20:
+        raise _bad("limit", "must be a number from 1 to 20")
+    return question, int(value)
+
+
 M = TypeVar("M", bound=_Body)
 
 

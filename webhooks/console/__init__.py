@@ -27,6 +27,7 @@ def init_console(app: Flask) -> None:
         auth,
         campaigns,
         history,
+        kb,
         loop,
         queue,
         reports,

@@ -29,6 +29,7 @@ from ivr.tickets import version
 from webhooks.console import bp
 from webhooks.console.auth import acting, hotline, record, require, viewer
 from webhooks.console.history import action_label
+from webhooks.console.kb import suggestions as kb_suggestions
 from webhooks.console.rows import STATUS_LABELS, Shown, caller, deadline_state, earlier_rows, row
 
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "webm": "audio/webm"}
@@ -137,6 +138,7 @@ def ticket_page(ticket_id: int) -> Any:
             "departments": [d.name for d in settings.departments],
             "lifecycle": settings.lifecycle,
             "version": version(t),
+            "articles": kb_suggestions(s, t, app.today()),
         }
         return render_template("console/ticket.html", **page)
 
