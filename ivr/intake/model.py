@@ -139,24 +139,19 @@ class Prediction:
     top: tuple[tuple[str, float], ...]
 
 
-def _tfidf(vec: TfidfVectorizer, texts: Sequence[str]) -> Any:
-    """TfidfVectorizer.transform for sublinear_tf and l2 norm (as _features() makes them)."""
-    analyzer = vec.build_analyzer()
+def _tfidf_rows(vec: TfidfVectorizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """One row of TfidfVectorizer.transform for sublinear_tf and l2 norm (as _features()
+    makes them): the column indexes and their weights."""
     vocabulary, idf = vec.vocabulary_, vec.idf_
-    indptr, indices, values = [0], [], []
-    for text in texts:
-        counts = Counter(i for token in analyzer(text) if (i := vocabulary.get(token)) is not None)
-        if counts:
-            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            w = (1.0 + np.log(tf)) * idf[cols]
-            w /= np.linalg.norm(w)
-            indices.append(cols)
-            values.append(w)
-        indptr.append(indptr[-1] + len(counts))
-    data = np.concatenate(values) if values else np.zeros(0)
-    cols_all = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    return sparse.csr_matrix((data, cols_all, indptr), shape=(len(texts), len(vocabulary)))
+    counts = Counter(
+        i for token in vec.build_analyzer()(text) if (i := vocabulary.get(token)) is not None
+    )
+    cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    w = (1.0 + np.log(tf)) * idf[cols]
+    if len(w):
+        w /= np.linalg.norm(w)
+    return cols, w
 
 
 _DISTRICT_GOVERNMENT = re.compile(r"^(.+区)人民政府$")
@@ -207,9 +202,24 @@ class IntakeModel:
         """The fitted FeatureUnion's output, computed directly: scikit-learn's input
         validation costs more than the arithmetic for one statement. float32 like the
         weights (scipy would copy them to float64 for every product)."""
-        masked = [self.mask(t) for t in texts]
-        parts = [_tfidf(vec, masked) for _, vec in self.features.transformer_list]
-        return sparse.hstack(parts, format="csr", dtype=np.float32)
+        vecs = [vec for _, vec in self.features.transformer_list]
+        offsets = np.cumsum([0] + [len(v.vocabulary_) for v in vecs])
+        indptr, indices, values = [0], [], []
+        for text in texts:
+            masked = self.mask(text)
+            for offset, vec in zip(offsets, vecs, strict=False):
+                cols, w = _tfidf_rows(vec, masked)
+                indices.append(cols + offset)
+                values.append(w)
+            indptr.append(indptr[-1] + sum(len(c) for c in indices[-len(vecs) :]))
+        return sparse.csr_matrix(
+            (
+                np.concatenate(values).astype(np.float32),
+                np.concatenate(indices),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), int(offsets[-1])),
+        )
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Prediction]]:
         """Per statement: field -> the most likely label, its probability and the top three."""
