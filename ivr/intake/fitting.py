@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy import optimize, sparse
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
@@ -47,6 +47,8 @@ CHUNKS = 8
 # Folds that calibrate the probabilities when no k-fold accuracy is asked for.
 CALIBRATION_FOLDS = 3
 SEED = 0
+_NEWTON_STEPS = 100
+_HALVINGS = 30
 
 
 def _tokens(doc: Any) -> Any:
@@ -112,22 +114,39 @@ def _scores(svm: LinearSVC, x: Any, classes: np.ndarray) -> np.ndarray:
 
 def platt(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid calibration, P = 1 / (1 + exp(a * score + b)) per column, fitted on
-    out-of-fold scores with Platt's smoothed targets, all columns in one L-BFGS run
-    (the loss is a sum over columns)."""
+    out-of-fold scores with Platt's smoothed targets: Newton's method with step halving
+    (Lin, Lin and Weng 2007), all columns at once."""
     n, k = scores.shape
     pos = positive.sum(axis=0)
     target = np.where(positive, (pos + 1.0) / (pos + 2.0), 1.0 / (n - pos + 2.0))
 
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = params[:k], params[k:]
+    def loss(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         z = scores * a + b
-        value = float(np.sum(np.logaddexp(0.0, z) - (1.0 - target) * z))
-        residual = target - 1.0 / (1.0 + np.exp(z))  # d loss / d z
-        return value, np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)])
+        return np.sum(np.logaddexp(0.0, z) - (1.0 - target) * z, axis=0)
 
-    start = np.concatenate([np.zeros(k), np.log((n - pos + 1.0) / (pos + 1.0))])
-    found = optimize.minimize(loss, start, jac=True, method="L-BFGS-B")
-    return found.x[:k], found.x[k:]
+    a, b = np.zeros(k), np.log((n - pos + 1.0) / (pos + 1.0))
+    value = loss(a, b)
+    for _ in range(_NEWTON_STEPS):
+        p = 1.0 / (1.0 + np.exp(scores * a + b))  # P(positive)
+        r, w = target - p, p * (1.0 - p) + 1e-12
+        ga, gb = (r * scores).sum(axis=0), r.sum(axis=0)
+        if max(np.abs(ga).max(), np.abs(gb).max()) < 1e-5 * n:
+            break
+        haa, hab, hbb = (w * scores * scores).sum(axis=0), (w * scores).sum(axis=0), w.sum(axis=0)
+        det = haa * hbb - hab * hab
+        da, db = -(hbb * ga - hab * gb) / det, -(haa * gb - hab * ga) / det
+        step = np.ones(k)
+        todo = np.ones(k, dtype=bool)
+        for _ in range(_HALVINGS):
+            tried = loss(a + step * da, b + step * db)
+            better = todo & (tried < value + 1e-4 * step * (ga * da + gb * db))
+            a, b = np.where(better, a + step * da, a), np.where(better, b + step * db, b)
+            value = np.where(better, tried, value)
+            todo &= ~better
+            if not todo.any():
+                break
+            step = np.where(todo, step / 2, step)
+    return a, b
 
 
 def _trainable(labels: Sequence[str | None]) -> list[int]:
