@@ -38,7 +38,7 @@ MODELS_DIR = "models"
 MANIFEST = "manifest.json"
 CACHE_ENV = "IVR_MODEL_CACHE"
 # Part of the default model's cache key: bump when a saved model's layout changes.
-FORMAT = "intake-model-3"
+FORMAT = "intake-model-4"
 # Bounds the model's size on a large history (weights: features x classes float32).
 MAX_CHARS = 200_000
 MAX_WORDS = 50_000
