@@ -192,11 +192,9 @@ def _invalid_levels(text: str, levels: list[_Level]) -> list[_Level]:
 def _match(cpca: ModuleType, text: str, umap: dict[str, str]) -> dict[str, Any]:
     """cpca's row for one sentence. `transform` gives the same row as a one-line pandas
     DataFrame, which costs ~20 times the matching itself; the function it calls per
-    sentence (cpca 0.5.5, pinned) returns the dict."""
-    one = getattr(cpca, "_get_one_addr", None)
-    if one is not None:
-        return dict(one(text, True, umap))
-    return dict(cpca.transform([text], pos_sensitive=True, umap=umap).to_dict("records")[0])
+    sentence (cpca 0.5.5, pinned in pyproject.toml) returns the dict."""
+    row: dict[str, Any] = cpca._get_one_addr(text, True, umap)
+    return row
 
 
 def _admin(text: str, city: CityConfig) -> _Admin | None:
