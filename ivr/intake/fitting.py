@@ -166,8 +166,9 @@ def fit_with_kfold(
     folds: int = 0,
 ) -> tuple[IntakeModel, dict[str, float]]:
     """The model, and (folds >= 2) the k-fold accuracy of category and department on
-    these rows (out-of-fold predictions of calibrated fold models; the TF-IDF
-    vocabulary is fitted once on all rows, a small optimism)."""
+    these rows: the fold models' out-of-fold scores through the calibrators fitted on
+    them (two numbers per class), and the TF-IDF vocabulary fitted once on all rows:
+    a small optimism, as before."""
     districts = districts_of(e.department for e in examples)
     # Its features are fitted below, on the statements it masks.
     shell = IntakeModel(version, FeatureUnion([]), {}, dict(info or {}), districts)
