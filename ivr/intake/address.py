@@ -189,13 +189,20 @@ def _invalid_levels(text: str, levels: list[_Level]) -> list[_Level]:
     return invalid
 
 
+def _match(cpca: ModuleType, text: str, umap: dict[str, str]) -> dict[str, Any]:
+    """cpca's row for one sentence. `transform` gives the same row as a one-line pandas
+    DataFrame, which costs ~20 times the matching itself; the function it calls per
+    sentence (cpca 0.5.5, pinned in pyproject.toml) returns the dict."""
+    row: dict[str, Any] = cpca._get_one_addr(text, True, umap)
+    return row
+
+
 def _admin(text: str, city: CityConfig) -> _Admin | None:
     cpca = _cpca()
     _, umap = _city_codes(city.province, city.city)
     probe = text
     for _ in range(_MAX_CPCA_RUNS):
-        frame = cpca.transform([probe], pos_sensitive=True, umap=umap)
-        row: dict[str, Any] = frame.to_dict("records")[0]
+        row: dict[str, Any] = _match(cpca, probe, umap)
         levels = _levels(probe, row)
         if not levels:
             return None

@@ -125,6 +125,10 @@ def _category(
         return menu_category, "menu"
     if (rule := _override(settings, m, text, "category")) is not None:
         return rule, "override"
+    if p is not None and settings.category(p.label) is None:
+        # The model learned a category this office does not register (表扬 where it is
+        # not in config.yaml): the line's default, which the operator sees as 低置信度.
+        return line.default_category, "line_default"
     chosen = _choose(settings, m, text, p, [(c.name, c.keywords) for c in settings.categories])
     if chosen is None:
         return line.default_category, "line_default"

@@ -1,8 +1,8 @@
 """The learned part of intake: statement -> category, department and urgency probabilities.
 
 Character 1-3 grams and jieba words (TF-IDF) feed one linear SVM per field,
-calibrated (CalibratedClassifierCV) so that its probabilities can be shown and
-compared with `intake.low_confidence`. Models are versioned files in
+sigmoid-calibrated on out-of-fold scores (ivr.intake.fitting) so that its
+probabilities can be shown and compared with `intake.low_confidence`. Models are versioned files in
 `storage_dir/models/` with a manifest naming the deployed one; without one, the
 default model is trained from the shipped corpus at first use and cached under
 the corpus hash.
@@ -26,11 +26,8 @@ from typing import Any
 import joblib
 import numpy as np
 from scipy import sparse
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
-from sklearn.svm import LinearSVC
 
 from ivr.intake.corpus import Example, corpus_files, corpus_hash, load_corpus
 
@@ -41,7 +38,7 @@ MODELS_DIR = "models"
 MANIFEST = "manifest.json"
 CACHE_ENV = "IVR_MODEL_CACHE"
 # Part of the default model's cache key: bump when a saved model's layout changes.
-FORMAT = "intake-model-2"
+FORMAT = "intake-model-4"
 # Bounds the model's size on a large history (weights: features x classes float32).
 MAX_CHARS = 200_000
 MAX_WORDS = 50_000
@@ -54,42 +51,10 @@ def words(text: str) -> list[str]:
     return [w for w in jieba.lcut(text, HMM=False) if w.strip()]
 
 
-def _features() -> FeatureUnion:
-    return FeatureUnion(
-        [
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char", ngram_range=(1, 3), sublinear_tf=True, max_features=MAX_CHARS
-                ),
-            ),
-            (
-                "words",
-                TfidfVectorizer(
-                    tokenizer=words,
-                    token_pattern=None,
-                    lowercase=False,
-                    sublinear_tf=True,
-                    max_features=MAX_WORDS,
-                ),
-            ),
-        ],
-        n_jobs=1,
-    )
-
-
-def _classifier(labels: Sequence[str]) -> CalibratedClassifierCV:
-    """One SVM on all rows; its sigmoid calibrators are fitted on cross-validated scores."""
-    smallest = min(Counter(labels).values())
-    return CalibratedClassifierCV(
-        LinearSVC(C=0.5), cv=max(2, min(3, smallest)), method="sigmoid", ensemble=False
-    )
-
-
 @dataclass(frozen=True)
 class LinearProba:
-    """A fitted CalibratedClassifierCV(LinearSVC, sigmoid, ensemble=False) as three arrays:
-    the same probabilities in one sparse product, without scikit-learn's per-class loop."""
+    """A linear SVM with sigmoid calibrators (as CalibratedClassifierCV(LinearSVC,
+    sigmoid, ensemble=False) makes them) as arrays: probabilities in one sparse product."""
 
     classes: np.ndarray
     weights: np.ndarray  # (n_features, n_scores) float32
@@ -98,21 +63,21 @@ class LinearProba:
     b: np.ndarray
 
     @classmethod
-    def of(cls, fitted: CalibratedClassifierCV) -> LinearProba:
-        (calibrated,) = fitted.calibrated_classifiers_
-        svm = calibrated.estimator
-        if list(svm.classes_) != list(fitted.classes_):
-            raise ValueError("the SVM saw other classes than the calibrated classifier")
+    def of_svm(cls, svm: Any, a: np.ndarray, b: np.ndarray) -> LinearProba:
+        """A fitted LinearSVC and its sigmoid calibrators (one per column of its scores)."""
         return cls(
-            classes=np.asarray(fitted.classes_),
+            classes=np.asarray(svm.classes_),
             weights=np.ascontiguousarray(svm.coef_.T, dtype=np.float32),
             intercept=svm.intercept_.astype(np.float32),
-            a=np.array([c.a_ for c in calibrated.calibrators], dtype=np.float64),
-            b=np.array([c.b_ for c in calibrated.calibrators], dtype=np.float64),
+            a=np.asarray(a, dtype=np.float64),
+            b=np.asarray(b, dtype=np.float64),
         )
 
     def predict_proba(self, x: Any) -> np.ndarray:
-        scores = np.asarray(x @ self.weights, dtype=np.float64) + self.intercept
+        return self.calibrate(np.asarray(x @ self.weights, dtype=np.float64) + self.intercept)
+
+    def calibrate(self, scores: np.ndarray) -> np.ndarray:
+        """The SVM's decision scores -> probabilities per class."""
         p = 1.0 / (1.0 + np.exp(self.a * scores + self.b))
         if len(self.classes) == 2:
             return np.column_stack([1.0 - p[:, 0], p[:, 0]])
@@ -124,14 +89,6 @@ class LinearProba:
         return self.classes[np.argmax(self.predict_proba(x), axis=1)]
 
 
-def _trainable(labels: Sequence[str | None]) -> tuple[list[int], list[str]]:
-    """Row indexes with a label; a class seen once is repeated (calibration splits it in two)."""
-    idx = [i for i, y in enumerate(labels) if y is not None]
-    counts = Counter(labels[i] for i in idx)
-    idx += [i for i in list(idx) if counts[labels[i]] == 1]
-    return idx, [str(labels[i]) for i in idx]
-
-
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -139,24 +96,19 @@ class Prediction:
     top: tuple[tuple[str, float], ...]
 
 
-def _tfidf(vec: TfidfVectorizer, texts: Sequence[str]) -> Any:
-    """TfidfVectorizer.transform for sublinear_tf and l2 norm (as _features() makes them)."""
-    analyzer = vec.build_analyzer()
+def _tfidf_rows(vec: TfidfVectorizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """One row of TfidfVectorizer.transform for sublinear_tf and l2 norm (as
+    fitting.fit_features makes them): the column indexes and their weights."""
     vocabulary, idf = vec.vocabulary_, vec.idf_
-    indptr, indices, values = [0], [], []
-    for text in texts:
-        counts = Counter(i for token in analyzer(text) if (i := vocabulary.get(token)) is not None)
-        if counts:
-            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            w = (1.0 + np.log(tf)) * idf[cols]
-            w /= np.linalg.norm(w)
-            indices.append(cols)
-            values.append(w)
-        indptr.append(indptr[-1] + len(counts))
-    data = np.concatenate(values) if values else np.zeros(0)
-    cols_all = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    return sparse.csr_matrix((data, cols_all, indptr), shape=(len(texts), len(vocabulary)))
+    counts = Counter(
+        i for token in vec.build_analyzer()(text) if (i := vocabulary.get(token)) is not None
+    )
+    cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    w = (1.0 + np.log(tf)) * idf[cols]
+    if len(w):
+        w /= np.linalg.norm(w)
+    return cols, w
 
 
 _DISTRICT_GOVERNMENT = re.compile(r"^(.+区)人民政府$")
@@ -207,9 +159,24 @@ class IntakeModel:
         """The fitted FeatureUnion's output, computed directly: scikit-learn's input
         validation costs more than the arithmetic for one statement. float32 like the
         weights (scipy would copy them to float64 for every product)."""
-        masked = [self.mask(t) for t in texts]
-        parts = [_tfidf(vec, masked) for _, vec in self.features.transformer_list]
-        return sparse.hstack(parts, format="csr", dtype=np.float32)
+        vecs = [vec for _, vec in self.features.transformer_list]
+        offsets = np.cumsum([0] + [len(v.vocabulary_) for v in vecs])
+        indptr, indices, values = [0], [], []
+        for text in texts:
+            masked = self.mask(text)
+            for offset, vec in zip(offsets, vecs, strict=False):
+                cols, w = _tfidf_rows(vec, masked)
+                indices.append(cols + offset)
+                values.append(w)
+            indptr.append(indptr[-1] + sum(len(c) for c in indices[-len(vecs) :]))
+        return sparse.csr_matrix(
+            (
+                np.concatenate(values).astype(np.float32),
+                np.concatenate(indices),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), int(offsets[-1])),
+        )
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Prediction]]:
         """Per statement: field -> the most likely label, its probability and the top three."""
@@ -233,51 +200,16 @@ class IntakeModel:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"intake-{self.version}.joblib"
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        joblib.dump(self, tmp, compress=3)
+        joblib.dump(self, tmp, compress=1)
         tmp.replace(path)
         return path
 
 
-def fit(
-    examples: Sequence[Example], version: str, info: dict[str, Any] | None = None
-) -> IntakeModel:
-    districts = districts_of(e.department for e in examples)
-    shell = IntakeModel(version, _features(), {}, dict(info or {}), districts)
-    x = shell.features.fit_transform([shell.mask(e.text) for e in examples])
-    for name in FIELDS:
-        labels: list[Any] = [_training_label(getattr(e, name), name) for e in examples]
-        idx, y = _trainable(labels)
-        if len(set(y)) < 2:
-            continue
-        shell.classifiers[name] = LinearProba.of(_classifier(y).fit(x[idx], y))
-    return shell
-
-
-def _training_label(value: str | None, name: str) -> str | None:
+def training_label(value: str | None, name: str) -> str | None:
     if name == "department" and value and _DISTRICT_GOVERNMENT.match(value):
         return DISTRICT_GOVERNMENT
     # An out-of-scope row without a department teaches nothing about routing.
     return value or None
-
-
-def kfold_accuracy(examples: Sequence[Example], folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """k-fold accuracy of category and department on the training rows. The TF-IDF
-    vocabulary is fitted once on all of them (a small optimism, k times faster)."""
-    shell = IntakeModel("kfold", _features(), {}, {}, districts_of(e.department for e in examples))
-    x = shell.features.fit_transform([shell.mask(e.text) for e in examples])
-    result = {}
-    for name in ("category", "department"):
-        y = np.array([_training_label(getattr(e, name), name) or "" for e in examples])
-        counts = Counter(y)
-        keep = np.array([bool(v) and counts[v] >= folds for v in y])
-        xs, ys = x[keep], y[keep]
-        correct = 0
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        for train, test in splitter.split(xs, ys):
-            clf = _classifier(list(ys[train])).fit(xs[train], ys[train])
-            correct += int((clf.predict(xs[test]) == ys[test]).sum())
-        result[name] = correct / max(1, len(ys))
-    return result
 
 
 def accuracy(model: IntakeModel, examples: Sequence[Example]) -> dict[str, float]:
@@ -373,6 +305,8 @@ def default_model(storage: Path) -> IntakeModel | None:
     if not examples:
         return None
     started = time.perf_counter()
+    from ivr.intake.fitting import fit
+
     model = fit(examples, version, {"source": "corpus", "rows": len(examples)})
     log.info(
         "intake model %s trained from the corpus (%d rows) in %.1f s",

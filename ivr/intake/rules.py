@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from ivr.config import IntakeConfig
 
@@ -51,11 +51,20 @@ class Matcher:
 
     def variants(self, keyword: str) -> tuple[str, ...]:
         """The keyword and what callers also say for it (its synonym groups)."""
+        known = self._variants.get(keyword)
+        if known is not None:
+            return known
         words = [keyword]
         for group in self.synonyms:
             if keyword in group:
                 words.extend(w for w in group if w not in words)
-        return tuple(words)
+        self._variants[keyword] = tuple(words)
+        return self._variants[keyword]
+
+    @cached_property
+    def _variants(self) -> dict[str, tuple[str, ...]]:
+        # Filled as keywords are first heard: every statement asks for the same ones.
+        return {}
 
     def _meant(self, text: str, pos: int, word: str, *, emergency: bool, mentions: bool) -> bool:
         end = pos + len(word)

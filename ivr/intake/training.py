@@ -20,16 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.intake.corpus import Example, held_out, load_corpus, load_table
-from ivr.intake.model import (
-    accuracy,
-    current,
-    deploy,
-    fit,
-    kfold_accuracy,
-    models_dir,
-    new_version,
-    score,
-)
+from ivr.intake.fitting import fit_with_kfold
+from ivr.intake.model import accuracy, current, deploy, models_dir, new_version, score
 from ivr.store.models import AuditEntry, Ticket
 
 HISTORY = "history.tsv"
@@ -88,10 +80,9 @@ def train(
     test_rows = [e for e in rows if e.split == "test"]
     if not train_rows:
         raise ValueError("nothing to train on: no corpus and no rows given")
-    kfold = kfold_accuracy(train_rows, folds) if folds > 1 else {}
     version = new_version(now)
     info = {"source": source, "rows": len(train_rows), "trained_at": version}
-    candidate = fit(train_rows, version, info)
+    candidate, kfold = fit_with_kfold(train_rows, version, info, folds)
     test = accuracy(candidate, test_rows)
     previous = current(storage)
     previous_test = accuracy(previous, test_rows) if previous is not None else None
