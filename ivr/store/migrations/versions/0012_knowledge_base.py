@@ -5,7 +5,7 @@ The search index is outside the models (ivr.kb.search): on SQLite an FTS5 table
 service; on PostgreSQL a GIN index on to_tsvector('simple', terms).
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0006"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
