@@ -2,7 +2,8 @@
 
 The search index is outside the models (ivr.kb.search): on SQLite an FTS5 table
 `kb_fts` over the articles' search words, kept in step by the knowledge-base
-service; on PostgreSQL a GIN index on to_tsvector('simple', terms).
+service; on PostgreSQL a stored generated column terms_tsv = to_tsvector('simple', terms)
+with a GIN index.
 
 Revision ID: 0012
 Revises: 0011
@@ -48,15 +49,21 @@ def upgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         op.execute("CREATE VIRTUAL TABLE kb_fts USING fts5(terms)")
     else:
+        # Stored: ranking reads the vector of every matching article, and parsing
+        # `terms` again for each one took ~0.4 s a search over 10,000 articles.
         op.execute(
-            "CREATE INDEX ix_kb_articles_terms_fts ON kb_articles "
-            "USING gin (to_tsvector('simple', terms))"
+            "ALTER TABLE kb_articles ADD COLUMN terms_tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('simple', terms)) STORED"
         )
+        op.execute("CREATE INDEX ix_kb_articles_terms_fts ON kb_articles USING gin (terms_tsv)")
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         op.execute("DROP TABLE kb_fts")
+    else:
+        op.execute("DROP INDEX ix_kb_articles_terms_fts")
+        op.execute("ALTER TABLE kb_articles DROP COLUMN terms_tsv")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_constraint(
             batch_op.f("fk_tickets_kb_article_id_kb_articles"), type_="foreignkey"
