@@ -207,7 +207,8 @@ def _mask_run(m: re.Match[str]) -> str:
         return run
     if run.isascii() and digits.startswith("86") and _MOBILE_RUN.match(digits):
         return mask_number(digits[2:])  # +86 139... reads as the mobile it is
-    shown = mask_number(digits)
+    # E.164 abroad: masked as mask_number masks it (+85*****4567), the + kept in place.
+    shown = mask_number("+" + digits)[1:] if run.startswith("+") else mask_number(digits)
     out = list(run)
     for i, ch in zip(units, shown, strict=True):
         if ch == "*":

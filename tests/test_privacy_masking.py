@@ -18,10 +18,12 @@ from werkzeug.test import TestResponse
 from ivr.app import Hotline
 from ivr.calls.recordings import add_transcript, store_recording
 from ivr.intake.drafts import create_draft
+from ivr.kb.importer import ArticleData
 from ivr.phones import mask_text
 from ivr.privacy import redact, redact_words
 from ivr.services.accounts import issue_token
 from ivr.services.campaigns import create_campaign
+from ivr.services.kb import save_article
 from ivr.services.tickets import complete, update
 from ivr.store import Call, Ticket
 
@@ -66,6 +68,7 @@ class Seeded:
     recording_id: int
     campaign_id: int
     completed_number: str
+    article_id: int
 
 
 def seed(hotline: Hotline) -> Seeded:
@@ -96,7 +99,9 @@ def seed(hotline: Hotline) -> Seeded:
     other = create_draft_from(hotline, "pii-2")
     complete(hotline, SETUP, other, f"已回电{MOBILE}，座机{LANDLINE}")
     campaign_id, _ = create_campaign(hotline, SETUP, "回访")
-    return Seeded(ticket_id, number, recording_id, campaign_id, other)
+    card = ArticleData("社会保障卡补办", "请先挂失，再到银行网点补办。", "", ("社保卡", "补办"))
+    article_id = save_article(hotline, SETUP, card)
+    return Seeded(ticket_id, number, recording_id, campaign_id, other, article_id)
 
 
 def create_draft_from(hotline: Hotline, call_id: str) -> str:
@@ -123,6 +128,7 @@ def _values(s: Seeded) -> dict[str, list[Any]]:
         "ticket_id": [s.ticket_id],
         "recording_id": [s.recording_id],
         "campaign_id": [s.campaign_id],
+        "article_id": [s.article_id],
         "number": [s.number, s.completed_number],
         "name": ["volumes", "overdue", "keywords", "satisfaction"],
         "fmt": ["csv", "xlsx"],

@@ -174,7 +174,7 @@ def test_survey_calls_go_to_the_configured_trunk_port(
             ticket_id, variables = completed_ticket(ivr, 11)
             result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
             sipp = trunk.wait(timeout=60)
-            assert outcome(ivr, ticket_id) == ("surveyed", "satisfied", "satisfied")
+            assert outcome(ivr, ticket_id) == ("surveyed", "satisfied", "satisfied", None)
     assert result.outcome == "answered" and result.score == "satisfied"
     assert sipp.ok, sipp.describe()
     (invite,) = sipp.received("INVITE")
@@ -202,7 +202,7 @@ def test_survey_calls_over_tcp_to_the_configured_trunk(
             ticket_id, variables = completed_ticket(ivr, 12)
             result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
             sipp = trunk.wait(timeout=60)
-            assert outcome(ivr, ticket_id) == ("rehandle", "unsatisfied", "unsatisfied")
+            assert outcome(ivr, ticket_id) == ("review", "unsatisfied", "unsatisfied", None)
     assert result.outcome == "answered" and result.score == "unsatisfied"
     assert sipp.ok, sipp.describe()
     (invite,) = sipp.received("INVITE")
