@@ -158,12 +158,17 @@ def test_dialer_acks_a_retransmitted_200_again(tmp_path) -> None:  # type: ignor
     callee.bind(("127.0.0.1", 0))
     callee.settimeout(5)
     port = callee.getsockname()[1]
+    # An open media port: RTP sent to a closed one fails, and a failing stream ends the
+    # call (issue 14) before the retransmitted 200 arrives.
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", 0))
     acks: list[str] = []
 
     def answer_twice() -> None:
         data, addr = callee.recvfrom(65535)
         invite = parse_sip(data)
-        sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 9 RTP/AVP 0\r\nt=0 0\r\n"
+        rtp = media.getsockname()[1]
+        sdp = f"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio {rtp} RTP/AVP 0\r\nt=0 0\r\n"
         ok = (
             "SIP/2.0 200 OK\r\n"
             + "".join(f"Via: {v}\r\n" for v in invite.get_all("Via"))
@@ -204,6 +209,7 @@ def test_dialer_acks_a_retransmitted_200_again(tmp_path) -> None:  # type: ignor
         t.join(10)
         phone.stop()
         callee.close()
+        media.close()
     assert result.outcome == "answered"
     assert len(acks) == 2 and acks[0] == acks[1]
 
