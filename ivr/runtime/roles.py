@@ -14,6 +14,7 @@ submits them, so only `all` (or a list holding every role you need) makes sense.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,14 @@ class Node:
             intake = register_jobs(self.app, self.jobs, dialer)
             if not self.jobs.embedded:
                 self.jobs.start_worker()
-            reconcile_twilio_calls(intake, *self._twilio_rest())
+            # In the background: closing calls left open asks the REST API about each one
+            # (up to MAX_LOOKUPS round trips), which must not hold up the worker's start.
+            threading.Thread(
+                target=self._reconcile_twilio,
+                args=(reconcile_twilio_calls, intake),
+                daemon=True,
+                name="twilio-reconcile",
+            ).start()
             log.info("worker: running jobs%s", " and survey calls" if dialer else "")
         else:
             register_jobs(self.app, self.jobs)
@@ -116,6 +124,13 @@ class Node:
             )
 
         close_interrupted_calls(self.app, self.phone.node, transcribe)
+
+    def _reconcile_twilio(self, reconcile: Any, intake: Any) -> None:
+        try:
+            done = reconcile(intake, *self._twilio_rest())
+            log.info("twilio: %s", done)
+        except Exception:
+            log.exception("twilio: reconciling at start-up failed")
 
     def _twilio_rest(self) -> tuple[Any, Any]:
         """The Twilio call service and REST client for start-up reconciliation; (None,
