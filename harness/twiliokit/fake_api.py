@@ -90,7 +90,9 @@ class FakeTwilioApi:
         self._server.server_close()
 
     def join_calls(self, timeout: float = 60) -> None:
-        for t in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
             t.join(timeout)
 
     # -- recordings --------------------------------------------------------------
@@ -162,8 +164,9 @@ class FakeTwilioApi:
         self.calls.append(call)
         if self.on_call is not None:
             t = threading.Thread(target=self.on_call, args=(call,), daemon=True)
-            self._threads.append(t)
-            t.start()
+            with self._lock:  # join_calls may run now: it must only ever see started threads
+                t.start()
+                self._threads.append(t)
         body = {
             "sid": call.sid,
             "account_sid": self.account_sid,
