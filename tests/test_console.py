@@ -339,6 +339,7 @@ def test_recording_is_served_with_ranges(app: Flask, hotline: Hotline, tmp_path:
     full = op.get(src)
     assert full.status_code == 200 and full.mimetype == "audio/wav"
     assert full.data == wav.read_bytes()
+    assert "no-store" in full.headers["Cache-Control"]  # not left in the browser's cache
     part = op.get(src, headers={"Range": "bytes=0-43"})
     assert part.status_code == 206 and part.data == wav.read_bytes()[:44]
     assert part.headers["Content-Range"] == f"bytes 0-43/{wav.stat().st_size}"

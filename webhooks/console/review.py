@@ -326,9 +326,8 @@ def recording_audio(recording_id: int) -> Any:
         fmt = (rec.audio_format or path.suffix.lstrip(".")).lower()
     if not path.is_relative_to(app.settings.storage_path.resolve()) or not path.is_file():
         abort(404)
-    return send_file(
-        path,
-        mimetype=AUDIO_TYPES.get(fmt, "application/octet-stream"),
-        conditional=True,
-        max_age=0,
+    resp = send_file(
+        path, mimetype=AUDIO_TYPES.get(fmt, "application/octet-stream"), conditional=True
     )
+    resp.headers["Cache-Control"] = "private, no-store"  # a citizen's voice: never kept
+    return resp
