@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from ivr.flow import Digits
 from ivr.jobs import DramatiqJobs
 from ivr.runtime.lease import Lease
 from ivr.runtime.open_calls import check_open_calls
+from ivr.runtime.presence import NodeBusy, dead_node, hold, node_presence
 from ivr.store import Call, Recording, Ticket
 from ivr.surveys.scheduler import DispatchScheduler
 from ivr.tickets import to_dict
@@ -172,3 +174,21 @@ def test_the_scheduler_closes_the_calls_of_a_dead_node_without_a_restart(
 def statuses(app: Hotline) -> dict[str, str]:
     with app.db.read() as s:
         return {c.provider_call_id: c.status for c in s.scalars(select(Call))}
+
+
+def test_a_node_waits_to_come_back_while_its_calls_are_being_closed(hotline: Hotline) -> None:
+    """The check holds a dead node's lease while it closes the node's calls: a process of
+    that node starting meanwhile waits (and gives up with NodeBusy if it lasts), so no
+    call it takes can be closed by mistake; once it holds its presence, it is alive."""
+    db, storage = hotline.db, hotline.settings.storage_path
+    presence = node_presence(db, NODE, storage)
+    with dead_node(db, NODE, storage) as dead:
+        assert dead
+        with pytest.raises(NodeBusy):
+            hold(presence, timeout_s=0.3)
+    hold(presence)
+    try:
+        with dead_node(db, NODE, storage) as dead:
+            assert not dead
+    finally:
+        presence.release()
