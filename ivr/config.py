@@ -455,6 +455,9 @@ class JobsConfig(_Model):
     dispatch_backlog: int = Field(default=50, ge=1, le=10_000)
     # How often the active scheduler looks for due survey attempts.
     schedule_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    # How often the active scheduler closes the calls of SIP nodes that are gone, and
+    # the Twilio calls left open that the REST API reports ended (ivr.runtime.open_calls).
+    open_call_check_s: float = Field(default=60.0, gt=0, le=86_400)
 
 
 class LoggingConfig(_Model):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs. Installs only what is missing.
 set -euo pipefail
-pkgs=(ffmpeg sip-tester kamailio kamailio-tls-modules baresip-core sipvicious wireshark-common
+pkgs=(ffmpeg sip-tester kamailio kamailio-tls-modules rtpengine-daemon baresip-core sipvicious wireshark-common
   # The operator console: headless browser tests and CJK text in report charts.
   chromium chromium-driver fonts-wqy-microhei
   # Scale-out: deploy/ checks (the nginx TLS proxy in front of gunicorn).
@@ -20,5 +20,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 # Debian enables a kamailio service on 5060; tests start their own instances.
 command -v systemctl >/dev/null && systemctl disable --now kamailio >/dev/null 2>&1 || true
+# Nor rtpengine's service (its ng port 2223); the SRTP test starts its own, in userspace.
+command -v systemctl >/dev/null && systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
 # Nor does the test suite want Debian's nginx on port 80; tests start their own.
 command -v systemctl >/dev/null && systemctl disable --now nginx >/dev/null 2>&1 || true

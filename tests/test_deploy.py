@@ -2,18 +2,21 @@
 
 Both run for real here: Kamailio 5.6 with deploy/kamailio/kamailio.cfg in front
 of two SIPp callees standing in for IVR nodes, and in front of real IVR nodes (a
-full one; a TLS caller), and nginx with deploy/nginx/hotline-ivr.conf terminating
+full one; a TLS caller; a TLS caller offering SRTP, with rtpengine), and nginx with deploy/nginx/hotline-ivr.conf terminating
 TLS in front of `ivr serve --role web` (gunicorn) and of the all-in-one `ivr serve`
 (waitress).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ from twilio.request_validator import RequestValidator
 from harness.sipfix import MissingPeer, need_peers, running_ivr, sip_settings
 from harness.sipkit import (
     Kamailio,
+    UdpCapture,
     build_request,
     free_tcp_port,
     free_udp_port,
@@ -35,7 +39,9 @@ from harness.sipkit import (
 )
 from harness.sipkit.kamailio import module_dir
 from harness.sipkit.procs import wait_until
+from harness.sipkit.rtpengine import RtpEngine, SrtpEndpoint, savp_sdp, sdp_crypto_key
 from harness.sipkit.sipmsg import SipMessage, StreamReader, pcmu_sdp
+from ivr.asr.audio import lin2ulaw, rms, ulaw2lin
 from ivr.config import Settings
 from ivr.store import upgrade
 
@@ -56,7 +62,11 @@ def test_systemd_units_cover_every_role() -> None:
     assert all("EnvironmentFile=/etc/hotline-ivr/env" in u for u in units.values())
 
 
-@pytest.mark.parametrize("defines", [[], ["-A", "WITH_TLS"]], ids=["udp", "tls"])
+@pytest.mark.parametrize(
+    "defines",
+    [[], ["-A", "WITH_TLS"], ["-A", "WITH_TLS", "-A", "WITH_RTPENGINE"]],
+    ids=["udp", "tls", "tls-srtp"],
+)
 def test_kamailio_config_is_valid(defines: list[str]) -> None:
     if shutil.which("kamailio") is None:
         pytest.skip("kamailio not installed (scripts/system-deps.sh)")
@@ -177,6 +187,7 @@ class TlsCaller:
         self.edge = edge
         self.local = self.sock.getsockname()[:2]
         self.tag, self.call_id = "tlscaller", f"tls-{time.monotonic_ns()}@127.0.0.1"
+        self.route = self.target = self.to_tag = ""
         self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rtp.bind(("127.0.0.1", 0))
         self.reader = StreamReader(self.sock)
@@ -207,6 +218,53 @@ class TlsCaller:
             f"{sdp}Content-Length: {len(body)}\r\n\r\n{body}"
         )
 
+    def invite(self, body: str) -> SipMessage:
+        """INVITE the service number through the edge; the final response. A 2xx sets up
+        the dialog (route set, remote target, tag) for ack() and bye()."""
+        host, port = self.edge
+        self.request("INVITE", f"sip:12345@{host}:{port};transport=tls", 1, body=body)
+        while (final := self.read(20)).status is not None and final.status < 200:
+            pass
+        if final.status is not None and final.status < 300:
+            routes = list(reversed(final.header_values("Record-Route")))
+            self.route = "".join(f"Route: {r}\r\n" for r in routes)
+            self.target = (final.header("Contact") or "").strip("<>").split(">")[0]
+            self.to_tag = (final.header("To") or "").split("tag=")[1].split(";")[0]
+        return final
+
+    def ack(self) -> None:
+        self.request("ACK", self.target, 1, to_tag=self.to_tag, extra=self.route)
+
+    def bye(self) -> SipMessage:
+        """Hang up; the final response to the BYE."""
+        self.request("BYE", self.target, 2, to_tag=self.to_tag, extra=self.route)
+        while (final := self.read(20)).status is None or final.status < 200:
+            pass
+        return final
+
+
+def _tls_edge(tmp: Path, node: tuple[str, int], *defines: str) -> tuple[Kamailio, TlsCaller]:
+    """The edge with TLS (deploy/kamailio/tls.cfg, a self-signed certificate) in front of
+    `node`, started, and a caller connected to it over TLS."""
+    if not (module_dir() / "tls.so").exists():
+        raise MissingPeer("Kamailio's tls module is not installed (kamailio-tls-modules)")
+    name = "edge.example.org"
+    cert, key = _self_signed(tmp, name)
+    tls_cfg = tmp / "tls.cfg"
+    text = (DEPLOY / "kamailio" / "tls.cfg").read_text()
+    text = text.replace("/etc/kamailio/tls/fullchain.pem", str(cert))
+    tls_cfg.write_text(text.replace("/etc/kamailio/tls/privkey.pem", str(key)))
+    edge = _edge(tmp, [node])
+    tls_port = free_tcp_port("127.0.0.1")
+    edge.argv += ["-l", f"tls:127.0.0.1:{tls_port}", "-A", "WITH_TLS", *defines]
+    edge.argv += ["-A", f"LISTEN_TLS=tls:127.0.0.1:{tls_port}", "-A", f'TLS_CONFIG="{tls_cfg}"']
+    edge.start()
+    try:
+        return edge, TlsCaller(("127.0.0.1", tls_port), cert, name)
+    except BaseException:
+        edge.stop()
+        raise
+
 
 def test_the_tls_edge_carries_a_call_to_an_ivr_node_and_back(
     base_settings: Settings, tmp_path: Path
@@ -215,37 +273,13 @@ def test_the_tls_edge_carries_a_call_to_an_ivr_node_and_back(
     edge relays to a real IVR node over UDP; the IVR's BYE at the end of the call comes
     back over the caller's TLS connection."""
     need_peers("kamailio")
-    if not (module_dir() / "tls.so").exists():
-        raise MissingPeer("Kamailio's tls module is not installed (kamailio-tls-modules)")
-    name = "edge.example.org"
-    cert, key = _self_signed(tmp_path, name)
-    tls_cfg = tmp_path / "tls.cfg"
-    text = (DEPLOY / "kamailio" / "tls.cfg").read_text()
-    text = text.replace("/etc/kamailio/tls/fullchain.pem", str(cert))
-    tls_cfg.write_text(text.replace("/etc/kamailio/tls/privkey.pem", str(key)))
     (tmp_path / "node").mkdir()
     with running_ivr(sip_settings(base_settings, tmp_path / "node"), asr=False) as node:
-        edge = _edge(tmp_path, [node.hostport])
-        tls_port = free_tcp_port("127.0.0.1")
-        edge.argv += ["-l", f"tls:127.0.0.1:{tls_port}", "-A", "WITH_TLS"]
-        edge.argv += ["-A", f"LISTEN_TLS=tls:127.0.0.1:{tls_port}", "-A", f'TLS_CONFIG="{tls_cfg}"']
-        edge.start()
-        caller = TlsCaller(("127.0.0.1", tls_port), cert, name)
+        edge, caller = _tls_edge(tmp_path, node.hostport)
         try:
-            caller.request(
-                "INVITE",
-                f"sip:12345@127.0.0.1:{tls_port};transport=tls",
-                1,
-                body=pcmu_sdp("127.0.0.1", caller.rtp.getsockname()[1]),
-            )
-            while (ok := caller.read(20)).status is not None and ok.status < 200:
-                pass
+            ok = caller.invite(pcmu_sdp("127.0.0.1", caller.rtp.getsockname()[1]))
             assert ok.status == 200, ok.raw
-            routes = list(reversed(ok.header_values("Record-Route")))
-            contact = (ok.header("Contact") or "").strip("<>").split(">")[0]
-            to_tag = (ok.header("To") or "").split("tag=")[1].split(";")[0]
-            route_lines = "".join(f"Route: {r}\r\n" for r in routes)
-            caller.request("ACK", contact, 1, to_tag=to_tag, extra=route_lines)
+            caller.ack()
             # The caller says nothing; the IVR ends the call itself and its BYE comes
             # through the edge on this TLS connection.
             bye = caller.read(180)
@@ -266,6 +300,70 @@ def test_the_tls_edge_carries_a_call_to_an_ivr_node_and_back(
         assert call_row.status == "silent" and call_row.from_number == "13800138000"
         (session,) = node.phone.finished
         assert not session.remote_bye.is_set()  # the IVR hung up, the caller answered
+
+
+# A 1 kHz tone, 20 ms of PCMU: the same bytes in every packet the SRTP caller sends.
+TONE = lin2ulaw(struct.pack("<160h", *(int(8000 * math.sin(i * math.pi / 4)) for i in range(160))))
+
+
+def test_the_edge_turns_a_callers_srtp_into_plain_rtp_for_the_ivr_and_back(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """A TLS caller offers SRTP only (RTP/SAVP with an SDES key), which an IVR node
+    refuses with 488. With -A WITH_RTPENGINE the edge has rtpengine (userspace, as a
+    child here) carry the media: the node is offered plain RTP/AVP and answers; its
+    greeting reaches the caller encrypted and authenticated with rtpengine's key; the
+    caller's encrypted audio reaches the node as plain PCMU, byte for byte."""
+    need_peers("kamailio", "rtpengine", "dumpcap")
+    (tmp_path / "node").mkdir()
+    srtp = SrtpEndpoint()
+    with (
+        RtpEngine(tmp_path / "rtpengine") as engine,
+        running_ivr(sip_settings(base_settings, tmp_path / "node"), asr=False) as node,
+    ):
+        edge, caller = _tls_edge(
+            tmp_path, node.hostport, "-A", "WITH_RTPENGINE",
+            "-A", f'RTPENGINE_SOCK="{engine.ng_socket}"',
+        )  # fmt: skip
+        capture: UdpCapture | None = None
+        try:
+            ok = caller.invite(savp_sdp("127.0.0.1", caller.rtp.getsockname()[1], srtp.key))
+            assert ok.status == 200, (ok.raw, edge.log()[-2000:], engine.log()[-2000:])
+            # The caller's answer is SRTP again, with rtpengine's key and media address.
+            media = re.search(r"^m=audio (\d+) RTP/SAVP 0\b", ok.body, re.M)
+            assert media is not None, ok.body
+            srtp.answered(sdp_crypto_key(ok.body))
+            caller.ack()
+            assert wait_until(lambda: caller.call_id in node.phone.sessions, 10)
+            session = node.phone.sessions[caller.call_id]
+            capture = UdpCapture(tmp_path / "node-rtp.pcap", [session.rtp_port]).start()
+            # Each packet the IVR sends paces one the caller sends, until the caller has
+            # heard 3 s of it and the IVR has heard the caller.
+            heard: list[bytes] = []
+            caller.rtp.settimeout(5)
+            for _ in range(1500):
+                caller.rtp.sendto(srtp.protect(TONE), ("127.0.0.1", int(media.group(1))))
+                pt, payload = srtp.unprotect(caller.rtp.recv(2048))
+                if pt == 0:
+                    heard.append(payload)
+                if len(heard) >= 150 and session.media.last_loud:
+                    break
+            caller.bye()
+            node.wait_idle(60)
+        finally:
+            if capture is not None:
+                capture.stop()
+            caller.close()
+            edge.stop()
+        assert len(heard) >= 150 and session.media.last_loud, (len(heard), engine.log()[-2000:])
+        # The greeting, decrypted: speech, not silence.
+        assert max(rms(ulaw2lin(p)) for p in heard) > 1000
+        # What reached the node was plain RTP: PCMU payloads equal to the caller's
+        # audio before encryption (SRTP would be ciphertext plus a 10-byte tag).
+        to_node = capture.rtp(session.rtp_port)
+        assert to_node and {(p.payload_type, p.payload) for p in to_node} == {(0, TONE)}
+        (call_row,) = node.rows()["calls"]
+        assert call_row.from_number == "13800138000" and session.remote_bye.is_set()
 
 
 def _nginx_conf(tmp: Path, listen: int, upstream: int) -> Path:

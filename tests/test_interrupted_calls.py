@@ -6,14 +6,25 @@ point on both databases, with several nodes' calls and every state a crash leave
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from harness.data import statement
 from ivr.app import Hotline
 from ivr.calls.recordings import StatementSpool, spool_path
+from ivr.clock import FixedClock
 from ivr.flow import Digits
+from ivr.jobs import DramatiqJobs
+from ivr.runtime.lease import Lease
+from ivr.runtime.open_calls import check_open_calls
+from ivr.runtime.presence import NodeBusy, dead_node, hold, node_presence
 from ivr.store import Call, Recording, Ticket
+from ivr.surveys.scheduler import DispatchScheduler
 from ivr.tickets import to_dict
 from ivr.transports.sip.audiofile import read_pcm8k
 from ivr.transports.sip.recovery import close_interrupted_calls
@@ -88,3 +99,96 @@ def test_the_operator_sees_the_draft_was_cut(hotline: Hotline) -> None:
         assert "通话中断" in queue and ticket.number in queue
         page = b.get(f"/console/tickets/{ticket.id}").get_data(as_text=True)
         assert 'id="interrupted"' in page and "通话中断" in page
+
+
+# A SIP node's process as the open-call check sees it: it holds the node's presence
+# (as SipPhone.start does) until it is killed.
+HOLD_PRESENCE = """
+import sys
+from pathlib import Path
+from ivr.runtime.presence import hold, node_presence
+from ivr.store import Database
+presence = node_presence(Database(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+hold(presence)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_scheduler_closes_the_calls_of_a_dead_node_without_a_restart(
+    hotline: Hotline, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Two SIP nodes, each a live process, have a call open; one is killed with -9 and
+    never restarted. The active scheduler's periodic open-call check closes that node's
+    call as a restart would have (interrupted, the spooled statement drafted) and
+    leaves the live node's call alone."""
+    start(hotline, "dead@x", NODE)
+    start(hotline, "alive@x", OTHER)
+    spool = StatementSpool(spool_path(hotline, "sip", "dead@x"), 8000)
+    spool.append(read_pcm8k(statement(1))[: 8000 * 2 * 3], sync=True)
+    url, storage = hotline.settings.resolved_database_url, hotline.settings.storage_path
+    nodes = {
+        node: subprocess.Popen(
+            [sys.executable, "-c", HOLD_PRESENCE, url, node, str(storage)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for node in (NODE, OTHER)
+    }
+    jobs = DramatiqJobs(hotline.settings.jobs)
+    submitted: list[int] = []
+    scheduler = DispatchScheduler(
+        hotline,
+        jobs,
+        Lease(hotline.db, "scheduler", tmp_path),
+        1.0,
+        open_calls=lambda: check_open_calls(hotline, submitted.append),
+    )
+    try:
+        for proc in nodes.values():
+            assert proc.stdout is not None and proc.stdout.readline() == b"held\n"
+        scheduler.tick()
+        assert statuses(hotline) == {"dead@x": "in-progress", "alive@x": "in-progress"}
+        nodes[NODE].kill()
+        nodes[NODE].wait()
+        scheduler.tick()  # the check is not due yet
+        assert statuses(hotline)["dead@x"] == "in-progress"
+        clock.advance(seconds=hotline.settings.jobs.open_call_check_s)
+        scheduler.tick()
+    finally:
+        for proc in nodes.values():
+            proc.kill()
+            proc.wait()
+        jobs.close(wait=False)
+        scheduler.lease.release()
+    assert statuses(hotline) == {"dead@x": "interrupted", "alive@x": "in-progress"}
+    with hotline.db.read() as s:
+        (rec,) = s.scalars(select(Recording))
+        (ticket,) = s.scalars(select(Ticket))
+        assert rec.call.provider_call_id == "dead@x" and rec.duration_s == 3.0
+        assert ticket.call_id == rec.call_id and ticket.intake and ticket.intake["interrupted"]
+    assert submitted == [rec.id]
+    assert not spool_path(hotline, "sip", "dead@x").exists()
+
+
+def statuses(app: Hotline) -> dict[str, str]:
+    with app.db.read() as s:
+        return {c.provider_call_id: c.status for c in s.scalars(select(Call))}
+
+
+def test_a_node_waits_to_come_back_while_its_calls_are_being_closed(hotline: Hotline) -> None:
+    """The check holds a dead node's lease while it closes the node's calls: a process of
+    that node starting meanwhile waits (and gives up with NodeBusy if it lasts), so no
+    call it takes can be closed by mistake; once it holds its presence, it is alive."""
+    db, storage = hotline.db, hotline.settings.storage_path
+    presence = node_presence(db, NODE, storage)
+    with dead_node(db, NODE, storage) as dead:
+        assert dead
+        with pytest.raises(NodeBusy):
+            hold(presence, timeout_s=0.3)
+    hold(presence)
+    try:
+        with dead_node(db, NODE, storage) as dead:
+            assert not dead
+    finally:
+        presence.release()

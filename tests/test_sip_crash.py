@@ -28,6 +28,7 @@ from harness.sipkit.sipmsg import build_request
 from harness.sipkit.sipp import SippProcess
 from ivr.calls.recordings import WAV_HEADER
 from ivr.config import Settings
+from ivr.runtime.presence import dead_node
 from ivr.store import Call, Recording, Ticket, upgrade
 from ivr.store.db import Database
 
@@ -124,10 +125,17 @@ def test_kill_9_mid_statement_keeps_what_was_said(base_settings: Settings, tmp_p
         assert wait_until(lambda: spooled() >= WAV_HEADER + 4 * 16000, 90), (
             f"nothing spooled: {serve.log.read_text(errors='replace')}"
         )
-        serve.kill()
-        sipp.stop()
         db = Database(db_url)
         try:
+            (call,) = rows(db)["calls"]
+            # The periodic open-call check sees the node alive while its process runs,
+            # and gone the moment it is killed (ivr.runtime.presence).
+            with dead_node(db, call.node, tmp_path / "var") as dead:
+                assert not dead
+            serve.kill()
+            sipp.stop()
+            with dead_node(db, call.node, tmp_path / "var") as dead:
+                assert dead
             (call,) = rows(db)["calls"]
             assert call.status == "in-progress" and rows(db)["recordings"] == []
 

@@ -11,6 +11,7 @@ import pytest
 from harness.twiliokit import ACCOUNT_SID, AUTH_TOKEN, HANGUP, PUBLIC_BASE, Speak, new_sid
 from ivr.app import Hotline
 from ivr.prompts import clip_name
+from ivr.runtime.open_calls import check_open_calls
 from ivr.transports.twilio.dialer import rest_client
 from ivr.transports.twilio.reconcile import close_open_calls
 
@@ -200,10 +201,18 @@ def test_calls_left_open_without_a_status_callback_are_closed_by_callsid(rig: Ri
     cfg = rig.hotline.settings.twilio
     client = rest_client(cfg, ACCOUNT_SID, AUTH_TOKEN)
     assert close_open_calls(rig.voice.calls, client, older_than_s=0) == 1
+    assert rig.call(talking).ended_at is None  # still talking: left alone
+    # The scheduler's periodic check asks again once a call is open past max_call_s:
+    # the other call ended meanwhile, unnoticed (no status callback).
+    rig.api.call_status[talking] = ("completed", 40)
+    check = check_open_calls(rig.hotline, lambda _: None, rig.voice.calls, client)
+    assert check.twilio_closed == 0  # not open long enough yet
+    rig.hotline.clock.advance(seconds=cfg.max_call_s)
+    check = check_open_calls(rig.hotline, lambda _: None, rig.voice.calls, client)
+    assert check.twilio_closed == 1 and rig.call(talking).ended_at is not None
     row = rig.call(gone)
     assert (row.status, row.duration_s) == ("completed", 7) and row.ended_at is not None
     assert rig.ticket(gone) is None  # hung up in the menu: nothing to draft
-    assert rig.call(talking).ended_at is None  # still talking: left alone
 
 
 def test_prompt_audio_is_served_as_8khz_wav(rig: Rig) -> None:

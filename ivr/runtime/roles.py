@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 from ivr.runtime.lease import Lease
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ivr.app import Hotline
     from ivr.jobs import DramatiqJobs
+    from ivr.runtime.open_calls import OpenCallCheck
     from ivr.surveys.dialer import Dialer
     from ivr.surveys.scheduler import DispatchScheduler
 
@@ -106,24 +109,37 @@ class Node:
         if "scheduler" in self.roles and (dialer is not None or not self.jobs.embedded):
             lease = Lease(self.app.db, "scheduler", settings.storage_path)
             self.scheduler = DispatchScheduler(
-                self.app, self.jobs, lease, settings.jobs.schedule_interval_s
+                self.app,
+                self.jobs,
+                lease,
+                settings.jobs.schedule_interval_s,
+                open_calls=self._open_call_check(),
             )
             self.scheduler.start()
             log.info("scheduler: started (active while it holds the lease)")
         return self
 
+    def _transcribe(self, recording_id: int) -> None:
+        from ivr.calls.transcription import TRANSCRIBE_JOB
+
+        self.jobs.submit(
+            TRANSCRIBE_JOB, {"recording_id": recording_id}, key=f"transcribe:{recording_id}"
+        )
+
     def _close_interrupted_calls(self) -> None:
         """Calls this SIP node left open when its last process died: closed, their
         statements stored and drafted (before the phone takes new calls)."""
-        from ivr.calls.transcription import TRANSCRIBE_JOB
         from ivr.transports.sip.recovery import close_interrupted_calls
 
-        def transcribe(recording_id: int) -> None:
-            self.jobs.submit(
-                TRANSCRIBE_JOB, {"recording_id": recording_id}, key=f"transcribe:{recording_id}"
-            )
+        close_interrupted_calls(self.app, self.phone.node, self._transcribe)
 
-        close_interrupted_calls(self.app, self.phone.node, transcribe)
+    def _open_call_check(self) -> Callable[[], OpenCallCheck]:
+        """The scheduler's periodic check: calls of dead SIP nodes and Twilio calls
+        that ended unnoticed, closed as at start-up."""
+        from ivr.runtime.open_calls import check_open_calls
+
+        calls, client = self._twilio_rest()
+        return lambda: check_open_calls(self.app, self._transcribe, calls, client)
 
     def _reconcile_twilio(self, reconcile: Any, intake: Any) -> None:
         try:
@@ -133,7 +149,7 @@ class Node:
             log.exception("twilio: reconciling at start-up failed")
 
     def _twilio_rest(self) -> tuple[Any, Any]:
-        """The Twilio call service and REST client for start-up reconciliation; (None,
+        """The Twilio call service and REST client for reconciling open calls; (None,
         None) without Twilio credentials."""
         from ivr.transports.twilio.credentials import Credentials
         from ivr.transports.twilio.dialer import rest_client

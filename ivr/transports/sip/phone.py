@@ -21,6 +21,7 @@ from ivr.calls.service import StepResult
 from ivr.flow import Flow, Say
 from ivr.intake.live import warm_up
 from ivr.phones import mask_number
+from ivr.runtime.presence import hold, node_presence
 from ivr.transports.sip.auth import authorization
 from ivr.transports.sip.dialog import Dialog
 from ivr.transports.sip.dtmf import DtmfInfoError, info_digit
@@ -108,6 +109,7 @@ class SipPhone:
         # (source ip, status) of the latest refused INVITEs; bounded, a scanner sends many.
         self.rejected: deque[tuple[str, int]] = deque(maxlen=256)
         self._acks: dict[str, Acked] = {}
+        self.presence = node_presence(app.db, self.node, self.settings.storage_path)
 
     @property
     def port(self) -> int:
@@ -122,6 +124,9 @@ class SipPhone:
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        # Held while this process may hold calls: the periodic open-call check closes
+        # the calls of a node nobody holds (ivr.runtime.open_calls).
+        hold(self.presence)
         self.endpoint.start()
         log.info(
             "SIP phone on %s:%d (%s mode)",
@@ -148,6 +153,7 @@ class SipPhone:
         if self.settings.sip.mode == "register" and self.registered.is_set():
             self._register(expires=0)
         self.endpoint.stop()
+        self.presence.release()
         if self.asr is not None:
             self.asr.close()
 
