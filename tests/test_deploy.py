@@ -3,8 +3,8 @@
 Both run for real here: Kamailio 5.6 with deploy/kamailio/kamailio.cfg in front
 of two SIPp callees standing in for IVR nodes, and in front of real IVR nodes (a
 full one; a TLS caller; a TLS caller offering SRTP, with rtpengine), and nginx with
-deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web` (gunicorn) and of the all-in-one `ivr serve`
-(waitress).
+deploy/nginx/hotline-ivr.conf terminating TLS in front of `ivr serve --role web`
+(gunicorn) and of the all-in-one `ivr serve` (waitress).
 """
 
 from __future__ import annotations
