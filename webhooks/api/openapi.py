@@ -430,8 +430,21 @@ CAMPAIGN_DETAIL = {
         _ref("Campaign"),
         {
             "type": "object",
-            "required": ["report"],
+            "required": ["report", "unsatisfied_reasons"],
             "properties": {
+                "unsatisfied_reasons": {
+                    "type": "array",
+                    "description": "不满意原因: what each citizen who answered 不满意 on this "
+                    "campaign's calls said (transcribed; empty text while the recording waits "
+                    "for transcription), newest first.",
+                    "items": _all_required(
+                        {
+                            "ticket": {"type": "string", "description": "Ticket number."},
+                            "at": {"type": "string", "format": "date-time"},
+                            "text": _STR,
+                        }
+                    ),
+                },
                 "report": {
                     "type": "object",
                     "required": ["by", "rows", "total"],
@@ -440,7 +453,7 @@ CAMPAIGN_DETAIL = {
                         "rows": {"type": "array", "items": _ref("ReportRow")},
                         "total": _ref("ReportRow"),
                     },
-                }
+                },
             },
         },
     ]
