@@ -100,12 +100,13 @@ def test_contacts_in_the_future_before_the_call_or_on_a_draft_are_refused(
     set_time(hotline, LATER)
     future = datetime(2099, 1, 1, 2, 0, tzinfo=UTC)  # also the CLI's real clock's future
     _, answer = contacted(door, doors, number, future, "")
-    expected = {"api": "422 ", "console": "联系时间不能晚于现在", "cli": "1 "}[door]
+    # The time conflicts with the ticket's state (now, its creation): 409, like a status.
+    expected = {"api": "409 ", "console": "联系时间不能晚于现在", "cli": "1 "}[door]
     assert expected in answer
     if door != "console":
         assert "future" in answer
     _, answer = contacted(door, doors, number, datetime(2026, 11, 22, 2, 0, tzinfo=UTC), "")
-    expected = {"api": "422 ", "console": "联系时间不能早于来电时间", "cli": "1 "}[door]
+    expected = {"api": "409 ", "console": "联系时间不能早于来电时间", "cli": "1 "}[door]
     assert expected in answer
 
     sim = simulate_inbound(hotline, line="12345", caller="13900000002", digits="2", text="咨询")
@@ -133,6 +134,9 @@ def test_the_api_takes_if_match_and_refuses_a_stale_copy(hotline: Hotline, doors
     bad = doors.api.call("POST", path, "operator", json={"at": "下午三点", "channel": "fax"})
     assert bad.status_code == 422
     assert {d["field"] for d in bad.get_json()["error"]["details"]} == {"at", "channel"}
+    for edge in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+        r = doors.api.call("POST", path, "operator", json={"at": edge})
+        assert r.status_code == 409, r.get_json()
     assert len(contacts(hotline, number)) == 1
 
 

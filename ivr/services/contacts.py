@@ -90,22 +90,23 @@ def record_contact(
                 zh=f"工单 {t.number} 当前状态不能记录联系"
                 "（草稿、不予受理、重复件和已归档的工单不能记录）",
             )
-        when = now if at is None else at.astimezone(UTC)
+        # Compared as given, converted once in range (a year-9999 time does not convert).
+        given = now if at is None else at
         tz = app.settings.tz
-        if when > now:
-            raise Invalid(
-                f"the contact time {when.astimezone(tz).isoformat(timespec='minutes')} "
-                "is in the future",
+        if given > now:
+            raise IllegalTransition(
+                f"the contact time {given.isoformat(timespec='minutes')} is in the future",
                 zh="联系时间不能晚于现在",
                 field="at",
             )
-        if when < t.created_at:
-            raise Invalid(
+        if given < t.created_at:
+            raise IllegalTransition(
                 f"the contact time is before ticket {t.number} was created "
                 f"({t.created_at.astimezone(tz).isoformat(timespec='minutes')})",
                 zh=f"联系时间不能早于来电时间 {t.created_at.astimezone(tz):%Y-%m-%d %H:%M}",
                 field="at",
             )
+        when = given.astimezone(UTC)
         detail.update(at=when.isoformat(), department=by or t.department)
         before = s.scalar(select(func.count()).where(TicketContact.ticket_id == t.id)) or 0
         s.add(

@@ -745,7 +745,8 @@ PATHS: dict[str, Any] = {
         "recordContact",
         "及时联系: record that the department contacted the caller (a ticket past the draft, "
         "not rejected, duplicate or closed). The earliest contact is the ticket's "
-        "first_contact_at, to compare with contact_due; every contact is kept.",
+        "first_contact_at, to compare with contact_due; every contact is kept. A time in "
+        "the future or before the ticket was created is refused (409).",
         "Contact",
     ),
     "/api/tickets/{number}/callbacks": {
