@@ -5,6 +5,7 @@ The review rules and every change of a ticket are in `ivr.services.tickets`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, object_session
 from ivr.config import DuplicateConfig
 from ivr.intake.duplicates import earlier_tickets
 from ivr.privacy import redact
+from ivr.queries.survey_reasons import unsatisfied_reasons
 from ivr.services.unit import IllegalTransition
 from ivr.store.models import Ticket, TicketSequence, TicketStatus
 
@@ -88,7 +90,15 @@ def to_dict(
 ) -> dict[str, Any]:
     """The ticket as the API, the CLI and exports show it, with the caller's tickets of the
     last `history_days`; phone numbers masked unless `show_phone`."""
-    return redact(_unmasked(ticket, history_days), show_phone)
+    return to_dicts([ticket], show_phone=show_phone, history_days=history_days)[0]
+
+
+def to_dicts(
+    tickets: Sequence[Ticket], *, show_phone: bool = False, history_days: int = HISTORY_DAYS
+) -> list[dict[str, Any]]:
+    """`to_dict` of each ticket; what several tickets share is read once for all."""
+    reasons = _reasons_of(tickets)
+    return [redact(_unmasked(t, history_days, reasons.get(t.id, [])), show_phone) for t in tickets]
 
 
 def masked(shown: dict[str, Any]) -> dict[str, Any]:
@@ -109,17 +119,22 @@ def version(ticket: Ticket) -> str:
     return f"{ticket.id}.{ticket.change_seq}"
 
 
-def _reasons(ticket: Ticket) -> list[str]:
-    """不满意原因 said on the ticket's survey calls, newest first."""
-    from ivr.queries.survey_reasons import unsatisfied_reasons
+def _reasons_of(tickets: Sequence[Ticket]) -> dict[int, list[str]]:
+    """不满意原因 said on these tickets' survey calls, newest first: one query for all of
+    them (a page of the API or the CLI list), read in the tickets' own session."""
+    asked = [t.id for t in tickets if t.survey_outcome is not None]
+    session = object_session(tickets[0]) if tickets else None
+    if session is None or not asked:
+        return {}
+    found = unsatisfied_reasons(session, asked)
+    return {tid: [r.text for r in reasons] for tid, reasons in found.items()}
 
-    session = object_session(ticket)
-    if session is None or ticket.survey_outcome is None:
-        return []
-    return [r.text for r in unsatisfied_reasons(session, [ticket.id]).get(ticket.id, [])]
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
-def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
+def _unmasked(ticket: Ticket, history_days: int, reasons: list[str]) -> dict[str, Any]:
     return {
         "number": ticket.number,
         "status": ticket.status,
@@ -154,12 +169,13 @@ def _unmasked(ticket: Ticket, history_days: int) -> dict[str, Any]:
         "result_note": ticket.result_note,
         "kb_article": ticket.kb_article_id,
         "survey_outcome": ticket.survey_outcome,
-        "unsatisfied_reasons": _reasons(ticket),
+        "unsatisfied_reasons": reasons,
         "survey_resolved": ticket.survey_resolved,
         "survey_round": ticket.survey_round,
         "rehandle_count": ticket.rehandle_count,
+        "first_contact_at": _iso(ticket.first_contact_at),
         "created_at": ticket.created_at.isoformat(),
-        "completed_at": ticket.completed_at.isoformat() if ticket.completed_at else None,
+        "completed_at": _iso(ticket.completed_at),
         "earlier_tickets": [
             {
                 "number": t.number,

@@ -458,6 +458,12 @@ def test_the_unsatisfied_reason_is_on_the_ticket_the_api_and_the_campaign(
         for role, said in (("operator", shown["unsatisfied_reasons"]), ("supervisor", [reason])):
             r = rig.call("GET", f"/api/tickets/{number}", role)
             assert r.get_json()["unsatisfied_reasons"] == said
+        # The API's campaign view lists them as the console's campaign report does.
+        r = rig.call("GET", f"/api/campaigns/{cid}", "supervisor")
+        assert r.status_code == 200
+        assert [(x["ticket"], x["text"]) for x in r.get_json()["unsatisfied_reasons"]] == [
+            (number, reason)
+        ]
 
 
 # ---- reports and exports ---------------------------------------------------------------

@@ -47,13 +47,15 @@ class Ctx:
 
     def set_time(self, at: str) -> None:
         """Run as if it were `at` (ISO local time in the configured zone, e.g. 2026-12-14T10:00)."""
+        self.clock = FixedClock(self.local_time(at, "--at"))
+
+    def local_time(self, text: str, option: str) -> datetime:
+        """An ISO time given on the command line; local (the configured zone) if it names none."""
         try:
-            when = datetime.fromisoformat(at)
+            when = datetime.fromisoformat(text)
         except ValueError:
-            fail(f"--at {at!r}: give a local time such as 2026-12-14T10:00")
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=self.settings.tz)
-        self.clock = FixedClock(when)
+            fail(f"{option} {text!r}: give a local time such as 2026-12-14T10:00")
+        return when.replace(tzinfo=self.settings.tz) if when.tzinfo is None else when
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.settings.tz).date()
@@ -71,7 +73,8 @@ def ticket_text(t: dict[str, Any]) -> str:
         f"  department {t['department']} ({t['department_source']})",
         f"  urgent     {'yes ' + ','.join(t['urgency_keywords']) if t['urgent'] else 'no'}",
         f"  address    {addr}",
-        f"  contact by {t['contact_due']}   due {t['due_date']}",
+        f"  contact by {t['contact_due']}   due {t['due_date']}"
+        + (f"   contacted {t['first_contact_at']}" if t.get("first_contact_at") else ""),
         f"  statement  {t['statement'] or '(none)'}",
         f"  transcription {t['transcription']}",
     ]

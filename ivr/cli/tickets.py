@@ -14,8 +14,9 @@ from ivr.queries.lifecycle import returns_by_department, supervision_list
 from ivr.queries.tickets import TicketQuery, find, search
 from ivr.services import Actor, ServiceError, lifecycle, supervision
 from ivr.services import tickets as service
+from ivr.services.contacts import CHANNELS, record_contact
 from ivr.services.tickets import Changed
-from ivr.tickets import masked, to_dict
+from ivr.tickets import masked, to_dict, to_dicts
 
 
 @click.group()
@@ -33,7 +34,7 @@ def tickets_list(c: Ctx, status: str | None, limit: int, as_json: bool) -> None:
     with app.db.read() as s:
         found, _ = search(s, TicketQuery(status=status or None), app.settings.tz, limit)
         history = app.settings.duplicates.history_days
-        rows = [to_dict(t, history_days=history) for t in found]
+        rows = to_dicts(found, history_days=history)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -122,6 +123,34 @@ def tickets_return(
         c.set_time(at)
     app = c.hotline()
     _show(lambda who: lifecycle.return_ticket(app, who, number, reason, onsite=onsite), as_json)
+
+
+@tickets.command("contacted")
+@click.argument("number")
+@click.option("--at", default=None, help="When, local time, e.g. 2026-12-14T10:00 (default: now).")
+@click.option("--department", default=None, help="Who made contact (default: the ticket's).")
+@click.option("--channel", type=click.Choice(list(CHANNELS)), default="phone", show_default=True)
+@click.option("--note", default="", help="What was said.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_contacted(
+    c: Ctx,
+    number: str,
+    at: str | None,
+    department: str | None,
+    channel: str,
+    note: str,
+    as_json: bool,
+) -> None:
+    """及时联系: record that the department contacted the caller."""
+    app = c.hotline()
+    when = c.local_time(at, "--at") if at else None
+    _show(
+        lambda who: record_contact(
+            app, who, number, at=when, department=department, channel=channel, note=note
+        ),
+        as_json,
+    )
 
 
 @tickets.command("redispatch")

@@ -1,15 +1,22 @@
-"""Reading the loop: the 督办 list, the manual callback list (人工回访) and returns
-counted per department."""
+"""Reading the loop: the 督办 list, the manual callback list (人工回访), returns
+counted per department and a ticket's contacts with the caller (及时联系)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from ivr.store.models import Supervision, SurveyAttempt, Ticket, TicketReturn, TicketStatus
+from ivr.store.models import (
+    Supervision,
+    SurveyAttempt,
+    Ticket,
+    TicketContact,
+    TicketReturn,
+    TicketStatus,
+)
 
 S = TicketStatus
 OPEN_ATTEMPTS = ("planned", "claimed", "dialing")
@@ -91,3 +98,32 @@ def returns_by_department(session: Session) -> dict[str, int]:
         .order_by(TicketReturn.department)
     )
     return {dept: n for dept, n in rows}
+
+
+def ticket_contacts(session: Session, ticket_id: int) -> list[TicketContact]:
+    """Every recorded contact with the ticket's caller, earliest first."""
+    return list(
+        session.scalars(
+            select(TicketContact)
+            .where(TicketContact.ticket_id == ticket_id)
+            .order_by(TicketContact.at, TicketContact.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """及时联系 of one ticket: the first contact, whether it was by `contact_due` (None
+    until there is one), and whether the time to contact has passed without one."""
+
+    first: datetime | None
+    in_time: bool | None
+    late: bool
+
+
+def contact_state(ticket: Ticket, tz: tzinfo, today: date) -> ContactState:
+    first = ticket.first_contact_at
+    if first is not None:
+        return ContactState(first, first.astimezone(tz).date() <= ticket.contact_due, False)
+    waiting = ticket.status not in (S.DRAFT, S.REJECTED, S.DUPLICATE, S.CLOSED)
+    return ContactState(None, None, waiting and today > ticket.contact_due)

@@ -6,8 +6,6 @@ tickets surveyed. A ticket's result is its last valid score (or no response).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from ivr.reports.csv_cells import csv_text
 from ivr.store.models import SurveyAttempt, Ticket
 
 if TYPE_CHECKING:
@@ -136,11 +135,9 @@ def _pct(x: float | None) -> str:
 
 
 def to_csv(rows: list[Row]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(HEADER)
-    for r in [*rows, total(rows)]:
-        w.writerow(
+    return csv_text(
+        HEADER,
+        (
             [
                 r.group,
                 r.tickets,
@@ -152,5 +149,6 @@ def to_csv(rows: list[Row]) -> str:
                 _pct(r.satisfaction_rate),
                 _pct(r.response_rate),
             ]
-        )
-    return buf.getvalue()
+            for r in [*rows, total(rows)]
+        ),
+    )

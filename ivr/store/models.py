@@ -339,6 +339,22 @@ class TicketReturn(Base):
     at: Mapped[datetime]
 
 
+class TicketContact(Base):
+    """及时联系: the department contacted the caller (the ticket's first_contact_at is the
+    earliest one; every contact is kept)."""
+
+    __tablename__ = "ticket_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]  # when the caller was contacted
+    department: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # phone | visit | sms | other
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime]
+
+
 class Supervision(Base):
     """督办: a ticket under supervision, why (overdue, repeat_address, repeat_subject,
     manual) and until when (closed when the ticket is completed)."""

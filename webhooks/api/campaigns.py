@@ -1,4 +1,5 @@
-"""Campaign endpoints (supervisor): progress and results (满意率); pause and resume."""
+"""Campaign endpoints (supervisor): progress, results (满意率) and what unsatisfied citizens
+said (不满意原因); pause and resume."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ivr.app import Hotline
+from ivr.privacy import redact
 from ivr.queries.campaigns import CampaignView, all_campaigns, one_campaign
+from ivr.queries.survey_reasons import Reason, campaign_reasons
 from ivr.queries.tickets import MAX_ID
 from ivr.reports.surveys import Dimension, Row, report, total
 from ivr.services import Actor, ServiceError
@@ -31,6 +34,11 @@ def _campaign(c: CampaignView) -> dict[str, Any]:
         "updated_at": c.updated_at.isoformat(),
         "progress": c.progress,
     }
+
+
+def _reason(r: Reason, sees_phone: bool) -> dict[str, Any]:
+    """不满意原因 as the console's campaign report lists it: the ticket and what was said."""
+    return {"ticket": r.ticket_number, "at": r.at.isoformat(), "text": redact(r.text, sees_phone)}
 
 
 def _row(row: Row) -> dict[str, Any]:
@@ -59,10 +67,12 @@ def get_campaign(campaign_id: int) -> ResponseReturnValue:
         if c is None:
             raise ApiError(404, f"no campaign {campaign_id}")
         rows = report(u.app, by, campaign_id)
+        said = campaign_reasons(u.session, [campaign_id]).get(campaign_id, [])
         u.audit("campaign.view", None, {"campaign": campaign_id, "by": by})
         return jsonify(
             **_campaign(c),
             report={"by": by, "rows": [_row(r) for r in rows], "total": _row(total(rows))},
+            unsatisfied_reasons=[_reason(r, u.caller.sees_phone) for r in said],
         )
 
 

@@ -1,5 +1,6 @@
-"""The loop's endpoints: 延期, 退回, re-dispatch, 复核, 督办 (and its list), manual callbacks
-(and their list). Changes are one service call each, audited as api:<token name>."""
+"""The loop's endpoints: 延期, 退回, re-dispatch, 复核, 督办 (and its list), contacts with
+the caller (及时联系), manual callbacks (and their list). Changes are one service call each,
+audited as api:<token name>."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from ivr.phones import mask_number
 from ivr.queries.lifecycle import callback_list, supervision_list
 from ivr.services import Actor, lifecycle
 from ivr.services.callbacks import record_callback
+from ivr.services.contacts import record_contact
 from ivr.store.models import Role
 from webhooks.api.params import (
     Callback,
+    Contact,
     Extension,
     Redispatch,
     Return,
@@ -94,6 +97,24 @@ def supervise_ticket(number: str) -> ResponseReturnValue:
     reason = parse_body(Supervise).reason
     shown = lifecycle.supervise(app, Actor.api(caller.token_name), number, reason)
     return jsonify(number=shown, supervised=True)
+
+
+@bp.post("/tickets/<number>/contacts")
+def record_ticket_contact(number: str) -> ResponseReturnValue:
+    app, caller = hotline(), authorized()
+    no_query(request.args)
+    body = parse_body(Contact)
+    changed = record_contact(
+        app,
+        Actor.api(caller.token_name),
+        number,
+        at=body.when(),
+        department=body.department,
+        channel=body.channel,
+        note=body.note,
+        expected_version=if_match(),
+    )
+    return changed_response(caller, changed)
 
 
 @bp.post("/tickets/<number>/callbacks")

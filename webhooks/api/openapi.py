@@ -13,6 +13,7 @@ from typing import Any
 
 from ivr import __version__
 from ivr.config import Settings
+from ivr.services.contacts import known_departments
 from ivr.store.models import TicketStatus
 
 JSON = "application/json"
@@ -175,6 +176,12 @@ TICKET = _all_required(
             "description": "1, then +1 each time a re-handled ticket is completed again.",
         },
         "rehandle_count": {"type": "integer", "description": "Times sent back (重办)."},
+        "first_contact_at": _nullable(
+            "string",
+            format="date-time",
+            description="When the department first contacted the caller (及时联系: by "
+            "`contact_due`); null until a contact or a manual callback reached them.",
+        ),
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": _nullable("string", format="date-time"),
         "earlier_tickets": {
@@ -310,6 +317,33 @@ CALLBACK = {
         "note": {"type": "string", "maxLength": NOTE_MAX, "pattern": PLAIN_TEXT},
     },
 }
+CONTACT = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "at": {
+            "type": "string",
+            "format": "date-time",
+            "maxLength": 40,
+            "description": "When the caller was contacted, with its offset "
+            "(2026-11-23T10:30:00+08:00); default now. Not in the future, not before the "
+            "ticket was created.",
+        },
+        "department": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": PLAIN_TEXT,
+            "description": "Who contacted the caller; default the ticket's department.",
+        },
+        "channel": {
+            "type": "string",
+            "enum": ["phone", "visit", "sms", "other"],
+            "default": "phone",
+        },
+        "note": {"type": "string", "maxLength": NOTE_MAX, "pattern": PLAIN_TEXT},
+    },
+}
 _LOOP_ITEM = {
     "number": _STR,
     "status": _STR,
@@ -396,8 +430,21 @@ CAMPAIGN_DETAIL = {
         _ref("Campaign"),
         {
             "type": "object",
-            "required": ["report"],
+            "required": ["report", "unsatisfied_reasons"],
             "properties": {
+                "unsatisfied_reasons": {
+                    "type": "array",
+                    "description": "不满意原因: what each citizen who answered 不满意 on this "
+                    "campaign's calls said (transcribed; empty text while the recording waits "
+                    "for transcription), newest first.",
+                    "items": _all_required(
+                        {
+                            "ticket": {"type": "string", "description": "Ticket number."},
+                            "at": {"type": "string", "format": "date-time"},
+                            "text": _STR,
+                        }
+                    ),
+                },
                 "report": {
                     "type": "object",
                     "required": ["by", "rows", "total"],
@@ -406,7 +453,7 @@ CAMPAIGN_DETAIL = {
                         "rows": {"type": "array", "items": _ref("ReportRow")},
                         "total": _ref("ReportRow"),
                     },
-                }
+                },
             },
         },
     ]
@@ -694,6 +741,14 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/tickets/{number}/contacts": _ticket_action(
+        "recordContact",
+        "及时联系: record that the department contacted the caller (a ticket past the draft, "
+        "not rejected, duplicate or closed). The earliest contact is the ticket's "
+        "first_contact_at, to compare with contact_due; every contact is kept. A time in "
+        "the future or before the ticket was created is refused (409).",
+        "Contact",
+    ),
     "/api/tickets/{number}/callbacks": {
         "parameters": [TICKET_NUMBER],
         "post": {
@@ -860,6 +915,7 @@ DOCUMENT: dict[str, Any] = {
             "Review": REVIEW,
             "Supervise": SUPERVISE,
             "Callback": CALLBACK,
+            "Contact": CONTACT,
             "SupervisionList": SUPERVISION_LIST,
             "CallbackList": CALLBACK_LIST,
             "Campaign": CAMPAIGN,
@@ -890,6 +946,7 @@ def document(settings: Settings) -> dict[str, Any]:
     for field in ("category", "department"):
         update[field]["enum"] = enums[field]
     schemas["Redispatch"]["properties"]["department"]["enum"] = enums["department"]
+    schemas["Contact"]["properties"]["department"]["enum"] = known_departments(settings)
     workdays = schemas["Extension"]["properties"]["workdays"]
     workdays["maximum"] = settings.lifecycle.extension_max_workdays
     for param in doc["paths"]["/api/tickets"]["get"]["parameters"]:

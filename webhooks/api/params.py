@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
@@ -269,6 +269,37 @@ class Callback(_Body):
     score: Literal["satisfied", "basically_satisfied", "unsatisfied", "unreached"]
     resolved: Literal["resolved", "unresolved"] | None = None
     note: Annotated[Text, Field(max_length=NOTE_MAX)] = ""
+
+
+def _contact_time(value: str) -> datetime:
+    """An RFC 3339 date-time with its offset (2026-11-23T10:30:00+08:00)."""
+    try:
+        at = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError("is not a date-time (2026-11-23T10:30:00+08:00)") from None
+    if at.tzinfo is None:
+        raise ValueError("give the time with its offset (+08:00 or Z)")
+    return at
+
+
+class Contact(_Body):
+    """POST /api/tickets/{number}/contacts."""
+
+    at: Annotated[Text, Field(max_length=40)] | None = None
+    department: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+    channel: Literal["phone", "visit", "sms", "other"] = "phone"
+    note: Annotated[Text, Field(max_length=NOTE_MAX)] = ""
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is not None:
+            _contact_time(value)
+        return value
+
+    def when(self) -> datetime | None:
+        """The contact time (None: now)."""
+        return _contact_time(self.at) if self.at is not None else None
 
 
 class Answer(_Body):

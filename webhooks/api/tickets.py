@@ -14,7 +14,7 @@ from ivr.services import Actor
 from ivr.services import tickets as service
 from ivr.services.tickets import Changed, Expected
 from ivr.store.models import Role
-from ivr.tickets import masked, to_dict, version
+from ivr.tickets import masked, to_dict, to_dicts, version
 from webhooks.api.auth import Caller
 from webhooks.api.errors import ApiError
 from webhooks.api.params import (
@@ -58,7 +58,7 @@ def list_tickets() -> ResponseReturnValue:
         history = u.app.settings.duplicates.history_days
         u.audit("tickets.list", None, detail)
         return jsonify(
-            items=[to_dict(t, show_phone=u.caller.sees_phone, history_days=history) for t in rows],
+            items=to_dicts(rows, show_phone=u.caller.sees_phone, history_days=history),
             next_cursor=encode_cursor(next_id) if next_id is not None else None,
         )
 

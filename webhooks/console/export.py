@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import io
-from typing import Any
 
 from flask import Response
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
+from ivr.reports.csv_cells import PhoneText, csv_text
 from ivr.reports.operations import Table
 
+__all__ = ["PhoneText", "csv_response", "xlsx_response"]
+
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# A CSV cell starting with these runs as a formula in a spreadsheet: keep it text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class PhoneText(str):
-    """A phone number: text in a spreadsheet, so a landline keeps its leading 0 and a
-    long number is not shown as 1.38E+10."""
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, PhoneText) and value.isascii() and value.isdigit():
-        # Excel reads ="0571..." as the text 0571...; the value is only digits we wrote.
-        return f'="{value}"'
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _download(body: bytes, mimetype: str, filename: str) -> Response:
@@ -40,12 +25,10 @@ def _download(body: bytes, mimetype: str, filename: str) -> Response:
 
 
 def csv_response(table: Table, filename: str) -> Response:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(table.header)
-    w.writerows([[_csv_cell(v) for v in r] for r in table.rows])
+    """The table as CSV, guarded against formulas (`ivr.reports.csv_cells`)."""
+    body = csv_text(table.header, table.rows)
     # The byte order mark makes Excel read the Chinese text as UTF-8.
-    return _download(buf.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
+    return _download(body.encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
 
 
 def xlsx_response(tables: list[Table], filename: str) -> Response:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ivr.phones import mask_number, mask_text
 from ivr.services.campaigns import STATUS_ZH as CAMPAIGN_STATUSES
+from ivr.services.contacts import CHANNELS
 from ivr.surveys.outcomes import SCORES
 from webhooks.console import bp
 from webhooks.console.rows import STATUS_LABELS
@@ -29,6 +30,7 @@ ACTIONS = {
     "ticket.reopen": "重办",
     "ticket.survey": "回访结果",
     "ticket.claim": "认领",
+    "ticket.contact": "联系来电人",
     "ticket.release": "释放认领",
     "tickets.export": "导出工单",
     "tickets.list": "查询工单",
@@ -60,6 +62,10 @@ FIELDS = {
     "out_of_scope": "非受理范围",
     "scope_kind": "范围标记",
     "contact_due": "联系时限",
+    "first_contact_at": "首次联系",
+    "contacts": "联系次数",
+    "channel": "联系方式",
+    "at": "时间",
     "due_date": "办理时限",
     "duplicate_of": "重复于",
     "result_note": "处理结果",
@@ -129,6 +135,7 @@ def _value(field: str, value: Any, sees_phone: bool) -> str:
         "status": lambda v: STATUS_LABELS.get(v, CAMPAIGN_STATUSES.get(v, v)),
         "survey_outcome": lambda v: SCORES.get(v, v),
         "scope_kind": lambda v: SCOPE_KINDS.get(v, v),
+        "channel": lambda v: CHANNELS.get(v, v),
     }
     if field in names:
         return str(names[field](value))

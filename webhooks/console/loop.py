@@ -1,8 +1,9 @@
-"""The loop in the console: the ticket page's 延期, 退回, 重派, 复核, 督办 and 人工回访
+"""The loop in the console: the ticket page's 延期, 退回, 重派, 复核, 督办, 联系 and 人工回访
 actions, the 督办 list and the manual callback list."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -10,6 +11,7 @@ from flask import flash, redirect, render_template, request, url_for
 from ivr.queries.lifecycle import CALLBACK_REASONS, callback_list, supervision_list
 from ivr.services import ServiceError, lifecycle
 from ivr.services.callbacks import record_callback
+from ivr.services.contacts import record_contact
 from ivr.services.supervision import SOURCES
 from ivr.store.models import Role
 from webhooks.console import bp
@@ -68,6 +70,33 @@ def ticket_redispatch(ticket_id: int) -> Any:
             app, who, ticket_id, department, expected_version=seen
         ),
         "已重新派单",
+    )
+
+
+@bp.post("/tickets/<int:ticket_id>/contact")
+@require()
+def ticket_contact(ticket_id: int) -> Any:
+    """及时联系: the department contacted the caller (the time as typed, local; empty: now)."""
+    app, form = hotline(), request.form
+    typed = form.get("at", "").strip()
+    try:
+        at = datetime.fromisoformat(typed).replace(tzinfo=app.settings.tz) if typed else None
+    except ValueError:
+        flash("联系时间格式不正确，请按 2026-11-23 10:30 填写", "error")
+        return _back(ticket_id)
+    return apply_change(
+        ticket_id,
+        lambda who, seen: record_contact(
+            app,
+            who,
+            ticket_id,
+            at=at,
+            department=form.get("department") or None,
+            channel=form.get("channel", "phone"),
+            note=form.get("note", ""),
+            expected_version=seen,
+        ),
+        "已记录联系",
     )
 
 

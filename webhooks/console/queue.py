@@ -24,6 +24,8 @@ from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
 
+from ivr.privacy import redact
+from ivr.queries.survey_reasons import unsatisfied_reasons
 from ivr.queries.tickets import MAX_CURSOR, changed_after, latest_change, search, work_page
 from ivr.reports.operations import Table
 from ivr.store.models import Role
@@ -154,6 +156,7 @@ EXPORT_HEADER = [
     "摘要",
     "来电时间",
     "办理时限",
+    "不满意原因",
 ]
 EXPORT_LIMIT = 10_000
 
@@ -170,6 +173,12 @@ def queue_export(fmt: str) -> Response:
     with app.db.session() as s:
         tickets, _ = search(s, v.query, app.settings.tz, EXPORT_LIMIT)
         rows = [row(app, t, sees, today) for t in tickets]
+        # One query for the whole export, not one per surveyed ticket.
+        said = unsatisfied_reasons(s, [t.id for t in tickets if t.survey_outcome])
+        reasons = {
+            t.id: "；".join(redact(r.text, sees) for r in said.get(t.id, []) if r.text)
+            for t in tickets
+        }
         record(s, "tickets.export", None, {"format": fmt, "filter": v.as_args(), "rows": len(rows)})
     table = Table(
         "工单",
@@ -186,6 +195,7 @@ def queue_export(fmt: str) -> Response:
                 r["summary"],
                 r["created_at"],
                 r["due_date"],
+                reasons[r["id"]],
             ]
             for r in rows
         ],

@@ -19,10 +19,12 @@ from sqlalchemy.orm import object_session
 from ivr.intake.duplicates import similar_tickets
 from ivr.phones import mask_number, mask_text
 from ivr.privacy import redact, redact_words
+from ivr.queries.lifecycle import contact_state, ticket_contacts
 from ivr.queries.survey_reasons import unsatisfied_reasons
 from ivr.queries.tickets import TicketDetail, ticket_detail
 from ivr.services import Actor, NotFound, ServiceError, claims
 from ivr.services import tickets as service
+from ivr.services.contacts import CHANNELS, CONTACTABLE, known_departments
 from ivr.services.tickets import Changed
 from ivr.store.models import Recording, Role, Ticket, TicketStatus
 from ivr.tickets import version
@@ -89,6 +91,32 @@ def _transcript_part(d: TicketDetail, sees_phone: bool) -> dict[str, Any]:
     }
 
 
+def _contacts(t: Ticket) -> dict[str, Any]:
+    """及时联系 on the ticket page: the first contact against 联系时限, every contact, the form."""
+    app = hotline()
+    tz, s = app.settings.tz, object_session(t)
+    state = contact_state(t, tz, app.today())
+    local = "%Y-%m-%d %H:%M"
+    return {
+        "contact": state,
+        "first_contact": state.first.astimezone(tz).strftime(local) if state.first else "",
+        "contacts": [
+            {
+                "at": c.at.astimezone(tz).strftime(local),
+                "department": c.department,
+                "channel": CHANNELS.get(c.channel, c.channel),
+                "note": redact(c.note or "", viewer().sees_phone),
+                "actor": c.actor,
+            }
+            for c in (ticket_contacts(s, t.id) if s is not None else [])
+        ],
+        "may_contact": t.status in CONTACTABLE,
+        "channels": CHANNELS,
+        "contact_departments": known_departments(app.settings),
+        "now_local": app.clock.now().astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
 @bp.get("/tickets/<int:ticket_id>")
 @require()
 def ticket_page(ticket_id: int) -> Any:
@@ -139,6 +167,7 @@ def ticket_page(ticket_id: int) -> Any:
             "lifecycle": settings.lifecycle,
             "version": version(t),
             "articles": kb_suggestions(s, t, app.today()),
+            **_contacts(t),
         }
         return render_template("console/ticket.html", **page)
 
