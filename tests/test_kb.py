@@ -93,6 +93,29 @@ def test_edit_and_delete_keep_the_index_in_step(hotline: Hotline) -> None:
     assert actions[-2:] == ["kb.update", "kb.delete"]
 
 
+def test_a_rare_word_among_very_common_ones_finds_its_article_first(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported(hotline)
+    guides = [
+        ArticleData(
+            f"办事指南第{i}号",
+            "申请材料请到部门服务窗口提交，申请材料齐全的当场受理。",
+            "政务服务管理局",
+            ("申请材料", "服务窗口"),
+        )
+        for i in range(30)
+    ]
+    trees = ArticleData(
+        "古树名木保护", "发现古树名木受损请向园林部门报告。", "自然资源和规划局", ("古树", "园林")
+    )
+    service.import_articles(hotline, ADMIN, [*guides, trees], "guides.csv")
+    # Words held by more articles than search ranks are "very common": the guides' words.
+    monkeypatch.setattr(kb, "CANDIDATES", 20)
+    question = "我想问一下申请材料交到部门哪个服务窗口，还有路边的古树被人砍了"
+    assert titles(hotline, question)[0] == "古树名木保护"
+
+
 def test_tables_with_chinese_headers_import_and_bad_ones_change_nothing(
     hotline: Hotline, tmp_path: Path
 ) -> None:
