@@ -1,13 +1,15 @@
 """Benchmark: knowledge-base search — how often the right article is in the top three,
 and how fast search is over 10,000 articles, on SQLite (FTS5) and PostgreSQL.
 
-    .venv/bin/python -m bench.kb_search [--articles 10000] [--db sqlite,postgres]
+    .venv/bin/python -m bench.kb_search [--articles 10000] [--db sqlite,postgres] [--repeat 3]
 
 - Relevance: bench/data/kb-questions.tsv (questions in callers' words, each with the
   example article that answers it; written without looking at search results) against
   the 57 example articles alone, and again with the synthetic articles beside them.
 - Speed: the questions searched round-robin (top 3, articles valid today), median and
-  p99 per search over `--searches` searches, after a warm-up.
+  p99 per search over `--searches` searches, after a warm-up. With --repeat N each database
+  is measured N times (a fresh database each time) and the summary gives the median run's
+  figures; the load average before and after each run tells how busy the machine was.
 Synthetic articles: example articles' sentences shuffled into new articles under
 numbered titles (so they share the real articles' words and compete with them).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import random
 import statistics
@@ -99,6 +102,7 @@ def timings(app: Hotline, qs: list[tuple[str, str]], day: date, n: int) -> dict[
 
 
 def run(db: str, n_articles: int, searches: int, tmp: Path) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     settings = load_config(ROOT / "config.yaml", env={})
     pg_name = None
     if db == "postgres":
@@ -133,6 +137,7 @@ def run(db: str, n_articles: int, searches: int, tmp: Path) -> dict[str, Any]:
             "relevance_examples_only": alone,
             "relevance_with_synthetic": crowded,
             "speed": speed,
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         }
     finally:
         if pg_name:
@@ -141,29 +146,57 @@ def run(db: str, n_articles: int, searches: int, tmp: Path) -> dict[str, Any]:
             admin.dispose()
 
 
+def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per database: the median over runs of each figure."""
+    out = {}
+    for db in dict.fromkeys(r["db"] for r in results):
+        runs = [r for r in results if r["db"] == db]
+        out[db] = {
+            "runs": len(runs),
+            "median_ms": statistics.median(r["speed"]["median_ms"] for r in runs),
+            "p99_ms": statistics.median(r["speed"]["p99_ms"] for r in runs),
+            "top3_examples_only": statistics.median(
+                r["relevance_examples_only"]["top3"] for r in runs
+            ),
+            "top3_with_synthetic": statistics.median(
+                r["relevance_with_synthetic"]["top3"] for r in runs
+            ),
+            "import_s": statistics.median(r["import_s"] for r in runs),
+        }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--articles", type=int, default=10_000)
     p.add_argument("--searches", type=int, default=2000)
     p.add_argument("--db", default="sqlite,postgres")
+    p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kb-search.json")
     a = p.parse_args()
     results = []
-    for db in a.db.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run(db, a.articles, a.searches, Path(tmp))
-        results.append(r)
-        rel, crowd, speed = (
-            r["relevance_examples_only"],
-            r["relevance_with_synthetic"],
-            r["speed"],
-        )
-        print(
-            f"{db}: {r['articles']} articles; right article in top 3: {rel['top3']:.0%} "
-            f"(examples only), {crowd['top3']:.0%} (with synthetic); "
-            f"search median {speed['median_ms']} ms, p99 {speed['p99_ms']} ms"
-        )
-    doc = {"machine": platform.uname()._asdict(), "when": time.strftime("%F %T"), "runs": results}
+    for _ in range(a.repeat):
+        for db in a.db.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                r = run(db, a.articles, a.searches, Path(tmp))
+            results.append(r)
+            rel, crowd, speed = (
+                r["relevance_examples_only"],
+                r["relevance_with_synthetic"],
+                r["speed"],
+            )
+            print(
+                f"{db}: {r['articles']} articles; right article in top 3: {rel['top3']:.0%} "
+                f"(examples only), {crowd['top3']:.0%} (with synthetic); "
+                f"search median {speed['median_ms']} ms, p99 {speed['p99_ms']} ms; "
+                f"load average {r['load_average'][0]} -> {r['load_average'][1]}"
+            )
+    doc = {
+        "machine": platform.uname()._asdict(),
+        "when": time.strftime("%F %T"),
+        "summary": summary(results),
+        "runs": results,
+    }
     a.out.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 

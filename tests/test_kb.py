@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ivr.services import Actor, IllegalTransition, Invalid
 from ivr.services import kb as service
 from ivr.services import tickets as tickets_service
 from ivr.store import upgrade
-from ivr.store.models import AuditEntry, KbArticle, Ticket
+from ivr.store.models import AuditEntry, KbArticle, KbTerm, Ticket
 from ivr.tickets import version
 
 from .apikit import api_rig
@@ -80,17 +81,50 @@ def test_expired_and_future_articles_are_never_suggested(hotline: Hotline) -> No
     assert titles(hotline, "社保卡换发", today + timedelta(days=31))[0] == "新版社保卡换发通知"
 
 
+def assert_word_counts_match_articles(hotline: Hotline) -> None:
+    """Search treats a word as common by these counts: a stale one could hide an article."""
+    with hotline.db.read() as s:
+        counted = {t.term: t.articles for t in s.scalars(select(KbTerm))}
+        held = Counter(w for a in s.scalars(select(KbArticle)) for w in set(a.terms.split()))
+    assert counted == dict(held)
+
+
 def test_edit_and_delete_keep_the_index_in_step(hotline: Hotline) -> None:
     ids = imported(hotline)
+    assert_word_counts_match_articles(hotline)
     article_id = ids["停电与电费咨询"]
     changed = ArticleData("停电报修与电费", "突发停电请拨打95598报修。", "供电局", ("停电", "报修"))
     service.save_article(hotline, ADMIN, changed, article_id)
     assert titles(hotline, "我家停电了找谁报修")[0] == "停电报修与电费"
     service.delete_article(hotline, ADMIN, article_id)
     assert "停电报修与电费" not in titles(hotline, "我家停电了找谁报修")
+    assert_word_counts_match_articles(hotline)
     with hotline.db.read() as s:
         actions = [e.action for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert actions[-2:] == ["kb.update", "kb.delete"]
+
+
+def test_a_rare_word_among_very_common_ones_finds_its_article_first(
+    hotline: Hotline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported(hotline)
+    guides = [
+        ArticleData(
+            f"办事指南第{i}号",
+            "申请材料请到部门服务窗口提交，申请材料齐全的当场受理。",
+            "政务服务管理局",
+            ("申请材料", "服务窗口"),
+        )
+        for i in range(30)
+    ]
+    trees = ArticleData(
+        "古树名木保护", "发现古树名木受损请向园林部门报告。", "自然资源和规划局", ("古树", "园林")
+    )
+    service.import_articles(hotline, ADMIN, [*guides, trees], "guides.csv")
+    # Words held by more articles than search ranks are "very common": the guides' words.
+    monkeypatch.setattr(kb, "CANDIDATES", 20)
+    question = "我想问一下申请材料交到部门哪个服务窗口，还有路边的古树被人砍了"
+    assert titles(hotline, question)[0] == "古树名木保护"
 
 
 def test_tables_with_chinese_headers_import_and_bad_ones_change_nothing(

@@ -3,21 +3,25 @@
 Each function is one unit of work with one audit row. On SQLite the FTS5 table
 `kb_fts` is written in the same transaction as the article, so search never sees
 an article without its index entry or the reverse; PostgreSQL indexes the
-`terms` column itself.
+`terms` column itself. The per-word article counts (`kb_terms`) change in the same
+transaction too; every change takes the knowledge base's lock, so counts of one
+word are never updated by two transactions at once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ivr.kb.importer import ArticleData
 from ivr.kb.terms import index_text
 from ivr.services.unit import Actor, Invalid, NotFound, audit, locked, serialized, unit_of_work
-from ivr.store.models import KbArticle
+from ivr.store.models import KbArticle, KbTerm
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
@@ -43,8 +47,11 @@ def _check(app: Hotline, data: ArticleData) -> None:
         raise Invalid("valid_to is before valid_from")
 
 
-def _write(session: Session, article: KbArticle, data: ArticleData, app: Hotline) -> None:
+def _write(
+    session: Session, article: KbArticle, data: ArticleData, app: Hotline, counts: Counter[str]
+) -> None:
     now = app.clock.now()
+    counts.subtract(set((article.terms or "").split()))
     article.title, article.body = data.title.strip(), data.body.strip()
     article.department, article.keywords = data.department, list(data.keywords)
     article.valid_from, article.valid_to, article.source = (
@@ -53,6 +60,7 @@ def _write(session: Session, article: KbArticle, data: ArticleData, app: Hotline
         data.source,
     )
     article.terms = index_text(article.title, article.keywords, article.body)
+    counts.update(set(article.terms.split()))
     article.updated_at = now
     if article.id is None:
         article.created_at = now
@@ -72,6 +80,21 @@ def _index(session: Session, article_id: int, terms: str | None) -> None:
         )
 
 
+def _count(session: Session, counts: Counter[str]) -> None:
+    """Add `counts` (articles gained or lost per word) to kb_terms."""
+    changed = [{"term": t, "articles": n} for t, n in sorted(counts.items()) if n]
+    if not changed:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(KbTerm)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[KbTerm.term], set_={"articles": KbTerm.articles + stmt.excluded.articles}
+    )
+    session.execute(upsert, changed)
+    if any(c["articles"] < 0 for c in changed):
+        session.execute(delete(KbTerm).where(KbTerm.articles <= 0))
+
+
 def _summary(article: KbArticle) -> dict[str, object]:
     return {
         "article": article.id,
@@ -86,7 +109,9 @@ def save_article(
 ) -> int:
     """Add an article (article_id None) or replace one's fields; its id."""
     _check(app, data)
+    counts: Counter[str] = Counter()
     with unit_of_work(app) as session:
+        serialized(session, KB_LOCK)
         if article_id is None:
             article = KbArticle()
             action = "kb.create"
@@ -95,18 +120,21 @@ def save_article(
             if found is None:
                 raise NotFound(f"no article {article_id}")
             article, action = found, "kb.update"
-        _write(session, article, data, app)
+        _write(session, article, data, app, counts)
+        _count(session, counts)
         audit(session, actor, action, None, _summary(article), app.clock.now())
         return article.id
 
 
 def delete_article(app: Hotline, actor: Actor, article_id: int) -> None:
     with unit_of_work(app) as session:
+        serialized(session, KB_LOCK)
         article = locked(session, KbArticle, article_id)
         if article is None:
             raise NotFound(f"no article {article_id}")
         summary = _summary(article)
         _index(session, article_id, None)
+        _count(session, Counter({t: -1 for t in set(article.terms.split())}))
         session.delete(article)
         audit(session, actor, "kb.delete", None, summary, app.clock.now())
 
@@ -118,6 +146,7 @@ def import_articles(
     for data in articles:
         _check(app, data)
     created = updated = 0
+    counts: Counter[str] = Counter()
     with unit_of_work(app) as session:
         serialized(session, KB_LOCK)
         for data in articles:
@@ -127,8 +156,9 @@ def import_articles(
                 .where(KbArticle.department == data.department)
                 .with_for_update()
             ).one_or_none()
-            _write(session, existing or KbArticle(), data, app)
+            _write(session, existing or KbArticle(), data, app, counts)
             created, updated = (created, updated + 1) if existing else (created + 1, updated)
+        _count(session, counts)
         detail = {"source": source, "created": created, "updated": updated}
         audit(session, actor, "kb.import", None, detail, app.clock.now())
     return Imported(created, updated)

@@ -470,3 +470,16 @@ class KbArticle(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("title", "department"),)
+
+
+class KbTerm(Base):
+    """How many knowledge-base articles hold a search word (its document frequency).
+
+    Kept in step with `KbArticle.terms` by the knowledge-base service; search reads it
+    to match on a question's rarer words (ivr.queries.kb).
+    """
+
+    __tablename__ = "kb_terms"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    articles: Mapped[int]
