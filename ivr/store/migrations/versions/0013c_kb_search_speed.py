@@ -7,7 +7,7 @@ search: ~500 pages at 10,000 articles) and the stored tsvector stays in the row
 (STORAGE MAIN) instead of TOAST, so ranking a candidate reads no TOAST pages.
 
 Revision ID: 0013c
-Revises: 0012
+Revises: 0013b
 Create Date: 2026-12-06
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013c"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
