@@ -77,7 +77,7 @@ class LocalDay(FunctionElement[date]):
 
 
 def _arg(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(list(element.clauses)[0], **kw)
+    return compiler.process(next(iter(element.clauses)), **kw)
 
 
 _TZ_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")
