@@ -1,30 +1,33 @@
 """The hotline office's indicators (考核指标) by department, line or category and by ISO
 week, month or quarter, counted in the database (README "Indicators (考核指标)").
 
-Three GROUP BY queries over `tickets`, one per date that puts a ticket in a period:
-received (created_at: 受理, 及时联系率, 直办率), completed (completed_at: 办结, 满意率,
-解决率, 重办率) and due (due_date: 按期办结率, 超期率). Periods are local dates of
-`settings.tz`; the period key is computed by the database (`PeriodKey`, one SQL
-expression per dialect) and the few aggregated rows are merged here.
+Three dates put a ticket in a period: received (created_at: 受理, 及时联系率, 直办率),
+completed (completed_at: 办结, 满意率, 解决率, 重办率) and due (due_date: 按期办结率,
+超期率). One GROUP BY scan of `tickets` gives a row per group and (received, completed,
+due) period; the periods are local days of `settings.tz` whose boundaries are computed
+here and compared in a nested CASE (a binary search: a few comparisons a row, the same
+SQL on SQLite and PostgreSQL, no date functions per row). The few aggregated rows are
+merged here.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, String, and_, case, func, literal, not_, or_, select
+from sqlalchemy import String, and_, case, func, literal, not_, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from ivr.reports.operations import Table
-from ivr.store.models import Ticket, TicketStatus
+from ivr.store.models import Ticket, TicketStatus, UTCDateTime
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
@@ -49,80 +52,62 @@ SCORED = (*SATISFIED, "unsatisfied")
 ANSWERED = ("resolved", "unresolved")
 
 
-class PeriodKey(FunctionElement[str]):
-    """The period a local day falls in, as text: the Monday (YYYY-MM-DD) of its ISO week,
-    YYYY-MM, or YYYY-Qn. `value` is a UTC datetime column (its day in `tz`) or a date."""
+class DayEnd(FunctionElement[datetime]):
+    """The UTC instant a local day (a date column) ends: `x < DayEnd(d)` says the UTC
+    datetime x fell on local day d or before, without a date function on x."""
 
-    type = String()
-    inherit_cache = True
+    type = UTCDateTime()
+    # The SQL depends on tz, which a cache key would not see: never cached.
+    inherit_cache = False
 
-    def __init__(self, value: Any, kind: PeriodKind, tz: str, offset_minutes: int) -> None:
-        super().__init__(value)
-        self.kind = kind
-        self.tz = tz
-        self.offset_minutes = offset_minutes
-        self.is_date = isinstance(value.type, Date)
-
-
-class LocalDay(FunctionElement[date]):
-    """The local day (in `tz`) of a UTC datetime column, comparable with a date column."""
-
-    type = Date()
-    inherit_cache = True
-
-    def __init__(self, value: Any, tz: str, offset_minutes: int) -> None:
-        super().__init__(value)
+    def __init__(self, day: Any, tz: str, offset_minutes: int) -> None:
+        super().__init__(day)
         self.tz = tz
         self.offset_minutes = offset_minutes
 
 
-def _arg(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
+class Raw(FunctionElement[Any]):
+    """A date or datetime column compared as it is stored. SQLite gives DATE and DATETIME
+    columns NUMERIC affinity and would try to turn the text it is compared with into a
+    number in every row; `+column` (no affinity) compares text with text."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(Raw)
+def _raw(element: Raw, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(next(iter(element.clauses)), **kw)
+
+
+@compiles(Raw, "sqlite")
+def _raw_sqlite(element: Raw, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(next(iter(element.clauses)), **kw)
 
 
 _TZ_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")
 
 
-def _tz_literal(tz: str) -> str:
-    if not _TZ_NAME.match(tz):
-        raise ValueError(f"time zone name {tz!r}")
-    return f"'{tz}'"
+@compiles(DayEnd, "postgresql")
+def _day_end_pg(element: DayEnd, compiler: SQLCompiler, **kw: Any) -> str:
+    if not _TZ_NAME.match(element.tz):
+        raise ValueError(f"time zone name {element.tz!r}")
+    day = compiler.process(next(iter(element.clauses)), **kw)
+    return f"(CAST(({day} + 1) AS TIMESTAMP) AT TIME ZONE '{element.tz}')"
 
 
-@compiles(LocalDay, "postgresql")
-def _local_day_pg(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(({_arg(element, compiler, **kw)} AT TIME ZONE {_tz_literal(element.tz)}) AS DATE)"
-
-
-@compiles(LocalDay, "sqlite")
-def _local_day_sqlite(element: LocalDay, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"date({_arg(element, compiler, **kw)}, '{element.offset_minutes:+d} minutes')"
-
-
-@compiles(PeriodKey, "postgresql")
-def _period_pg(element: PeriodKey, compiler: SQLCompiler, **kw: Any) -> str:
-    value = _arg(element, compiler, **kw)
-    if not element.is_date:
-        value = f"({value} AT TIME ZONE {_tz_literal(element.tz)})"
-    if element.kind == "week":
-        return f"to_char(date_trunc('week', {value}), 'YYYY-MM-DD')"
-    if element.kind == "month":
-        return f"to_char({value}, 'YYYY-MM')"
-    return f"to_char({value}, 'YYYY-\"Q\"Q')"
-
-
-@compiles(PeriodKey, "sqlite")
-def _period_sqlite(element: PeriodKey, compiler: SQLCompiler, **kw: Any) -> str:
-    value = _arg(element, compiler, **kw)
-    shift = "" if element.is_date else f", '{element.offset_minutes:+d} minutes'"
-    if element.kind == "week":
-        return f"date({value}{shift}, '-6 days', 'weekday 1')"
-    if element.kind == "month":
-        return f"strftime('%Y-%m', {value}{shift})"
-    return (
-        f"(strftime('%Y', {value}{shift}) || '-Q' || "
-        f"((CAST(strftime('%m', {value}{shift}) AS INTEGER) + 2) / 3))"
-    )
+@compiles(DayEnd, "sqlite")
+def _day_end_sqlite(element: DayEnd, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps UTC datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text (a fixed offset:
+    # right for zones without daylight saving, such as Asia/Shanghai).
+    day = compiler.process(next(iter(element.clauses)), **kw)
+    after = 24 * 60 - element.offset_minutes  # minutes from d 00:00 UTC to its local end
+    if 0 < after < 24 * 60:  # east of UTC: the end falls on d itself, in UTC
+        return f"({day} || ' {after // 60:02d}:{after % 60:02d}:00.000000')"
+    return f"strftime('%Y-%m-%d %H:%M:%S.000000', {day}, '{after:+d} minutes')"
 
 
 @dataclass(frozen=True)
@@ -180,19 +165,48 @@ class IndicatorRow:
         return out
 
 
-def period_bounds(kind: PeriodKind, key: str) -> tuple[str, date, date]:
-    """(label, first day, last day) of the period a PeriodKey value names."""
+@dataclass(frozen=True)
+class Bucket:
+    label: str  # 2026-W48, 2026-11 or 2026-Q4
+    start: date
+    end: date
+
+
+def period_of(kind: PeriodKind, day: date) -> Bucket:
+    """The week (ISO, Monday to Sunday), month or quarter a day falls in."""
     if kind == "week":
-        monday = date.fromisoformat(key)
+        monday = day - timedelta(days=day.weekday())
         year, week, _ = monday.isocalendar()
-        return f"{year}-W{week:02d}", monday, monday + timedelta(days=6)
+        return Bucket(f"{year}-W{week:02d}", monday, monday + timedelta(days=6))
     if kind == "month":
-        first = date.fromisoformat(key + "-01")
-        return key, first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    year, quarter = int(key[:4]), int(key[-1])
-    first = date(year, 3 * quarter - 2, 1)
-    after = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
-    return key, first, after - timedelta(days=1)
+        first = day.replace(day=1)
+        end = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        return Bucket(f"{day.year}-{day.month:02d}", first, end)
+    quarter = (day.month + 2) // 3
+    first = date(day.year, 3 * quarter - 2, 1)
+    after = date(day.year + 1, 1, 1) if quarter == 4 else date(day.year, 3 * quarter + 1, 1)
+    return Bucket(f"{day.year}-Q{quarter}", first, after - timedelta(days=1))
+
+
+def periods(kind: PeriodKind, start: date, end: date) -> list[Bucket]:
+    """The periods that days `start` to `end` fall in, in order."""
+    out = [period_of(kind, start)]
+    while out[-1].end < end:
+        out.append(period_of(kind, out[-1].end + timedelta(days=1)))
+    return out
+
+
+def _bucket(column: Any, bounds: list[tuple[Any, str]], hi: Any) -> ColumnElement[str | None]:
+    """The label of the bucket [bound_i, bound_i+1) (the last one up to `hi`) that
+    `column` falls in, NULL outside: a nested CASE that halves the buckets each step."""
+
+    def pick(items: list[tuple[Any, str]]) -> ColumnElement[str]:
+        if len(items) == 1:
+            return literal(items[0][1], String())
+        half = len(items) // 2
+        return case((column < items[half][0], pick(items[:half])), else_=pick(items[half:]))
+
+    return case((and_(column >= bounds[0][0], column < hi), pick(bounds)))
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -223,100 +237,112 @@ def indicators(
         raise ValueError(f"by {by!r}, period {period!r}")
     tz: ZoneInfo = app.settings.tz
     today = today or app.today()
-    lo = datetime.combine(start, time(), tz)
-    hi = datetime.combine(end + timedelta(days=1), time(), tz)
-    # SQLite shifts by a fixed offset: right for zones without daylight saving (Asia/Shanghai).
-    offset = int((lo.utcoffset() or timedelta()).total_seconds() // 60)
-    tz_name = tz.key
+    buckets = {b.label: b for b in periods(period, start, end)}
+    firsts = [(max(b.start, start), b.label) for b in buckets.values()]
 
-    def key(column: Any) -> PeriodKey:
-        return PeriodKey(column, period, tz_name, offset)
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tz)
 
-    def local_day(column: Any) -> LocalDay:
-        return LocalDay(column, tz_name, offset)
+    hi_day = end + timedelta(days=1)
+    offset = int((midnight(start).utcoffset() or timedelta()).total_seconds() // 60)
 
+    def day_end(column: Any) -> DayEnd:
+        return DayEnd(column, tz.key, offset)
+
+    created, completed = Raw(Ticket.created_at), Raw(Ticket.completed_at)
+    due_date, contact_due = Raw(Ticket.due_date), Raw(Ticket.contact_due)
+    first_contact = Raw(Ticket.first_contact_at)
+
+    at_bounds = [(midnight(d), label) for d, label in firsts]
+    received_in = _bucket(created, at_bounds, midnight(hi_day))
+    completed_in = _bucket(completed, at_bounds, midnight(hi_day))
+    due_in = _bucket(due_date, firsts, hi_day)
     group = _group_column(by).label("grp")
-    accepted = Ticket.status.not_in(NOT_ACCEPTED)
     not_direct = Ticket.kb_article_id.is_(None)
-    received_q = (
+    done = Ticket.status.in_(DONE)
+    done_late = and_(done, completed >= day_end(Ticket.due_date))
+    # A row per group and (received, completed, due) period, a period NULL when its date
+    # is outside the range (its counts are then not used).
+    q = (
         select(
             group,
-            key(Ticket.created_at).label("period"),
-            func.count().label("received"),
+            received_in.label("received_in"),
+            completed_in.label("completed_in"),
+            due_in.label("due_in"),
+            func.count().label("tickets"),
             _count(Ticket.kb_article_id.is_not(None)).label("direct"),
             _count(
                 and_(
                     not_direct,
-                    or_(Ticket.first_contact_at.is_not(None), Ticket.contact_due < today),
+                    or_(Ticket.first_contact_at.is_not(None), contact_due < today),
                 )
             ).label("contact_due"),
-            _count(
-                and_(
-                    not_direct,
-                    Ticket.first_contact_at.is_not(None),
-                    local_day(Ticket.first_contact_at) <= Ticket.contact_due,
-                )
-            ).label("contacted"),
-        )
-        .where(accepted, Ticket.created_at >= lo, Ticket.created_at < hi)
-        .group_by("grp", "period")
-    )
-    completed_q = (
-        select(
-            group,
-            key(Ticket.completed_at).label("period"),
-            func.count().label("completed"),
+            _count(and_(not_direct, first_contact < day_end(Ticket.contact_due))).label(
+                "contacted"
+            ),
             _count(Ticket.survey_outcome.in_(SATISFIED)).label("satisfied"),
             _count(Ticket.survey_outcome.in_(SCORED)).label("scored"),
             _count(Ticket.survey_resolved == "resolved").label("resolved"),
             _count(Ticket.survey_resolved.in_(ANSWERED)).label("answered"),
             _count(Ticket.rehandle_count > 0).label("rehandled"),
-        )
-        .where(accepted, Ticket.completed_at >= lo, Ticket.completed_at < hi)
-        .group_by("grp", "period")
-    )
-    done = Ticket.status.in_(DONE)
-    done_late = and_(done, local_day(Ticket.completed_at) > Ticket.due_date)
-    due_q = (
-        select(
-            group,
-            key(Ticket.due_date).label("period"),
-            func.count().label("due"),
             _count(and_(done, not_(done_late))).label("on_time"),
-            _count(or_(done_late, and_(Ticket.status.in_(OPEN), Ticket.due_date < today))).label(
+            _count(or_(done_late, and_(Ticket.status.in_(OPEN), due_date < today))).label(
                 "overdue"
             ),
         )
-        .where(accepted, Ticket.due_date >= start, Ticket.due_date <= end)
-        .group_by("grp", "period")
+        .where(
+            Ticket.status.not_in(NOT_ACCEPTED),
+            or_(
+                and_(created >= midnight(start), created < midnight(hi_day)),
+                and_(completed >= midnight(start), completed < midnight(hi_day)),
+                and_(due_date >= start, due_date <= end),
+            ),
+        )
+        .group_by("grp", "received_in", "completed_in", "due_in")
     )
-    rows: dict[tuple[str, str], IndicatorRow] = {}
-
-    def row(grp: str, key_value: str) -> IndicatorRow:
-        found = rows.get((grp, key_value))
-        if found is None:
-            label, first, last = period_bounds(period, key_value)
-            found = rows[(grp, key_value)] = IndicatorRow(grp, label, first, last)
-        return found
-
+    sums: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     with app.db.read() as s:
-        for r in s.execute(received_q):
-            x = row(r.grp, r.period)
-            x.received = r.received
-            x.direct = Rate(r.direct, r.received)
-            x.contact = Rate(r.contacted, r.contact_due)
-        for r in s.execute(completed_q):
-            x = row(r.grp, r.period)
-            x.completed = r.completed
-            x.satisfaction = Rate(r.satisfied, r.scored)
-            x.resolution = Rate(r.resolved, r.answered)
-            x.rehandle = Rate(r.rehandled, r.completed)
-        for r in s.execute(due_q):
-            x = row(r.grp, r.period)
-            x.due = r.due
-            x.on_time = Rate(r.on_time, r.due)
-            x.overdue = Rate(r.overdue, r.due)
-    return sorted(rows.values(), key=lambda x: (x.group, x.start))
+        for r in s.execute(q):
+            if r.received_in is not None:
+                sums[(r.grp, r.received_in)].update(
+                    received=r.tickets,
+                    direct=r.direct,
+                    contact_due=r.contact_due,
+                    contacted=r.contacted,
+                )
+            if r.completed_in is not None:
+                sums[(r.grp, r.completed_in)].update(
+                    completed=r.tickets,
+                    satisfied=r.satisfied,
+                    scored=r.scored,
+                    resolved=r.resolved,
+                    answered=r.answered,
+                    rehandled=r.rehandled,
+                )
+            if r.due_in is not None:
+                sums[(r.grp, r.due_in)].update(due=r.tickets, on_time=r.on_time, overdue=r.overdue)
+    rows = []
+    for (grp, label), c in sums.items():
+        b = buckets[label]
+        rows.append(
+            IndicatorRow(
+                grp,
+                label,
+                b.start,
+                b.end,
+                received=c["received"],
+                completed=c["completed"],
+                due=c["due"],
+                satisfaction=Rate(c["satisfied"], c["scored"]),
+                resolution=Rate(c["resolved"], c["answered"]),
+                on_time=Rate(c["on_time"], c["due"]),
+                overdue=Rate(c["overdue"], c["due"]),
+                rehandle=Rate(c["rehandled"], c["completed"]),
+                contact=Rate(c["contacted"], c["contact_due"]),
+                direct=Rate(c["direct"], c["received"]),
+            )
+        )
+    return sorted(rows, key=lambda x: (x.group, x.start))
 
 
 HEADER = ["分组", "周期", "受理", "办结", "应办结"] + [
