@@ -216,8 +216,10 @@ def test_a_manual_callback_changes_the_indicators(hotline: Hotline, seeded: dict
 
 
 def run_cli(hotline: Hotline, *args: str) -> Any:
-    env = {"IVR_DATABASE_URL": hotline.settings.resolved_database_url}
-    return CliRunner().invoke(main, ["report", *args], env=env, catch_exceptions=False)
+    env = {"DATABASE_URL": hotline.settings.resolved_database_url}
+    return CliRunner().invoke(
+        main, ["report", *args, "--at", "2026-11-23T10:00"], env=env, catch_exceptions=False
+    )
 
 
 def test_cli_table_csv_and_xlsx(hotline: Hotline, seeded: dict[str, int], tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ merged here.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -365,3 +367,11 @@ def table(rows: Iterable[IndicatorRow], by: Grouping, period: PeriodKind) -> Tab
             line += [_rate(value.rate), value.numerator, value.denominator]
         out.append(line)
     return Table(f"考核指标（按{GROUPING_ZH[by]}、{PERIOD_ZH[period]}）", list(HEADER), out)
+
+
+def to_csv(t: Table) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(t.header)
+    w.writerows(t.rows)
+    return buf.getvalue()
