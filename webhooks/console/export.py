@@ -31,7 +31,7 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _download(body: bytes, mimetype: str, filename: str) -> Response:
+def download(body: bytes, mimetype: str, filename: str) -> Response:
     return Response(
         body,
         mimetype=mimetype,
@@ -45,7 +45,7 @@ def csv_response(table: Table, filename: str) -> Response:
     w.writerow(table.header)
     w.writerows([[_csv_cell(v) for v in r] for r in table.rows])
     # The byte order mark makes Excel read the Chinese text as UTF-8.
-    return _download(buf.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
+    return download(buf.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
 
 
 def xlsx_response(tables: list[Table], filename: str) -> Response:
@@ -67,4 +67,4 @@ def xlsx_response(tables: list[Table], filename: str) -> Response:
         ws.freeze_panes = "A2"
     buf = io.BytesIO()
     wb.save(buf)
-    return _download(buf.getvalue(), XLSX, filename)
+    return download(buf.getvalue(), XLSX, filename)
