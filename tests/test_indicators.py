@@ -305,4 +305,8 @@ def test_api_indicators(console: Flask, hotline: Hotline, seeded: dict[str, int]
         "/api/reports/indicators?from=2026-11-30&to=2026-11-01",
         headers={"Authorization": f"Bearer {token}"},
     )
+    assert bad.status_code == 200 and bad.get_json()["rows"] == []
+    bad = client.get(
+        "/api/reports/indicators?period=fortnight", headers={"Authorization": f"Bearer {token}"}
+    )
     assert bad.status_code == 400

@@ -49,6 +49,8 @@ NOT_ACCEPTED = (S.DRAFT, S.REJECTED, S.DUPLICATE)
 DONE = (S.COMPLETED, S.SURVEYED, S.REVIEW, S.CLOSED)
 # Still being worked on (a re-handled ticket is open again).
 OPEN = (S.REGISTERED, S.RETURNED, S.REHANDLE)
+FIRST_DAY = date(2000, 1, 1)
+HORIZON_DAYS = 2 * 366  # due dates are weeks ahead of today, not years
 SATISFIED = ("satisfied", "basically_satisfied")
 SCORED = (*SATISFIED, "unsatisfied")
 ANSWERED = ("resolved", "unresolved")
@@ -239,6 +241,10 @@ def indicators(
         raise ValueError(f"by {by!r}, period {period!r}")
     tz: ZoneInfo = app.settings.tz
     today = today or app.today()
+    # No ticket has a day outside this window: asking beyond it adds no row.
+    start, end = max(start, FIRST_DAY), min(end, today + timedelta(days=HORIZON_DAYS))
+    if start > end:
+        return []
     buckets = {b.label: b for b in periods(period, start, end)}
     firsts = [(max(b.start, start), b.label) for b in buckets.values()]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import date
 from typing import Any
 
 from ivr import __version__
@@ -38,8 +37,6 @@ SOME_TEXT = rf"^[^\u0000]*[^\u0000{SPACES}][^\u0000]*$"
 REPORT_DIMENSIONS = ["department", "line", "category", "week"]
 INDICATOR_GROUPINGS = list(GROUPINGS)
 INDICATOR_PERIODS = list(PERIODS)
-INDICATOR_MAX_DAYS = 366
-INDICATOR_EARLIEST, INDICATOR_LATEST = date(1900, 1, 1), date(9000, 12, 31)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -869,7 +866,7 @@ PATHS: dict[str, Any] = {
                 _query(
                     "to",
                     {"type": "string", "format": "date"},
-                    f"Last day, inclusive (default: today); at most {INDICATOR_MAX_DAYS} days.",
+                    "Last day, inclusive (default: today). `from` after `to`: no rows.",
                 ),
                 _query(
                     "by",

@@ -28,10 +28,7 @@ from webhooks.api.openapi import (
     ADDRESS_MAX,
     CURSOR,
     DEFAULT_LIMIT,
-    INDICATOR_EARLIEST,
     INDICATOR_GROUPINGS,
-    INDICATOR_LATEST,
-    INDICATOR_MAX_DAYS,
     INDICATOR_PERIODS,
     MAX_LIMIT,
     NOTE_MAX,
@@ -157,12 +154,6 @@ def indicator_query(args: MultiDict[str, str], today: date) -> tuple[date, date,
     _only(args, {"from", "to", "by", "period"})
     end = _day(args, "to") or today
     start = _day(args, "from") or end.replace(day=1)
-    if start > end:
-        raise _bad("from", "is after to")
-    if (end - start).days >= INDICATOR_MAX_DAYS:
-        raise _bad("to", f"more than {INDICATOR_MAX_DAYS} days after from")
-    if not (start >= INDICATOR_EARLIEST and end <= INDICATOR_LATEST):
-        raise _bad("from", f"days are between {INDICATOR_EARLIEST} and {INDICATOR_LATEST}")
     by = _choice(args, "by", INDICATOR_GROUPINGS) or "department"
     period = _choice(args, "period", INDICATOR_PERIODS) or "month"
     return start, end, by, period
