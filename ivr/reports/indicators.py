@@ -4,10 +4,10 @@ week, month or quarter, counted in the database (README "Indicators (考核指�
 Three dates put a ticket in a period: received (created_at: 受理, 及时联系率, 直办率),
 completed (completed_at: 办结, 满意率, 解决率, 重办率) and due (due_date: 按期办结率,
 超期率). One GROUP BY scan of `tickets` gives a row per group and (received, completed,
-due) period; the periods are local days of `settings.tz` whose boundaries are computed
-here and compared in a nested CASE (a binary search: a few comparisons a row, the same
-SQL on SQLite and PostgreSQL, no date functions per row). The few aggregated rows are
-merged here.
+due) period. Periods are local days of `settings.tz`: their boundaries (local midnight
+in UTC) are computed here and the database finds a ticket's bucket by binary search
+(`BucketOf`: width_bucket on PostgreSQL, a nested CASE on SQLite), with no date function
+per row. The few aggregated rows are merged here.
 """
 
 from __future__ import annotations
