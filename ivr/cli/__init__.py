@@ -46,6 +46,7 @@ def _register() -> None:
         intake,
         jobs,
         kb,
+        report,
         run,
         tickets,
         users,
@@ -62,6 +63,7 @@ def _register() -> None:
     main.add_command(users.users)
     main.add_command(jobs.jobs)
     main.add_command(kb.kb)
+    main.add_command(report.report)
     main.add_command(asr.models)
     main.add_command(asr.transcribe)
     main.add_command(calendar.calendar)

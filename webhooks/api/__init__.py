@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from webhooks.api import campaigns, kb, lifecycle, tickets
+from webhooks.api import campaigns, kb, lifecycle, reports, tickets
 from webhooks.api.errors import routing_error
 from webhooks.api.openapi import document
 from webhooks.api.unit import bp, hotline
 
-__all__ = ["campaigns", "init_api", "kb", "lifecycle", "tickets"]
+__all__ = ["campaigns", "init_api", "kb", "lifecycle", "reports", "tickets"]
 
 
 @bp.get("/openapi.json")

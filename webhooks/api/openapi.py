@@ -13,6 +13,7 @@ from typing import Any
 
 from ivr import __version__
 from ivr.config import Settings
+from ivr.reports.indicators import GROUPINGS, PERIODS
 from ivr.services.contacts import known_departments
 from ivr.store.models import TicketStatus
 
@@ -35,6 +36,8 @@ SPACES = (
 PLAIN_TEXT = r"^[^\u0000]*$"
 SOME_TEXT = rf"^[^\u0000]*[^\u0000{SPACES}][^\u0000]*$"
 REPORT_DIMENSIONS = ["department", "line", "category", "week"]
+INDICATOR_GROUPINGS = list(GROUPINGS)
+INDICATOR_PERIODS = list(PERIODS)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -459,6 +462,42 @@ CAMPAIGN_DETAIL = {
     ]
 }
 
+_RATE = _all_required(
+    {
+        "numerator": {"type": "integer", "minimum": 0},
+        "denominator": {"type": "integer", "minimum": 0},
+        "rate": _nullable("number", minimum=0, maximum=1, description="null: nothing to count"),
+    }
+)
+INDICATOR_ROW = _all_required(
+    {
+        "group": _STR,
+        "period": {"type": "string", "description": "2026-W48, 2026-11 or 2026-Q4."},
+        "start": {"type": "string", "format": "date"},
+        "end": {"type": "string", "format": "date"},
+        "received": {"type": "integer", "description": "受理: accepted tickets received."},
+        "completed": {"type": "integer", "description": "办结: tickets last completed."},
+        "due": {"type": "integer", "description": "应办结: tickets due (after 延期)."},
+        "satisfaction": {**_RATE, "description": "满意率"},
+        "resolution": {**_RATE, "description": "解决率"},
+        "on_time": {**_RATE, "description": "按期办结率"},
+        "overdue": {**_RATE, "description": "超期率"},
+        "rehandle": {**_RATE, "description": "重办率"},
+        "contact": {**_RATE, "description": "及时联系率"},
+        "direct": {**_RATE, "description": "直办率"},
+    },
+    description='One group in one period (README "Indicators (考核指标)" for definitions).',
+)
+INDICATOR_REPORT = _all_required(
+    {
+        "from": {"type": "string", "format": "date"},
+        "to": {"type": "string", "format": "date"},
+        "by": {"type": "string", "enum": INDICATOR_GROUPINGS},
+        "period": {"type": "string", "enum": INDICATOR_PERIODS},
+        "rows": {"type": "array", "items": _ref("IndicatorRow")},
+    }
+)
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -868,6 +907,39 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/reports/indicators": {
+        "get": {
+            "operationId": "getIndicators",
+            "summary": "考核指标 (满意率, 解决率, 按期办结率, 超期率, 重办率, 及时联系率, 直办率) "
+            "by group and period, local days of the hotline's time zone. Supervisor.",
+            "parameters": [
+                _query(
+                    "from",
+                    {"type": "string", "format": "date"},
+                    "First day (default: the first of `to`'s month).",
+                ),
+                _query(
+                    "to",
+                    {"type": "string", "format": "date"},
+                    "Last day, inclusive (default: today). `from` after `to`: no rows.",
+                ),
+                _query(
+                    "by",
+                    {"type": "string", "enum": INDICATOR_GROUPINGS, "default": "department"},
+                    "How the tickets are grouped.",
+                ),
+                _query(
+                    "period",
+                    {"type": "string", "enum": INDICATOR_PERIODS, "default": "month"},
+                    "ISO week, month or quarter.",
+                ),
+            ],
+            "responses": {
+                "200": _json(_ref("IndicatorReport"), "One row per group and period."),
+                **_errors(400, 401, 403, 500),
+            },
+        }
+    },
     "/api/campaigns/{campaign_id}/pause": _campaign_action(
         "pauseCampaign",
         "Stop claiming new calls (calls in progress finish): a created or running campaign "
@@ -921,6 +993,8 @@ DOCUMENT: dict[str, Any] = {
             "Campaign": CAMPAIGN,
             "CampaignDetail": CAMPAIGN_DETAIL,
             "ReportRow": REPORT_ROW,
+            "IndicatorRow": INDICATOR_ROW,
+            "IndicatorReport": INDICATOR_REPORT,
             "Error": ERROR,
             "Article": ARTICLE,
             "ArticleHit": ARTICLE_HIT,

@@ -28,6 +28,8 @@ from webhooks.api.openapi import (
     ADDRESS_MAX,
     CURSOR,
     DEFAULT_LIMIT,
+    INDICATOR_GROUPINGS,
+    INDICATOR_PERIODS,
     MAX_LIMIT,
     NOTE_MAX,
     NUMBER_MAX,
@@ -145,6 +147,16 @@ def _search(args: MultiDict[str, str]) -> str | None:
 def report_dimension(args: MultiDict[str, str]) -> str:
     _only(args, {"by"})
     return _choice(args, "by", REPORT_DIMENSIONS) or "department"
+
+
+def indicator_query(args: MultiDict[str, str], today: date) -> tuple[date, date, str, str]:
+    """from, to (default: the month so far), by and period of GET /api/reports/indicators."""
+    _only(args, {"from", "to", "by", "period"})
+    end = _day(args, "to") or today
+    start = _day(args, "from") or end.replace(day=1)
+    by = _choice(args, "by", INDICATOR_GROUPINGS) or "department"
+    period = _choice(args, "period", INDICATOR_PERIODS) or "month"
+    return start, end, by, period
 
 
 def no_query(args: MultiDict[str, str]) -> None:

@@ -116,3 +116,23 @@ def bar_chart(title: str, counts: list[tuple[str, int]], xlabel: str) -> str:
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(title)
     return _svg(fig)
+
+
+def indicators_chart(title: str, groups: list[str], rates: dict[str, list[float | None]]) -> str:
+    """Each indicator's rate (a bar per indicator) per group."""
+    fig = Figure(figsize=(WIDTH, HEIGHT))
+    ax = fig.subplots()
+    if not groups:
+        _empty(ax)
+    else:
+        width = 0.8 / max(1, len(rates))
+        for i, (name, values) in enumerate(rates.items()):
+            xs = [g + i * width for g in range(len(groups))]
+            ax.bar(xs, [v or 0 for v in values], width=width, label=name, color=f"C{i % 10}")
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=30)
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title)
+    return _svg(fig)

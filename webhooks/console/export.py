@@ -11,12 +11,12 @@ from openpyxl.utils import get_column_letter
 from ivr.reports.csv_cells import PhoneText, csv_text
 from ivr.reports.operations import Table
 
-__all__ = ["PhoneText", "csv_response", "xlsx_response"]
+__all__ = ["PhoneText", "csv_response", "download", "xlsx_response"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _download(body: bytes, mimetype: str, filename: str) -> Response:
+def download(body: bytes, mimetype: str, filename: str) -> Response:
     return Response(
         body,
         mimetype=mimetype,
@@ -28,7 +28,7 @@ def csv_response(table: Table, filename: str) -> Response:
     """The table as CSV, guarded against formulas (`ivr.reports.csv_cells`)."""
     body = csv_text(table.header, table.rows)
     # The byte order mark makes Excel read the Chinese text as UTF-8.
-    return _download(body.encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
+    return download(body.encode("utf-8-sig"), "text/csv; charset=utf-8", filename)
 
 
 def xlsx_response(tables: list[Table], filename: str) -> Response:
@@ -50,4 +50,4 @@ def xlsx_response(tables: list[Table], filename: str) -> Response:
         ws.freeze_panes = "A2"
     buf = io.BytesIO()
     wb.save(buf)
-    return _download(buf.getvalue(), XLSX, filename)
+    return download(buf.getvalue(), XLSX, filename)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, cast
 
 from flask import abort, render_template, request
 from markupsafe import Markup
 
+from ivr.reports.indicators import (
+    GROUPING_ZH,
+    GROUPINGS,
+    INDICATORS,
+    PERIOD_ZH,
+    PERIODS,
+    Grouping,
+    PeriodKind,
+    indicators,
+    table,
+)
 from ivr.reports.operations import (
     Period,
     Table,
@@ -18,11 +29,17 @@ from ivr.reports.operations import (
     satisfaction_by_department_week,
     volumes,
 )
+from ivr.reports.workbook import indicators_xlsx, monthly_xlsx
 from ivr.store.models import Role
 from webhooks.console import bp
 from webhooks.console.auth import hotline, record, require
-from webhooks.console.charts import bar_chart, satisfaction_chart, volumes_chart
-from webhooks.console.export import csv_response, xlsx_response
+from webhooks.console.charts import (
+    bar_chart,
+    indicators_chart,
+    satisfaction_chart,
+    volumes_chart,
+)
+from webhooks.console.export import XLSX, csv_response, download, xlsx_response
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
@@ -47,13 +64,14 @@ class Reports:
         }
 
 
-def _period() -> Period:
+def _period(month_so_far: bool = False) -> Period:
+    """The from/to days asked for; by default the last DEFAULT_DAYS days (or, with
+    `month_so_far`, the month up to `to`)."""
     today = hotline().today()
     try:
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
-        start = date.fromisoformat(
-            request.args.get("from") or (end - timedelta(days=DEFAULT_DAYS - 1)).isoformat()
-        )
+        default = end.replace(day=1) if month_so_far else end - timedelta(days=DEFAULT_DAYS - 1)
+        start = date.fromisoformat(request.args.get("from") or default.isoformat())
     except (ValueError, OverflowError):  # not a date, or a default before year 1
         abort(400, description="日期格式应为 YYYY-MM-DD")
     if start > end or (end - start).days >= MAX_DAYS:
@@ -117,3 +135,76 @@ def report_xlsx() -> Any:
     with app.db.session() as s:
         record(s, "report.export", None, {"table": "all", "format": "xlsx"})
     return xlsx_response(list(r.tables().values()), f"report-{r.period.start}-{r.period.end}.xlsx")
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = request.args.get(name) or default
+    if value not in choices:
+        abort(400, description=f"{name} 应为 {'、'.join(choices)} 之一")
+    return value
+
+
+def _indicator_args() -> tuple[Period, Grouping, PeriodKind]:
+    period = _period(month_so_far=True)
+    by = cast(Grouping, _choice("by", GROUPINGS, "department"))
+    kind = cast(PeriodKind, _choice("period", PERIODS, "month"))
+    return period, by, kind
+
+
+@bp.get("/reports/indicators")
+@require(Role.SUPERVISOR)
+def indicators_page() -> Any:
+    app = hotline()
+    period, by, kind = _indicator_args()
+    rows = indicators(app, period.start, period.end, by, kind)
+    latest = max((r.start for r in rows), default=None)
+    shown = [r for r in rows if r.start == latest]
+    chart = indicators_chart(
+        f"{shown[0].period if shown else ''} 考核指标（按{GROUPING_ZH[by]}）",
+        [r.group for r in shown],
+        {zh: [getattr(r, name).rate for r in shown] for name, zh in INDICATORS},
+    )
+    return render_template(
+        "console/indicators.html",
+        rows=rows,
+        indicators=INDICATORS,
+        period=period,
+        by=by,
+        kind=kind,
+        groupings=GROUPING_ZH,
+        periods=PERIOD_ZH,
+        month=period.end.strftime("%Y-%m"),
+        chart=Markup(chart),  # our own SVG, from matplotlib
+    )
+
+
+@bp.get("/reports/indicators.<fmt>")
+@require(Role.SUPERVISOR)
+def indicators_export(fmt: str) -> Any:
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    app = hotline()
+    period, by, kind = _indicator_args()
+    rows = indicators(app, period.start, period.end, by, kind)
+    with app.db.session() as s:
+        record(s, "report.export", None, {"table": "indicators", "by": by, "format": fmt})
+    name = f"indicators-{by}-{kind}-{period.start}-{period.end}"
+    if fmt == "csv":
+        return csv_response(table(rows, by, kind), f"{name}.csv")
+    return download(indicators_xlsx(rows, by, kind), XLSX, f"{name}.xlsx")
+
+
+@bp.get("/reports/monthly.xlsx")
+@require(Role.SUPERVISOR)
+def monthly_export() -> Any:
+    app = hotline()
+    raw = request.args.get("month") or app.today().strftime("%Y-%m")
+    try:
+        month = datetime.strptime(raw, "%Y-%m").date()
+    except ValueError:
+        abort(400, description="月份格式应为 YYYY-MM")
+    if not (EARLIEST <= month <= LATEST):
+        abort(400, description=f"月份应在 {EARLIEST} 到 {LATEST} 之间")
+    with app.db.session() as s:
+        record(s, "report.export", None, {"table": "monthly", "month": raw, "format": "xlsx"})
+    return download(monthly_xlsx(app, month), XLSX, f"monthly-{raw}.xlsx")
