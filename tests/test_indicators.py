@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from flask import Flask
 from openpyxl import load_workbook
 
+import ivr.reports.indicators as indicators_module
 from ivr.app import Hotline
 from ivr.cli import main
 from ivr.reports.indicators import IndicatorRow, indicators
@@ -175,6 +176,24 @@ def test_indicators_agree_with_the_hand_computed_fixture(
         )
         assert rates(row) == {k: v for k, v in expected.items() if isinstance(v, tuple)}
     assert rows[A].satisfaction.rate == 0.5 and rows[B].rehandle.rate == pytest.approx(2 / 3)
+
+
+def test_counted_in_id_ranges_the_figures_are_the_same(
+    hotline: Hotline, seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large SQLite table is counted in id ranges on several connections at once.
+    def report() -> list[dict[str, object]]:
+        rows = []
+        for by in ("department", "line", "all"):
+            for period in ("week", "month", "quarter"):
+                found = indicators(hotline, d("2026-10-01"), d("2026-12-31"), by, period)
+                rows += [r.as_dict() for r in found]
+        return rows
+
+    whole = report()
+    monkeypatch.setattr(indicators_module, "SQLITE_PART_MIN", 0)
+    monkeypatch.setattr(indicators_module.os, "cpu_count", lambda: 3)
+    assert report() == whole and whole
 
 
 def test_weeks_and_quarters_are_local(hotline: Hotline, seeded: dict[str, int]) -> None:
