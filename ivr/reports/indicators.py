@@ -7,7 +7,8 @@ completed (completed_at: 办结, 满意率, 解决率, 重办率) and due (due_d
 due) period. Periods are local days of `settings.tz`: their boundaries (local midnight
 in UTC) are computed here and the database finds a ticket's bucket by binary search
 (`BucketOf`: width_bucket on PostgreSQL, a nested CASE on SQLite), with no date function
-per row. The few aggregated rows are merged here.
+per row. The scan is shared among the cores (`_grouped_rows`); the few aggregated rows
+are merged here.
 """
 
 from __future__ import annotations
