@@ -416,7 +416,9 @@ def _grouped_rows(app: Hotline, q: Select[Any]) -> list[Row[Any]]:
             return list(s.execute(q))
         lo, hi = s.execute(select(func.min(Ticket.id), func.max(Ticket.id))).one()
     parts = min(os.cpu_count() or 1, SQLITE_PARTS)
-    if lo is None or parts == 1 or hi - lo < SQLITE_PART_MIN:
+    # An in-memory database is one per connection: another thread would see none of it.
+    in_memory = app.db.engine.url.database in (None, "", ":memory:")
+    if lo is None or parts == 1 or in_memory or hi - lo < SQLITE_PART_MIN:
         with app.db.read() as s:
             return list(s.execute(q))
     cuts = [lo - 1 + (hi - lo + 1) * i // parts for i in range(parts + 1)]
