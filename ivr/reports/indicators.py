@@ -411,7 +411,7 @@ def _grouped_rows(app: Hotline, q: Select[Any]) -> list[Row[Any]]:
             # The same misestimate makes a partial aggregate per worker look useless, so
             # the planner scans serially; aggregating in parallel workers (each returns
             # a few thousand rows, not the hundreds of thousands it guesses) took the
-            # slowest report from 1.8 to 1.1 s on 2 cores.
+            # slowest report from 1.8 to 1.1 s on 2 cores at load average 2.
             s.execute(text("SET LOCAL parallel_tuple_cost = 0"))
             return list(s.execute(q))
         lo, hi = s.execute(select(func.min(Ticket.id), func.max(Ticket.id))).one()
