@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-sqlite env-py313 lint bench system-deps clean prompts test-py313 wheel
+.PHONY: run test test-sqlite test-postgres test-py313-if-found env-py313 lint bench system-deps clean prompts test-py313 wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,18 @@ PYTEST_XDIST := -n $(TEST_WORKERS) --dist worksteal
 test: system-deps $(TSTAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory -j2 test-sqlite env-py313
-	$(BIN)/python -m pytest $(PYTEST_XDIST) --db=postgres -m db
-	@if [ -n "$(PY313)" ]; then $(MAKE) --no-print-directory test-py313; else echo "*** no Python 3.13 interpreter found: unit tests on 3.13 NOT RUN (set PY313=/path/to/python3.13) ***"; fi
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-postgres test-py313-if-found
 
 test-sqlite: $(TSTAMP)
 	$(BIN)/python -m pytest $(PYTEST_XDIST)
+
+# The PostgreSQL pass and the Python 3.13 unit pass run side by side: both are short,
+# and the PostgreSQL pass spends much of its time waiting on the server.
+test-postgres: $(TSTAMP)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) --db=postgres -m db
+
+test-py313-if-found:
+	@if [ -n "$(PY313)" ]; then $(MAKE) --no-print-directory test-py313; else echo "*** no Python 3.13 interpreter found: unit tests on 3.13 NOT RUN (set PY313=/path/to/python3.13) ***"; fi
 
 # The Python 3.13 venv is built while the SQLite pass runs: pip mostly waits on the
 # network and the disk, the tests on the CPU.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 import wave
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from ivr.app import Hotline
 from ivr.clock import Clock
 from ivr.config import Settings
-from ivr.prompts import PromptLibrary
+from ivr.prompts import SAMPLE_RATE, SAMPLE_WIDTH, PromptLibrary, read_pcm, write_wav
 from ivr.store import Call, Recording, Ticket, Transcript, upgrade
 from ivr.store.models import RecordingStatus
 from ivr.transports.sip.phone import SipPhone
@@ -36,8 +37,6 @@ class MissingPeer(RuntimeError):
 
 def missing_peer(*binaries: str) -> str | None:
     """Why these peers cannot run here (None when they can)."""
-    import shutil
-
     for b in binaries:
         if shutil.which(b) is None:
             return f"{b} not installed (Debian packages: see scripts/system-deps.sh)"
@@ -54,7 +53,12 @@ def need_peers(*binaries: str) -> None:
 
 
 def sip_settings(
-    base: Settings, tmp: Path, *, asr_processes: int | None = 1, **sip: Any
+    base: Settings,
+    tmp: Path,
+    *,
+    asr_processes: int | None = 1,
+    short_prompts: bool = False,
+    **sip: Any,
 ) -> Settings:
     """The IVR's settings for a SIP test: trunk mode on loopback, SIP port 0, a private
     RTP port range, the Korean test model, a SQLite file in `tmp`.
@@ -63,6 +67,8 @@ def sip_settings(
     about the transport; the store is tested on both databases by the `db` tests.
     `asr_processes`: ASR worker processes (1 keeps a test's start short; None is the
     product's default, one per CPU, which the SIP load benchmark uses).
+    `short_prompts`: the same flows with every clip cut short (see `short_prompt_flows`),
+    for tests about signalling, media or recovery rather than what the caller hears.
     """
     low = free_port_block(200)
     fields: dict[str, Any] = {
@@ -74,7 +80,7 @@ def sip_settings(
         "answer_delay_ms": 300,
         **sip,
     }
-    return base.model_copy(
+    settings = base.model_copy(
         update={
             "storage_dir": tmp / "var",
             "database_url": f"sqlite:///{tmp / 'ivr.sqlite3'}",
@@ -82,6 +88,32 @@ def sip_settings(
             "asr": base.asr.model_copy(update={"model": KO, "sip_processes": asr_processes or 0}),
         }
     )
+    return short_prompt_flows(settings, tmp) if short_prompts else settings
+
+
+SHORT_CLIP_S = 0.2
+
+
+def short_prompt_flows(settings: Settings, tmp: Path) -> Settings:
+    """`settings` with a copy of its flows in `tmp` whose prompt clips are the first
+    SHORT_CLIP_S seconds of the real ones (the pause too).
+
+    A call then runs through the same nodes, prompts and clip sequence (callers' key and
+    speech timings follow `clip_seconds`), without the ~40 s of real-time greeting,
+    read-back and goodbye that every call otherwise plays.
+    """
+    flows = tmp / "flows-short"
+    done = flows / "complete"
+    if not done.exists():  # made once per folder: an IVR may be playing them already
+        real = PromptLibrary.from_settings(settings)
+        (flows / "prompts").mkdir(parents=True, exist_ok=True)
+        for path in settings.flows_path.glob("*.yaml"):
+            shutil.copyfile(path, flows / path.name)
+        keep = int(SHORT_CLIP_S * SAMPLE_RATE) * SAMPLE_WIDTH
+        for clip in real.dir.glob("*.wav"):
+            write_wav(flows / "prompts" / clip.name, read_pcm(clip)[:keep])
+        done.touch()
+    return settings.model_copy(update={"flows": settings.flows.model_copy(update={"dir": flows})})
 
 
 @dataclass
@@ -164,6 +196,20 @@ def flow_prompt(settings: Settings, flow: str, prompt: str) -> str:
     return load_flows(settings)[flow].prompts[prompt]
 
 
+CALLER_LEAD_MS = 1000
+
+
+def key_to_speech_ms(settings: Settings, line: str) -> int:
+    """How long `caller_pcap`'s caller waits between its key and its statement: the IVR
+    finishes the greeting, asks for the statement and beeps. The statement starts about
+    CALLER_LEAD_MS + this (and the key's ~0.1 s) after the call is answered."""
+    line_cfg = settings.line(line) or settings.line(settings.hotline)
+    assert line_cfg is not None
+    greeting = clip_seconds(settings, line_cfg.greeting)
+    ask = clip_seconds(settings, flow_prompt(settings, "inbound", "statement"))
+    return max(300, int((greeting + ask + 0.25 + 1.5) * 1000) - CALLER_LEAD_MS)
+
+
 def caller_pcap(
     settings: Settings,
     tmp: Path,
@@ -176,21 +222,14 @@ def caller_pcap(
 ) -> Path:
     """A caller who presses `digit` at once (type-ahead) and speaks after the beep
     (test statement `n`, or the audio file `speech`)."""
-    line_cfg = settings.line(line) or settings.line(settings.hotline)
-    assert line_cfg is not None
-    greeting = clip_seconds(settings, line_cfg.greeting)
-    ask = clip_seconds(settings, flow_prompt(settings, "inbound", "statement"))
-    lead_ms = 1000
-    # After the key the IVR finishes the greeting, asks for the statement and beeps.
-    wait_ms = int((greeting + ask + 0.25 + 1.5) * 1000) - lead_ms
     out = tmp / f"caller-{line}-{digit}-{n}-{random.randint(0, 1 << 30)}.pcap"
     caller_media_pcap(
         out,
         digits_first=digit,
         statement=speech or statement(n),
         digits_last="" if hangup_mid else "#",
-        lead_ms=lead_ms,
-        between_ms=max(300, wait_ms),
+        lead_ms=CALLER_LEAD_MS,
+        between_ms=key_to_speech_ms(settings, line),
         trailing_silence_ms=500,
     )
     return out

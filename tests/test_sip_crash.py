@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from harness.sipfix import KO, caller_pcap, need_peers
+from harness.sipfix import KO, caller_pcap, need_peers, short_prompt_flows
 from harness.sipkit.attacks import send_raw
 from harness.sipkit.kamailio import options_ping
 from harness.sipkit.ports import free_port_block, free_sip_port
@@ -39,7 +39,9 @@ from .test_serve import STARTUP_S, free_port
 class Serve:
     """`ivr serve` as its own process, on a config of the test's."""
 
-    def __init__(self, tmp: Path, db_url: str, sip_port: int, http_port: int) -> None:
+    def __init__(
+        self, tmp: Path, db_url: str, sip_port: int, http_port: int, flows_dir: Path
+    ) -> None:
         self.tmp, self.db_url, self.http_port = tmp, db_url, http_port
         self.log = tmp / "serve.log"
         data = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
@@ -51,7 +53,7 @@ class Serve:
             rtp_port_max=low + 99,
             answer_delay_ms=300,
         )
-        data["flows"]["dir"] = str(ROOT / "callflows")
+        data["flows"]["dir"] = str(flows_dir)
         data["asr"].update(models_dir=str(ROOT / "asr_models"), model=KO, sip_processes=1)
         data["storage_dir"] = str(tmp / "var")
         self.config = tmp / "config.yaml"
@@ -102,12 +104,14 @@ def test_kill_9_mid_statement_keeps_what_was_said(base_settings: Settings, tmp_p
     need_peers("sipp")
     db_url = f"sqlite:///{tmp_path / 'ivr.sqlite3'}"
     upgrade(db_url)
-    serve = Serve(tmp_path, db_url, free_sip_port(), free_port())
+    # About what survives the kill, not what the caller hears: the prompts are cut short.
+    settings = short_prompt_flows(base_settings, tmp_path)
+    serve = Serve(tmp_path, db_url, free_sip_port(), free_port(), settings.flows_path)
     spool_dir = tmp_path / "var" / "recordings" / "live"
     serve.start()
     sipp = None
     try:
-        pcap = caller_pcap(base_settings, tmp_path, "12345", digit="2", n=1)
+        pcap = caller_pcap(settings, tmp_path, "12345", digit="2", n=1)
         sipp = SippProcess(
             "uac_call",
             serve.sip,

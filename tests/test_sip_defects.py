@@ -88,6 +88,16 @@ def ivr(base_settings: Settings, tmp_path: Path) -> Iterator[Ivr]:
         yield ivr
 
 
+@pytest.fixture
+def quick_ivr(base_settings: Settings, tmp_path: Path) -> Iterator[Ivr]:
+    """`ivr` with its prompts cut short, for calls about signalling and the caller's audio
+    (the greeting heard byte for byte is test_defect3's)."""
+    need_peers("sipp")
+    settings = sip_settings(base_settings, tmp_path, short_prompts=True)
+    with running_ivr(settings, asr=False) as ivr:
+        yield ivr
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -300,7 +310,7 @@ def via_kamailio(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(PASSWORD_ENV, "kam-secret")
         with Kamailio(workdir=tmp / "kam", auth_password="kam-secret", ivr_user="12345") as kam:
-            settings = register_settings(base_settings, tmp, kam.hostport)
+            settings = register_settings(base_settings, tmp, kam.hostport, short_prompts=True)
             with running_ivr(settings, asr=False) as ivr:
                 assert ivr.phone.registered.wait(15), kam.log()[-3000:]
                 yield KamailioSetup(kam, ivr, tmp)
@@ -510,8 +520,9 @@ def test_defect3_pcma_caller_hears_alaw_prompts(ivr: Ivr, tmp_path: Path) -> Non
 # -- defect 4: gaps during DTMF events ---------------------------------------------------------
 
 
-def test_defect4_dtmf_gap_in_statement_is_silence(ivr: Ivr, tmp_path: Path) -> None:
+def test_defect4_dtmf_gap_in_statement_is_silence(quick_ivr: Ivr, tmp_path: Path) -> None:
     """pyVoIP filled audio gaps (the caller presses a key mid-sentence) with full-scale -1."""
+    ivr = quick_ivr
     settings = ivr.app.settings
     line = settings.line("12345")
     assert line is not None
@@ -707,8 +718,9 @@ def test_defect9_config_refuses_wildcard_public_host(tmp_path: Path) -> None:
 
 
 def test_bad_input_unknown_peers_and_scans_then_real_calls_nothing_leaks(
-    ivr: Ivr, tmp_path: Path
+    quick_ivr: Ivr, tmp_path: Path
 ) -> None:
+    ivr = quick_ivr
     need_peers("svmap", "svwar")
     before_threads = {t.ident for t in threading.enumerate()}
     before_sockets = socket_fds()

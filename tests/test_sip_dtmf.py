@@ -26,7 +26,8 @@ from ivr.config import Settings
 @pytest.fixture
 def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     need_peers("sipp")
-    with running_ivr(sip_settings(base_settings, tmp_path)) as ivr:
+    # About how keys arrive, not what callers hear: the prompts are cut short.
+    with running_ivr(sip_settings(base_settings, tmp_path, short_prompts=True)) as ivr:
         yield ivr
 
 
@@ -43,11 +44,11 @@ def timeline(ivr: Ivr) -> list[str]:
 def test_keys_sent_as_sip_info_choose_the_category_and_end_the_statement(
     ivr: Ivr, tmp_path: Path
 ) -> None:
-    """INFO application/dtmf-relay `Signal=3` in the greeting, then the statement, and
+    """INFO application/dtmf-relay `Signal=3` in the greeting or menu, then the statement, and
     INFO application/dtmf `#` two seconds into it (the caller is done: the recording
     stops on the key, not on a pause); the caller offered no telephone-event."""
     pcap = tmp_path / "statement.pcap"
-    # The key cuts the greeting short: the IVR asks for the statement at once and beeps;
+    # The key ends the greeting or menu: the IVR asks for the statement at once and beeps;
     # the caller starts speaking a little after the beep (this pcap plays after the key).
     lead_ms = round((ask_seconds(ivr) + 1.75) * 1000)
     caller_media_pcap(
@@ -88,7 +89,7 @@ def test_keys_as_tones_in_the_audio_choose_the_category(ivr: Ivr, tmp_path: Path
     (
         RtpStream()
         .silence(1000)
-        .tones("5")  # cuts the greeting short: the IVR asks for the statement and beeps
+        .tones("5")  # ends the greeting or menu: the IVR asks for the statement and beeps
         .silence(round((ask_seconds(ivr) + 1.75) * 1000))
         .wav(statement(5))
         .silence(300)

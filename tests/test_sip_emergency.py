@@ -113,7 +113,8 @@ KO_WORD = "벌교"  # file ASR: "모략 벌교 왔을까 ...", over RTP: "모략
 @pytest.fixture
 def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     need_peers("sipp")
-    settings = sip_settings(base_settings, tmp_path)
+    # About what the recognizer hears, not what the caller hears: the prompts are cut short.
+    settings = sip_settings(base_settings, tmp_path, short_prompts=True)
     rule = ScopeRule(name="测试警情", kind="emergency", keywords=[KO_WORD], advice=FIRE)
     # The Mandarin intake model reads the Korean keyword's text as routine and would veto
     # the rule (intake.emergency_veto); here the office's rule must decide.

@@ -1,4 +1,9 @@
-"""Real SIP callers (SIPp, Kamailio, baresip) reach the IVR and leave drafts behind."""
+"""Real SIP callers (SIPp, Kamailio, baresip) reach the IVR and leave drafts behind.
+
+These calls test signalling, the menu key, recording and drafting: the IVR plays its
+prompts cut short (`sip_settings(short_prompts=True)`); the calls that hear the real
+prompts are in test_sip_peers.py, test_sip_tcp.py and test_sip_defects.py.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from harness.sipfix import (
+    CALLER_LEAD_MS,
     Ivr,
     caller_pcap,
     in_threads,
+    key_to_speech_ms,
     need_peers,
     running_ivr,
     sip_settings,
@@ -29,7 +36,7 @@ LINES = ["12345", "12315", "12331", "12319", "12320", "12333", "12369", "12358",
 @pytest.fixture
 def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     need_peers("sipp")
-    with running_ivr(sip_settings(base_settings, tmp_path)) as ivr:
+    with running_ivr(sip_settings(base_settings, tmp_path, short_prompts=True)) as ivr:
         yield ivr
 
 
@@ -73,7 +80,7 @@ def test_every_line_answers_and_drafts(base_settings: Settings, tmp_path: Path) 
     need_peers("sipp")
     # Nine statements at once: the product's ASR processes (one per CPU), not the one
     # the other tests start with.
-    settings = sip_settings(base_settings, tmp_path, asr_processes=None)
+    settings = sip_settings(base_settings, tmp_path, asr_processes=None, short_prompts=True)
     with running_ivr(settings) as ivr:
         every_line_answers_and_drafts(ivr, tmp_path)
 
@@ -130,14 +137,16 @@ def test_forwarded_call_is_attributed_to_the_original_number(ivr: Ivr, tmp_path:
 
 
 def test_caller_hangs_up_while_speaking_still_gets_a_draft(ivr: Ivr, tmp_path: Path) -> None:
-    pcap = caller_pcap(ivr.app.settings, tmp_path, "12345", digit="3", n=3, hangup_mid=True)
+    settings = ivr.app.settings
+    pcap = caller_pcap(settings, tmp_path, "12345", digit="3", n=3, hangup_mid=True)
     result = run_sipp(
         "uac_hangup_mid",
         ivr.hostport,
         service="12345",
         keys={"caller": "13800138000"},
         media={"media.pcap": pcap},
-        variables={"hangup_after_ms": 14000},
+        # Two seconds into the statement.
+        variables={"hangup_after_ms": CALLER_LEAD_MS + key_to_speech_ms(settings, "12345") + 2000},
         timeout=60,
     )
     assert result.ok, result.describe()
@@ -187,7 +196,7 @@ def test_a_slow_transcript_fills_in_the_draft_after_the_call(
     """With no time to wait for the transcript, the caller still hears the ticket number
     at once; the draft gets the transcript when the recognizer is done."""
     need_peers("sipp")
-    settings = sip_settings(base_settings, tmp_path)
+    settings = sip_settings(base_settings, tmp_path, short_prompts=True)
     settings = settings.model_copy(
         update={"asr": settings.asr.model_copy(update={"transcript_wait_s": 0})}
     )
@@ -228,7 +237,7 @@ def test_a_killed_asr_worker_costs_no_call_and_is_replaced(
     draft (its statement waits for `ivr transcribe --pending`); the next call is
     transcribed by a new worker."""
     need_peers("sipp")
-    settings = sip_settings(base_settings, tmp_path)
+    settings = sip_settings(base_settings, tmp_path, short_prompts=True)
     settings = settings.model_copy(
         update={"asr": settings.asr.model_copy(update={"sip_processes": 1})}
     )

@@ -18,7 +18,8 @@ from ivr.transports.sip.dialer import SipDialer
 @pytest.fixture
 def ivr(base_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     need_peers("sipp")
-    with running_ivr(sip_settings(base_settings, tmp_path), asr=False) as ivr:
+    # About the survey's signalling and keys, not what callees hear: prompts cut short.
+    with running_ivr(sip_settings(base_settings, tmp_path, short_prompts=True), asr=False) as ivr:
         yield ivr
 
 
@@ -169,7 +170,9 @@ def test_survey_calls_go_to_the_configured_trunk_port(
         host, port = trunk.address
         assert port != 5060
         trunk_cfg = SipTrunkConfig(host=host, port=port)
-        settings = sip_settings(base_settings, tmp_path, outbound_trunk=trunk_cfg)
+        settings = sip_settings(
+            base_settings, tmp_path, outbound_trunk=trunk_cfg, short_prompts=True
+        )
         with running_ivr(settings, asr=False) as ivr:
             ticket_id, variables = completed_ticket(ivr, 11)
             result = SipDialer(ivr.phone).dial("13800138000", variables=variables)
@@ -197,7 +200,9 @@ def test_survey_calls_over_tcp_to_the_configured_trunk(
     ) as trunk:
         host, port = trunk.address
         trunk_cfg = SipTrunkConfig(host=host, port=port, transport="tcp")
-        settings = sip_settings(base_settings, tmp_path, outbound_trunk=trunk_cfg)
+        settings = sip_settings(
+            base_settings, tmp_path, outbound_trunk=trunk_cfg, short_prompts=True
+        )
         with running_ivr(settings, asr=False) as ivr:
             ticket_id, variables = completed_ticket(ivr, 12)
             result = SipDialer(ivr.phone).dial("13800138000", variables=variables)

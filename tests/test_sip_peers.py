@@ -80,7 +80,7 @@ def test_baresip_calls_the_registered_ivr_through_kamailio(
 
 def test_calls_and_drafts_survive_a_restart(base_settings: Settings, tmp_path: Path) -> None:
     need_peers("sipp")
-    settings = sip_settings(base_settings, tmp_path)
+    settings = sip_settings(base_settings, tmp_path, short_prompts=True)
     numbers = []
     for digit, line in (("1", "12333"), ("4", "12319")):
         with running_ivr(settings, asr=False) as ivr:
@@ -154,6 +154,7 @@ def test_every_line_through_kamailio_in_register_mode(
             registrar=f"{kam.host}:{kam.port}",
             username="12345",
             trunk_peers=[],
+            short_prompts=True,
         )
         with running_ivr(settings, asr=False) as ivr:
             assert ivr.phone.registered.wait(30)

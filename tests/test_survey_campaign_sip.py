@@ -32,7 +32,7 @@ MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def survey_settings(base: Settings, tmp: Path, **surveys: object) -> Settings:
-    s = sip_settings(base, tmp)
+    s = sip_settings(base, tmp, short_prompts=True)  # about the campaign, not the prompts
     cfg = s.surveys.model_copy(update={"calls_per_second": 2.0, "ring_timeout_s": 5, **surveys})
     return s.model_copy(update={"surveys": cfg})
 
@@ -127,7 +127,7 @@ def test_campaign_run_killed_with_sigkill_resumes_without_double_calls(
             completed_tickets(ivr.app, phones, MONDAY_10.replace(hour=9))
             cid, _ = create_campaign(ivr.app, Actor.system("test"), "crash")
             # The first run gets its own RTP ports so the restarted one cannot collide.
-            child_settings = sip_settings(base_settings, tmp_path).model_copy(
+            child_settings = sip_settings(base_settings, tmp_path, short_prompts=True).model_copy(
                 update={"surveys": settings.surveys, "database_url": settings.database_url}
             )
             cfg = tmp_path / "child-settings.json"

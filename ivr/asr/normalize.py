@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from pypinyin import Style, lazy_pinyin, pinyin
-
 __all__ = [
     "VocabularyCorrector",
     "extract_phone_numbers",
@@ -187,6 +185,10 @@ def _readings(ch: str) -> frozenset[str]:
     """Toneless pinyin readings of one character (all heteronyms); empty for non-Chinese."""
     if not _IDEOGRAPH.fullmatch(ch):
         return frozenset()
+    # Imported when first needed: its phrase table takes about a second to load, which
+    # every process importing the store (each CLI command) would otherwise pay.
+    from pypinyin import Style, pinyin
+
     return frozenset(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
 
 
@@ -215,6 +217,8 @@ class VocabularyCorrector:
     """
 
     def __init__(self, words: Iterable[str]) -> None:
+        from pypinyin import Style, lazy_pinyin
+
         unique = dict.fromkeys(w for w in (w.strip() for w in words) if w)
         self._words = [w for w in unique if all(_readings(c) for c in w)]
         self._syllables = [tuple(lazy_pinyin(w, style=Style.NORMAL)) for w in self._words]
