@@ -150,8 +150,10 @@ class SipDialer:
                 return DialResult(classify(status), status, call_id, timeline=timeline)
             dialog = Dialog.as_uac(invite, final, dest)
             ack, ack_dest = dialog.request(ep, "ACK", cseq=1)
-            ep.send(ack, ack_dest)
+            # Remembered before it is sent: a 200 retransmitted the moment our ACK lands
+            # must find it, not the finished transaction's queue.
             ep.remember_ack(ack, ack_dest)
+            ep.send(ack, ack_dest)
             note("200 acked")
             try:
                 remote = parse_sdp(final.body)
