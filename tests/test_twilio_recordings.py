@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
 from ivr.app import Hotline
+from ivr.calls import recordings
 from ivr.cli import main
 from ivr.jobs import dead_letters
 from ivr.queries.recordings import lost_fetches
@@ -271,6 +272,37 @@ def test_webhooks_answer_while_the_recording_host_stalls(rig: Rig) -> None:
     rig.wait_jobs()
     (rec,) = rig.recordings(call.sid)
     assert rec.status == RecordingStatus.PENDING and rec.path
+
+
+def test_a_recording_syncing_to_disk_holds_up_no_other_call(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch job writes the audio before its write unit: on SQLite every webhook
+    step takes the write lock, and a slow disk sync must not hold it."""
+    syncing, release = threading.Event(), threading.Event()
+    write_durably = recordings._write_durably
+
+    def slow_disk(path: Path, data: bytes) -> None:
+        syncing.set()
+        assert release.wait(60)
+        write_durably(path, data)
+
+    monkeypatch.setattr(recordings, "_write_durably", slow_disk)
+    try:
+        call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+        assert call.errors == []
+        assert syncing.wait(30)  # the job fetched the media; its disk hangs
+        other = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
+        assert other.errors == [] and other.documents
+        (rec,) = rig.recordings(call.sid)
+        assert rec.status == RecordingStatus.FETCHING
+    finally:
+        release.set()
+    rig.wait_jobs()
+    for sid in (call.sid, other.sid):
+        (rec,) = rig.recordings(sid)
+        assert rec.status == RecordingStatus.PENDING and rec.path
+        assert Path(rec.path).read_bytes() == speech_file(H01).read_bytes()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
