@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BEGIN = "ivr_sqlite_begin"
+
+
+_waited = threading.local()
+
+
+def write_lock_wait_s() -> float:
+    """Seconds this thread has waited so far for SQLite's write lock (BEGIN IMMEDIATE)."""
+    return float(getattr(_waited, "s", 0.0))
 
 
 class SchemaNotReady(RuntimeError):
@@ -54,7 +63,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # them serialize like PostgreSQL's row locks, instead of both reading a row
             # and one failing with "database is locked" when it upgrades to write.
             mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+            started = time.perf_counter()
             conn.exec_driver_sql(f"BEGIN {mode}")
+            if mode == "IMMEDIATE":
+                _waited.s = write_lock_wait_s() + time.perf_counter() - started
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
