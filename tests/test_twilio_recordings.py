@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, Speak, new_sid
 from ivr.app import Hotline
 from ivr.calls import recordings
 from ivr.cli import main
@@ -255,23 +255,27 @@ def test_ivr_jobs_dead_lists_lost_recordings_in_embedded_mode_and_retries_them(
 def test_webhooks_answer_while_the_recording_host_stalls(rig: Rig) -> None:
     rig.voice.intake.fetcher.cfg = rig.voice.intake.cfg.model_copy(update={"fetch_timeout_s": 60})
     rig.api.hold_media = threading.Event()
+    n = rig.voice.jobs.cfg.fetch_threads  # every fetch thread hangs
     try:
-        call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
-        assert call.errors == []
-        # The callback was answered while its media fetch still hangs on the host.
-        (rec,) = rig.recordings(call.sid)
-        assert rec.status == RecordingStatus.FETCHING
-        ticket = rig.ticket(call.sid)
-        assert ticket is not None and ticket["transcription"] == "pending"
-        # Another caller is answered meanwhile.
-        other = rig.driver.inbound(script=[HANGUP])
+        calls = [rig.driver.inbound(script=["2", Speak(speech_file(H01))]) for _ in range(n)]
+        for call in calls:
+            assert call.errors == []
+            # The callback was answered while its media fetch still hangs on the host.
+            (rec,) = rig.recordings(call.sid)
+            assert rec.status == RecordingStatus.FETCHING
+            ticket = rig.ticket(call.sid)
+            assert ticket is not None and ticket["transcription"] == "pending"
+        assert wait_for(lambda: rig.api.media_held == n)
+        # Another caller is answered meanwhile, up to the recording's callback.
+        other = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
         assert other.errors == [] and other.documents
-        assert wait_for(lambda: rig.api.media_held == 1)
+        assert rig.api.media_held == n
     finally:
         rig.api.hold_media.set()
     rig.wait_jobs()
-    (rec,) = rig.recordings(call.sid)
-    assert rec.status == RecordingStatus.PENDING and rec.path
+    for call in [*calls, other]:
+        (rec,) = rig.recordings(call.sid)
+        assert rec.status == RecordingStatus.PENDING and rec.path
 
 
 def test_a_recording_syncing_to_disk_holds_up_no_other_call(

@@ -21,7 +21,7 @@ def test_first_calls_draft_loads_nothing_and_the_loaded_heap_is_frozen(hotline: 
         assert gc.get_freeze_count() > 100_000
         loaded = similarity._content_words.cache_info()
         assert loaded.currsize == 1
-        assert jobs._worker is not None
+        assert jobs._workers
         for _ in range(2):
             sim = simulate_inbound(
                 hotline, line="12345", caller="13900000001", digits="2", text="我们小区停水三天了"
