@@ -527,8 +527,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "| run | server | database | req/s target | stalled hosts | achieved (steady) "
         "| calls in progress "
         "| requests | errors | p50 ms | p90 ms | p99 ms | max ms | slowest step p99 "
-        "| in-call steps p99 | app p50 / p99 ms | server CPU s / wall s | load avg | goal |",
-        "| --- " * 19 + "|",
+        "| in-call steps p99 | app p50 / p99 ms | app CPU p99 / lock wait p99 ms "
+        "| slowest 1 %: latency / app / CPU / lock ms | server CPU s / wall s "
+        "| load avg (during) | goal |",
+        "| --- " * 21 + "|",
     ]
     notes = []
     for n, result in enumerate(results, start=1):
@@ -542,6 +544,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 slowest = max(lv["per_step"].items(), key=lambda kv: kv[1]["p99_ms"])
                 in_call = max(v["p99_ms"] for k, v in lv["per_step"].items() if k in IN_CALL_STEPS)
                 cpu = lv["server_cpu_s"]
+                tail = lv.get("slowest_1pct") or {}
+                during = f" ({cpu['loadavg_during']})" if "loadavg_during" in cpu else ""
                 lines.append(
                     f"| {n} | {server} | {db['database']} | {lv['rate_target']:g} "
                     f"| {lv.get('stalled_hosts', 0)} | {lv['rate_achieved']} "
@@ -549,8 +553,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
                     f"| {lv['errors']} | {lv['p50_ms']} | {lv['p90_ms']} | {lv['p99_ms']} "
                     f"| {lv['max_ms']} | {slowest[0]} {slowest[1]['p99_ms']} | {in_call} "
                     f"| {lv.get('app_p50_ms', '-')} / {lv.get('app_p99_ms', '-')} "
+                    f"| {lv.get('app_cpu_p99_ms', '-')} / {lv.get('lock_p99_ms', '-')} "
+                    f"| {tail.get('latency_ms', '-')} / {tail.get('app_ms', '-')} "
+                    f"/ {tail.get('cpu_ms', '-')} / {tail.get('lock_ms', '-')} "
                     f"| {cpu['gunicorn']} / {cpu['wall_s']} "
-                    f"| {cpu['loadavg_before']} -> {cpu['loadavg_after']} "
+                    f"| {cpu['loadavg_before']} -> {cpu['loadavg_after']}{during} "
                     f"| {'yes' if lv['goal_met'] else 'no'} |"
                 )
     lines += ["", f"Machine: {m['platform']}, Python {m['python']}.", ""]
