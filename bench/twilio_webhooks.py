@@ -85,6 +85,8 @@ class Sample:
     late_ms: float
     at: float  # scheduled, seconds after the start
     app_ms: float | None  # the app's own time (Server-Timing), without server and client
+    cpu_ms: float | None  # its thread's CPU time (Server-Timing cpu)
+    lock_ms: float | None  # its wait for SQLite's write lock (Server-Timing lock)
 
 
 @dataclass
@@ -196,9 +198,9 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
                     timeout=15,  # what Twilio allows before it gives up
                 )
                 status = resp.status_code
-                app_ms = server_timing(resp.headers.get("Server-Timing"))
+                timing = server_timing(resp.headers.get("Server-Timing"))
             except requests.RequestException as exc:
-                status, app_ms = 0, None
+                status, timing = 0, {}
                 with lock:
                     failures.append(f"{r.path}: {type(exc).__name__}: {str(exc)[:200]}")
             got = time.monotonic()
@@ -211,7 +213,9 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
                         (got - sent) * 1000,
                         (sent - t0 - r.at) * 1000,
                         r.at,
-                        app_ms,
+                        timing.get("app"),
+                        timing.get("cpu"),
+                        timing.get("lock"),
                     )
                 )
 
@@ -230,12 +234,37 @@ def run_load(base_url: str, reqs: list[Req], threads: int) -> tuple[list[Sample]
     return samples, time.monotonic() - t0, failures
 
 
-def server_timing(header: str | None) -> float | None:
-    """The `app;dur=` of a Server-Timing header, in ms."""
-    for part in (header or "").split(";"):
-        if part.strip().startswith("dur="):
-            return float(part.strip()[4:])
-    return None
+class LoadSampler:
+    """os.getloadavg() every 5 s while in use: the machine is shared."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(5):
+                return
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def server_timing(header: str | None) -> dict[str, float]:
+    """The metrics of a Server-Timing header (`app;dur=12.3, cpu;dur=4.5`), in ms."""
+    out = {}
+    for metric in (header or "").split(","):
+        name, _, dur = metric.partition(";dur=")
+        if dur:
+            out[name.strip()] = float(dur)
+    return out
 
 
 def pct(values: list[float], p: float) -> float:
@@ -258,7 +287,13 @@ def summarize(
     steady_from, steady_to = (call_s, duration) if duration > call_s else (0.0, duration + call_s)
     steady = [s for s in samples if steady_from <= s.at < steady_to]
     ok = [s.latency_ms for s in steady if s.status in (200, 204)]
-    app = [s.app_ms for s in steady if s.status in (200, 204) and s.app_ms is not None]
+    answered = [s for s in steady if s.status in (200, 204)]
+    app = [s.app_ms for s in answered if s.app_ms is not None]
+    cpu_ms = [s.cpu_ms for s in answered if s.cpu_ms is not None]
+    lock = [s.lock_ms for s in answered if s.lock_ms is not None]
+    # Where the slowest 1 % went: their medians of latency, app time, CPU and lock wait.
+    p99 = pct(ok, 99)
+    tail = [s for s in answered if s.latency_ms >= p99]
     per_step = {
         step: {
             "p50_ms": round(pct(lat, 50), 1),
@@ -283,11 +318,26 @@ def summarize(
         "mean_ms": round(statistics.fmean(ok), 1) if ok else None,
         "app_p50_ms": round(pct(app, 50), 1),
         "app_p99_ms": round(pct(app, 99), 1),
+        "app_cpu_p50_ms": round(pct(cpu_ms, 50), 1),
+        "app_cpu_p99_ms": round(pct(cpu_ms, 99), 1),
+        "lock_p99_ms": round(pct(lock, 99), 1),
+        "slowest_1pct": {
+            "n": len(tail),
+            "latency_ms": _median([s.latency_ms for s in tail]),
+            "app_ms": _median([s.app_ms for s in tail if s.app_ms is not None]),
+            "cpu_ms": _median([s.cpu_ms for s in tail if s.cpu_ms is not None]),
+            "lock_ms": _median([s.lock_ms for s in tail if s.lock_ms is not None]),
+            "steps": sorted({s.step for s in tail}),
+        },
         "generator_late_p99_ms": round(pct([s.late_ms for s in samples], 99), 1),
         "per_step": per_step,
         "server_cpu_s": cpu,
         "goal_met": bool(ok) and pct(ok, 99) < GOAL_P99_MS and not errors,
     }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 def proc_cpu(pids: list[int]) -> float:
@@ -417,14 +467,18 @@ def bench_db(kind: str, args: argparse.Namespace) -> dict[str, Any] | None:
                     pids = children(proc.pid)
                     cpu0 = proc_cpu(pids)
                     load0 = os.getloadavg()[0]
-                    samples, wall, failures = run_load(
-                        f"http://127.0.0.1:{port}", reqs, args.threads
-                    )
+                    with LoadSampler() as loads:
+                        samples, wall, failures = run_load(
+                            f"http://127.0.0.1:{port}", reqs, args.threads
+                        )
                     cpu = {
                         "gunicorn": round(proc_cpu(pids) - cpu0, 1),
                         "wall_s": round(wall, 1),
                         "loadavg_before": round(load0, 2),
                         "loadavg_after": round(os.getloadavg()[0], 2),
+                        # 1-minute load average every 5 s while the level ran
+                        "loadavg_during": round(statistics.fmean(loads.samples), 2),
+                        "loadavg_max": round(max(loads.samples), 2),
                     }
                     stall.set()
                     level = summarize(rate, args.call_seconds, args.duration, samples, cpu)
@@ -473,8 +527,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "| run | server | database | req/s target | stalled hosts | achieved (steady) "
         "| calls in progress "
         "| requests | errors | p50 ms | p90 ms | p99 ms | max ms | slowest step p99 "
-        "| in-call steps p99 | app p50 / p99 ms | server CPU s / wall s | load avg | goal |",
-        "| --- " * 19 + "|",
+        "| in-call steps p99 | app p50 / p99 ms | app CPU p99 / lock wait p99 ms "
+        "| slowest 1 %: latency / app / CPU / lock ms | server CPU s / wall s "
+        "| load avg (during) | goal |",
+        "| --- " * 21 + "|",
     ]
     notes = []
     for n, result in enumerate(results, start=1):
@@ -488,6 +544,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 slowest = max(lv["per_step"].items(), key=lambda kv: kv[1]["p99_ms"])
                 in_call = max(v["p99_ms"] for k, v in lv["per_step"].items() if k in IN_CALL_STEPS)
                 cpu = lv["server_cpu_s"]
+                tail = lv.get("slowest_1pct") or {}
+                during = f" ({cpu['loadavg_during']})" if "loadavg_during" in cpu else ""
                 lines.append(
                     f"| {n} | {server} | {db['database']} | {lv['rate_target']:g} "
                     f"| {lv.get('stalled_hosts', 0)} | {lv['rate_achieved']} "
@@ -495,8 +553,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
                     f"| {lv['errors']} | {lv['p50_ms']} | {lv['p90_ms']} | {lv['p99_ms']} "
                     f"| {lv['max_ms']} | {slowest[0]} {slowest[1]['p99_ms']} | {in_call} "
                     f"| {lv.get('app_p50_ms', '-')} / {lv.get('app_p99_ms', '-')} "
+                    f"| {lv.get('app_cpu_p99_ms', '-')} / {lv.get('lock_p99_ms', '-')} "
+                    f"| {tail.get('latency_ms', '-')} / {tail.get('app_ms', '-')} "
+                    f"/ {tail.get('cpu_ms', '-')} / {tail.get('lock_ms', '-')} "
                     f"| {cpu['gunicorn']} / {cpu['wall_s']} "
-                    f"| {cpu['loadavg_before']} -> {cpu['loadavg_after']} "
+                    f"| {cpu['loadavg_before']} -> {cpu['loadavg_after']}{during} "
                     f"| {'yes' if lv['goal_met'] else 'no'} |"
                 )
     lines += ["", f"Machine: {m['platform']}, Python {m['python']}.", ""]

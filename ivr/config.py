@@ -442,6 +442,9 @@ class JobsConfig(_Model):
     namespace: str = Field(default="ivr", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     # Threads per process that run jobs (transcription, survey calls).
     worker_threads: int = Field(default=8, ge=1, le=256)
+    # Threads per process that fetch Twilio recordings, apart from the others: media
+    # hosts that stall hold these, never the threads transcription and dialing use.
+    fetch_threads: int = Field(default=4, ge=1, le=256)
     # A failing job is retried this often, backing off exponentially, then dead-lettered.
     max_retries: int = Field(default=5, ge=0, le=50)
     min_backoff_ms: int = Field(default=1000, ge=10, le=3_600_000)

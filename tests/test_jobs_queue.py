@@ -71,8 +71,34 @@ def test_jobs_run_retry_then_succeed_and_keys_dedupe(jobs: DramatiqJobs) -> None
     assert sorted(map(str, ran)) == ["1", "fetched"] and tries["n"] == 2
     assert jobs.submit("transcribe", {"x": 2}, key="transcribe:1")  # key free once done
     assert jobs.wait_idle(20)
-    assert jobs.depth() == {"asr": 0, "calls": 0, "default": 0}
+    assert jobs.depth() == {"asr": 0, "calls": 0, "fetch": 0}
     assert dead_letters(jobs) == []
+
+
+def test_fetches_waiting_on_stalled_hosts_leave_the_other_jobs_their_threads(
+    jobs: DramatiqJobs,
+) -> None:
+    """Every fetch thread and more hang on media hosts: transcription still runs."""
+    stalled, hanging, transcribed = threading.Event(), threading.Semaphore(0), threading.Event()
+
+    def fetch(p: Mapping[str, Any]) -> None:
+        hanging.release()
+        stalled.wait(30)
+
+    jobs.register("twilio.fetch_recording", fetch)
+    jobs.register("transcribe", lambda p: transcribed.set())
+    n = jobs.cfg.fetch_threads + jobs.cfg.worker_threads
+    try:
+        for i in range(n):
+            assert jobs.submit("twilio.fetch_recording", {"i": i}, key=f"fetch:{i}")
+        for _ in range(jobs.cfg.fetch_threads):
+            assert hanging.acquire(timeout=20)  # the fetch threads all hang
+        assert jobs.submit("transcribe", {"recording_id": 1}, key="transcribe:1")
+        assert transcribed.wait(20)
+        assert not stalled.is_set()
+    finally:
+        stalled.set()
+    assert jobs.wait_idle(20)
 
 
 def test_failing_job_becomes_a_dead_letter_that_can_be_run_again(jobs: DramatiqJobs) -> None:

@@ -11,9 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError
 
 from ivr.cli import main
 from ivr.store import Base, Database, SchemaNotReady, upgrade
+from ivr.store import db as db_module
 from ivr.store.models import Call
 from ivr.tickets import next_ticket_number
 
@@ -155,3 +157,44 @@ def test_ticket_numbers_unique_under_concurrent_writers_sqlite(tmp_path: Path) -
     upgrade(url)
     numbers = _numbers_from_threads(url, threads=4, each=25)
     assert len(numbers) == len(set(numbers)) == 100
+
+
+@pytest.mark.db  # its own database, not the `settings` fixture
+def test_a_write_unit_waits_for_the_write_lock_then_gives_up_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'w.sqlite3'}"
+    upgrade(url)
+    monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_S", 0.3)
+    holder, waiter = Database(url), Database(url)
+    taken, freed, got = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.session() as s:
+            s.execute(select(Call.id)).all()
+            taken.set()
+            freed.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert taken.wait(30)
+        with pytest.raises(OperationalError, match="locked"), waiter.session() as s:
+            s.execute(select(Call.id)).all()
+
+        def wait_then_write() -> None:
+            monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_S", 30)
+            with waiter.session() as s:
+                s.execute(select(Call.id)).all()
+            got.set()
+
+        w = threading.Thread(target=wait_then_write)
+        w.start()
+        assert not got.wait(0.2)  # still waiting for the holder
+    finally:
+        freed.set()
+        t.join(30)
+    w.join(30)
+    assert got.is_set()  # took the lock once it was free
+    holder.dispose()
+    waiter.dispose()

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.twiliokit import ACCOUNT_SID, HANGUP, Speak, new_sid
+from harness.twiliokit import ACCOUNT_SID, Speak, new_sid
 from ivr.app import Hotline
+from ivr.calls import recordings
 from ivr.cli import main
 from ivr.jobs import dead_letters
 from ivr.queries.recordings import lost_fetches
@@ -254,23 +255,58 @@ def test_ivr_jobs_dead_lists_lost_recordings_in_embedded_mode_and_retries_them(
 def test_webhooks_answer_while_the_recording_host_stalls(rig: Rig) -> None:
     rig.voice.intake.fetcher.cfg = rig.voice.intake.cfg.model_copy(update={"fetch_timeout_s": 60})
     rig.api.hold_media = threading.Event()
+    n = rig.voice.jobs.cfg.fetch_threads  # every fetch thread hangs
     try:
-        call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
-        assert call.errors == []
-        # The callback was answered while its media fetch still hangs on the host.
-        (rec,) = rig.recordings(call.sid)
-        assert rec.status == RecordingStatus.FETCHING
-        ticket = rig.ticket(call.sid)
-        assert ticket is not None and ticket["transcription"] == "pending"
-        # Another caller is answered meanwhile.
-        other = rig.driver.inbound(script=[HANGUP])
+        calls = [rig.driver.inbound(script=["2", Speak(speech_file(H01))]) for _ in range(n)]
+        for call in calls:
+            assert call.errors == []
+            # The callback was answered while its media fetch still hangs on the host.
+            (rec,) = rig.recordings(call.sid)
+            assert rec.status == RecordingStatus.FETCHING
+            ticket = rig.ticket(call.sid)
+            assert ticket is not None and ticket["transcription"] == "pending"
+        assert wait_for(lambda: rig.api.media_held == n)
+        # Another caller is answered meanwhile, up to the recording's callback.
+        other = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
         assert other.errors == [] and other.documents
-        assert wait_for(lambda: rig.api.media_held == 1)
+        assert rig.api.media_held == n
     finally:
         rig.api.hold_media.set()
     rig.wait_jobs()
-    (rec,) = rig.recordings(call.sid)
-    assert rec.status == RecordingStatus.PENDING and rec.path
+    for call in [*calls, other]:
+        (rec,) = rig.recordings(call.sid)
+        assert rec.status == RecordingStatus.PENDING and rec.path
+
+
+def test_a_recording_syncing_to_disk_holds_up_no_other_call(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch job writes the audio before its write unit: on SQLite every webhook
+    step takes the write lock, and a slow disk sync must not hold it."""
+    syncing, release = threading.Event(), threading.Event()
+    write_durably = recordings._write_durably
+
+    def slow_disk(path: Path, data: bytes) -> None:
+        syncing.set()
+        assert release.wait(60)
+        write_durably(path, data)
+
+    monkeypatch.setattr(recordings, "_write_durably", slow_disk)
+    try:
+        call = rig.driver.inbound(script=["2", Speak(speech_file(H01))])
+        assert call.errors == []
+        assert syncing.wait(30)  # the job fetched the media; its disk hangs
+        other = rig.driver.inbound(script=["1", Speak(speech_file(H01))])
+        assert other.errors == [] and other.documents
+        (rec,) = rig.recordings(call.sid)
+        assert rec.status == RecordingStatus.FETCHING
+    finally:
+        release.set()
+    rig.wait_jobs()
+    for sid in (call.sid, other.sid):
+        (rec,) = rig.recordings(sid)
+        assert rec.status == RecordingStatus.PENDING and rec.path
+        assert Path(rec.path).read_bytes() == speech_file(H01).read_bytes()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:

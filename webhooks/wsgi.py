@@ -10,9 +10,12 @@ from __future__ import annotations
 from ivr.app import Hotline
 from ivr.config import load_config
 from ivr.runtime import logs
+from ivr.runtime.warm import ready_worker
 from webhooks import create_app
 
 settings = load_config()
 logs.setup(settings.logging.level, settings.logging.format)
 hotline = Hotline.open(settings)
 app = create_app(hotline)
+# Before the first request: lazy loads done, the heap frozen, the job worker started.
+ready_worker(hotline, app.extensions["jobs"])

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session, object_session
 
-from ivr.intake.similarity import content_words
+from ivr.intake.similarity import ContentWords, content_words
 from ivr.store.models import Ticket, TicketStatus
 
 if TYPE_CHECKING:
     from ivr.app import Hotline
 
-__all__ = ["address_key", "earlier_tickets", "find_duplicate", "request_score"]
+__all__ = ["address_key", "duplicate_words", "earlier_tickets", "find_duplicate", "request_score"]
 
 # Inside a building: 3栋, 2单元, 501室, 5楼, 8层 — the same place for a repeat call.
 _INSIDE = re.compile(r"(?:附?\d+(?:号楼|栋|幢|单元|室|楼|层|弄))+$")
@@ -73,12 +73,16 @@ def _request_text(ticket: Ticket) -> str:
     return text
 
 
+def duplicate_words(app: Hotline) -> ContentWords:
+    """The content words statements are compared by (loaded on first use: seconds)."""
+    keywords = [k for d in app.settings.departments for k in d.keywords]
+    return content_words(app.settings.duplicates, keywords)
+
+
 def request_score(app: Hotline, ticket: Ticket, other: Ticket) -> float:
     """How surely two tickets are the same request (0..1+boost)."""
     rules = app.settings.duplicates
-    keywords = [k for d in app.settings.departments for k in d.keywords]
-    words = content_words(rules, keywords)
-    score = words.similarity(_request_text(ticket), _request_text(other))
+    score = duplicate_words(app).similarity(_request_text(ticket), _request_text(other))
     routed = ticket.department_source == other.department_source == "keywords"
     if routed and ticket.department == other.department:
         score += rules.department_boost

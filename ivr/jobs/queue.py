@@ -19,7 +19,10 @@ from ivr.jobs.protocol import GiveUp, Handler, RetryJob, UnknownJob
 log = logging.getLogger(__name__)
 
 # Queues by job: a worker process may be started for some of them only.
-QUEUES = {"transcribe": "asr", "survey.dial": "calls"}
+QUEUES = {"transcribe": "asr", "survey.dial": "calls", "twilio.fetch_recording": "fetch"}
+# Queues with threads of their own (`jobs.fetch_threads`): a fetch waits on a media host
+# outside, and stalled hosts must not take the threads transcription and dialing need.
+OWN_THREADS = {"fetch"}
 # Every job this code base submits; a process may submit one it does not run.
 KNOWN_JOBS = {"transcribe", "twilio.fetch_recording", "survey.dial"}
 # How often idle worker threads poll (ms): in process, and on Redis (Dramatiq's default).
@@ -48,7 +51,7 @@ class DramatiqJobs:
         self.broker: Broker = make_broker(cfg, self.client, self.keys)
         self.embedded = self.client is None
         self._handlers: dict[str, Handler] = {}
-        self._worker: Worker | None = None
+        self._workers: list[Worker] = []
         self._lock = threading.Lock()
         for name in KNOWN_JOBS:
             self._declare(name)
@@ -89,20 +92,33 @@ class DramatiqJobs:
         return True
 
     # -- workers -------------------------------------------------------------------
-    def start_worker(self, queues: set[str] | None = None) -> Worker:
+    def start_worker(self, queues: set[str] | None = None) -> None:
+        """Run this process's jobs (of `queues`, default all): `jobs.fetch_threads` threads
+        for the recording fetches, `jobs.worker_threads` for the others."""
+        every = {queue_for(n) for n in KNOWN_JOBS | set(self._handlers)} | {"default"}
+        wanted = every if queues is None else set(queues)
+        pools = [(wanted - OWN_THREADS, self.cfg.worker_threads)]
+        pools += [({q}, self.cfg.fetch_threads) for q in sorted(wanted & OWN_THREADS)]
         with self._lock:
-            if self._worker is None:
-                self._worker = Worker(
+            if self._workers:
+                return
+            # Each Worker adds its own queue-declaration hook to the broker, which Dramatiq
+            # warns about from the second on: two pools of threads are meant here.
+            self.broker.logger.addFilter(SECOND_WORKER_HOOK)
+            for pool, threads in pools:
+                if not pool:
+                    continue
+                worker = Worker(
                     self.broker,
-                    queues=queues,
-                    worker_threads=self.cfg.worker_threads,
+                    queues=pool,
+                    worker_threads=threads,
                     # Idle threads look for work and for a stop this often. Dramatiq's 1 s
                     # made close() take 2 s (workers, then consumers); in process the
                     # poll is a queue wait, so a short one costs next to nothing.
                     worker_timeout=EMBEDDED_POLL_MS if self.embedded else WORKER_POLL_MS,
                 )
-                self._worker.start()
-            return self._worker
+                worker.start()
+                self._workers.append(worker)
 
     def depth(self) -> dict[str, int]:
         """Jobs queued, delayed or running, by queue."""
@@ -136,8 +152,8 @@ class DramatiqJobs:
         if wait:
             self.wait_idle(timeout)
         with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
+            workers, self._workers = self._workers, []
+        for worker in workers:
             worker.stop(timeout=int((timeout or 30.0) * 1000))
         self.broker.close()
 
@@ -166,6 +182,15 @@ class DramatiqJobs:
             priority=0,
             options={"throws": (GiveUp,)},
         )
+
+
+class _SecondWorkerHook(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        hook = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return type(hook).__name__ != "_WorkerMiddleware"
+
+
+SECOND_WORKER_HOOK = _SecondWorkerHook()
 
 
 def open_jobs(settings: Settings) -> DramatiqJobs:

@@ -51,6 +51,7 @@ def waitress_proxy_options(settings: Settings) -> dict[str, Any]:
 def serve_waitress(app: Hotline, jobs: DramatiqJobs, host: str, port: int) -> None:
     from waitress import serve
 
+    from ivr.runtime.warm import ready_worker
     from webhooks import create_app
 
     log.info("hotline-ivr serving on http://%s:%d", host, port)
@@ -58,7 +59,9 @@ def serve_waitress(app: Hotline, jobs: DramatiqJobs, host: str, port: int) -> No
     # waitress reads a whole body (chunked too) before the app runs: refuse a large one
     # with 413 while it arrives (the size nginx allows, deploy/nginx).
     options["max_request_body_size"] = MAX_REQUEST_BODY
-    serve(create_app(app, jobs), host=host, port=port, threads=8, **options)
+    wsgi = create_app(app, jobs)
+    ready_worker(app, jobs)
+    serve(wsgi, host=host, port=port, threads=8, **options)
 
 
 def wait_for_signal() -> None:

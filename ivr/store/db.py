@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BEGIN = "ivr_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_S = 30
+# SQLite's own busy handler sleeps longer and longer between tries (25-50 ms after the
+# first 60 ms, 100 ms after 0.2 s), so a webhook waiting for the write lock slept on
+# long after it was free (the SQLite tail of bench/twilio_webhooks). Write units poll
+# for it every few milliseconds instead.
+WRITE_LOCK_POLLS_S = (0.0005, 0.001, 0.002, 0.004)
+
+
+_waited = threading.local()
+
+
+def write_lock_wait_s() -> float:
+    """Seconds this thread has waited so far for SQLite's write lock (BEGIN IMMEDIATE)."""
+    return float(getattr(_waited, "s", 0.0))
 
 
 class SchemaNotReady(RuntimeError):
@@ -34,7 +51,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,10 +71,37 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # them serialize like PostgreSQL's row locks, instead of both reading a row
             # and one failing with "database is locked" when it upgrades to write.
             mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            if mode != "IMMEDIATE":
+                conn.exec_driver_sql(f"BEGIN {mode}")
+                return
+            started = time.perf_counter()
+            if not _poll_write_lock(conn.connection.dbapi_connection):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the last try, SQLite's own wait
+            _waited.s = write_lock_wait_s() + time.perf_counter() - started
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _poll_write_lock(raw: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE, tried every few ms for up to the busy timeout; False if it never
+    got the lock."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        for attempt in itertools.count():
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(WRITE_LOCK_POLLS_S[min(attempt, len(WRITE_LOCK_POLLS_S) - 1)])
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    return False
 
 
 def alembic_config(url: str) -> AlembicConfig:

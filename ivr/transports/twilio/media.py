@@ -215,18 +215,28 @@ class RecordingIntake:
         return self.fetcher.fetch(url)
 
     def store(self, ev: RecordingEvent, data: bytes) -> int:
-        """Audio on disk and its row pending transcription; the draft shows it is pending."""
+        """Audio on disk and its row pending transcription; the draft shows it is pending.
+
+        The audio is written (and fsynced) before the write unit: SQLite's write lock,
+        which every webhook step takes, is never held while the disk syncs. Its name is
+        the call's and the recording's, so a duplicate writes the same file."""
         app = self.app
-        with app.db.session() as s:
+        with app.db.read() as s:
             call = app.calls.find(s, PROVIDER, ev.call_sid)
             if call is None:
                 raise UnknownCall(f"no call {PROVIDER}/{ev.call_sid}")
             rec = find_recording(s, PROVIDER, ev.recording_sid)
+            wanted = rec is None or rec.status in (RecordingStatus.FETCHING, RecordingStatus.LOST)
+        if wanted:
+            path = write_audio(app, call, ev.recording_sid, data, self.cfg.recording_format)
+        with app.db.session() as s:
+            call = app.calls.find(s, PROVIDER, ev.call_sid)
+            assert call is not None  # calls are never deleted
+            rec = find_recording(s, PROVIDER, ev.recording_sid)
             if rec is None:
                 rec = self._row(call, ev)
                 s.add(rec)
-            if rec.status in (RecordingStatus.FETCHING, RecordingStatus.LOST):
-                path = write_audio(app, call, ev.recording_sid, data, self.cfg.recording_format)
+            if wanted and rec.status in (RecordingStatus.FETCHING, RecordingStatus.LOST):
                 rec.path, rec.status, rec.error = str(path), RecordingStatus.PENDING, None
                 _mark_draft(s, call, "pending")
                 log.info(

@@ -27,21 +27,34 @@ log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 CHECK_EVERY_S = 0.2
+# Whether a model is installed is looked up again after this long (a model installed
+# while serving is used from then on); the look-up parses the manifest and lists the
+# model's files, milliseconds of CPU that each record step would spend.
+MODEL_CHECK_S = 60.0
 
 
 class TranscriptWait:
     def __init__(self, app: Hotline) -> None:
         self.app = app
+        self._model: tuple[object, float, bool] | None = None  # (asr config, checked at, found)
 
     @property
     def max_polls(self) -> int:
         """0 (no hold) without an ASR model; else enough polls for `transcript_wait_s`."""
         settings = self.app.settings
-        try:
-            locate(settings.asr, settings.base_dir)
-        except ModelError:
-            return 0
-        return math.ceil(settings.asr.transcript_wait_s / POLL_S)
+        return math.ceil(settings.asr.transcript_wait_s / POLL_S) if self._has_model() else 0
+
+    def _has_model(self) -> bool:
+        settings, now = self.app.settings, time.monotonic()
+        known = self._model
+        if known is None or known[0] is not settings.asr or now - known[1] > MODEL_CHECK_S:
+            try:
+                locate(settings.asr, settings.base_dir)
+                found = True
+            except ModelError:
+                found = False
+            self._model = known = (settings.asr, now, found)
+        return known[2]
 
     def ready(self, recording_sid: str) -> bool:
         """True once the recording is transcribed (or cannot be), waiting up to POLL_S."""
