@@ -88,7 +88,7 @@ class Baresip:
         self.host = host
         self.user = user
         self.registrar = registrar
-        self.sip_port = free_sip_port(host)
+        self.sip_port = free_sip_port(host, tls_next=True)  # TLS on the next port
         self.ctrl_port = free_tcp_port(host)
         rtp = free_port_block(20, host)
         wav = self.confdir / "source.wav"

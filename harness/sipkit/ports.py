@@ -42,11 +42,15 @@ def free_tcp_port(host: str = LOOPBACK) -> int:
         return int(s.getsockname()[1])
 
 
-def free_sip_port(host: str = LOOPBACK) -> int:
-    """A port free for both UDP and TCP (SIP peers often bind both)."""
+def free_sip_port(host: str = LOOPBACK, *, tls_next: bool = False) -> int:
+    """A port free for both UDP and TCP (SIP peers often bind both).
+
+    `tls_next`: the next port is free for TCP too (baresip listens for TLS there). Such
+    a pair comes from below the ephemeral range, where no connection's local port lands
+    between this check and the peer's bind."""
     for _ in range(200):
-        port = free_udp_port(host)
-        if _tcp_free(host, port):
+        port = free_port_block(2, host, even=False) if tls_next else free_udp_port(host)
+        if _tcp_free(host, port) and (not tls_next or _tcp_free(host, port + 1)):
             return port
     raise RuntimeError("no port free for both UDP and TCP")
 
