@@ -220,7 +220,8 @@ class Ticket(Base):
     rehandle_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When the current department received it (受理, re-dispatch): the return window's start.
     dispatched_at: Mapped[datetime | None]
-    # The first time someone reached the caller about it (a manual callback).
+    # The earliest contact with the caller about it: a department's recorded contact
+    # (ticket_contacts, ivr.services.contacts) or a manual callback that reached them.
     first_contact_at: Mapped[datetime | None]
     # The caller asked not to be called back (no satisfaction survey).
     no_callback: Mapped[bool] = mapped_column(default=False, server_default=false())
